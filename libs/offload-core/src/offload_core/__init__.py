@@ -1,0 +1,1 @@
+"""Offload's messaging core: one implementation of topology, envelope, publisher, runner, metrics."""

@@ -1,0 +1,417 @@
+"""Publisher with confirms, safe to call from many threads of one process.
+
+One connection per process, owned by one I/O thread running pika's SelectConnection.
+Callers hand a message over and wait on a Future for the broker's confirm; many
+confirms are in flight at once (pipelined), so throughput does not pay one round trip
+per message. Messages are published `mandatory` and persistent: a confirm means the
+broker routed the message to at least one queue and took responsibility for it.
+
+If the connection drops, unconfirmed messages are published again on the next
+connection (at-least-once: consumers de-duplicate by message id). A caller that gave
+up waiting (PublishTimeout) may still see its message land if it had already been
+written to the socket: a timeout means "not known to be confirmed", never "dropped".
+
+`publish_nowait` is the fire-and-forget mode for analytics: a bounded buffer, drops
+counted, flushed on close.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import random
+import threading
+import time
+from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from typing import Any
+
+import pika
+from pika.adapters.select_connection import IOLoop, SelectConnection
+from pika.channel import Channel
+
+from offload_core import metrics
+from offload_core.config import CoreConfig
+from offload_core.contracts import Contracts, default_contracts
+from offload_core.envelope import MAX_BODY_BYTES, Envelope
+from offload_core.topology import EVENTS_EXCHANGE, Topology, routing_key
+
+log = logging.getLogger("offload.publisher")
+
+LANE_HEADER = "x-offload-lane"
+
+
+class PublishError(Exception):
+    """The broker did not take the message."""
+
+
+class PublishTimeout(PublishError):
+    """No confirm within the timeout: broker down, blocked by an alarm, or slow."""
+
+
+class PublishNacked(PublishError):
+    """The broker refused the message (basic.nack)."""
+
+
+class Unroutable(PublishError):
+    """No queue is bound for this routing key: the broker returned the message."""
+
+
+class PublisherClosed(PublishError):
+    """The publisher is closed or closing."""
+
+
+@dataclass(eq=False)
+class _Outgoing:
+    exchange: str
+    routing_key: str
+    body: bytes
+    properties: pika.BasicProperties
+    fire_and_forget: bool
+    future: Future[None] = field(default_factory=Future)
+    created: float = field(default_factory=time.monotonic)
+    # Set by a caller that stopped waiting: do not send it if it has not gone out yet.
+    abandoned: bool = False
+
+
+def _settle(future: Future[None], error: BaseException | None = None) -> None:
+    """Resolve a future once; a second resolution (race with a timeout) is ignored."""
+    try:
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
+    except InvalidStateError:
+        pass
+
+
+class Publisher:
+    def __init__(
+        self,
+        config: CoreConfig,
+        topology: Topology | None = None,
+        *,
+        contracts: Contracts | None = None,
+        name: str = "publisher",
+    ) -> None:
+        self.config = config
+        self.topology = topology
+        self.contracts = contracts or default_contracts()
+        self.name = name
+        self._params = pika.URLParameters(config.amqp_url)
+        self._params.blocked_connection_timeout = config.blocked_connection_timeout
+        self._params.heartbeat = config.heartbeat
+        self._params.client_properties = {"connection_name": f"{config.service_name}:{name}"}
+        self._outbox: collections.deque[_Outgoing] = collections.deque()
+        self._unconfirmed: dict[int, _Outgoing] = {}
+        self._returned: set[str] = set()
+        self._next_tag = 0
+        self._lock = threading.Lock()
+        self._buffered = 0  # fire-and-forget messages not yet confirmed
+        self._flush_scheduled = False
+        self._ioloop: IOLoop | None = None
+        self._connection: SelectConnection | None = None
+        self._channel: Channel | None = None
+        self._ready = threading.Event()
+        self._stopped = threading.Event()
+        self._closing = False
+        self._attempt = 0
+        self._thread: threading.Thread | None = None
+        self.last_error: str | None = None
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def start(self) -> Publisher:
+        """Start the I/O thread; connecting happens in the background."""
+        if self._thread is not None:
+            return self
+        self._ioloop = IOLoop()
+        self._thread = threading.Thread(target=self._run, name=f"offload-{self.name}-io", daemon=True)
+        self._thread.start()
+        return self
+
+    @property
+    def ready(self) -> bool:
+        """Connected, channel in confirm mode, topology declared."""
+        return self._ready.is_set()
+
+    def wait_ready(self, timeout: float) -> bool:
+        return self._ready.wait(timeout)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop taking messages, wait up to `timeout` for the outstanding ones, disconnect."""
+        if self._thread is None or self._closing:
+            return
+        self._closing = True
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and (self._outbox or self._unconfirmed):
+            self._wake()
+            time.sleep(0.01)
+        assert self._ioloop is not None
+        self._ioloop.add_callback_threadsafe(self._shutdown)
+        self._thread.join(timeout=max(1.0, deadline - time.monotonic() + 1.0))
+        self._fail_everything(PublisherClosed("publisher closed before the broker confirmed"))
+
+    # -- publishing (any thread) ---------------------------------------------------
+
+    def publish_async(
+        self,
+        envelope: Envelope,
+        *,
+        lane: str | None = None,
+        correlation_id: str | None = None,
+    ) -> Future[None]:
+        """Validate and queue `envelope` on offload.events; the Future resolves on confirm."""
+        return self._submit(self._prepare(envelope, lane, correlation_id, fire_and_forget=False))
+
+    def publish(
+        self,
+        envelope: Envelope,
+        *,
+        lane: str | None = None,
+        correlation_id: str | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        """Publish and block until the broker confirms; PublishError if it does not."""
+        outgoing = self._prepare(envelope, lane, correlation_id, fire_and_forget=False)
+        self.wait(self._submit(outgoing), timeout, outgoing)
+
+    def publish_nowait(
+        self, envelope: Envelope, *, lane: str | None = None, correlation_id: str | None = None
+    ) -> bool:
+        """Fire and forget: buffer the message and return at once; False if it was dropped."""
+        outgoing = self._prepare(envelope, lane, correlation_id, fire_and_forget=True)
+        with self._lock:
+            if self._closing or self._buffered >= self.config.buffer_size:
+                metrics.PUBLISHER_DROPPED.labels("buffer_full" if not self._closing else "shutdown").inc()
+                return False
+            self._buffered += 1
+        self._submit(outgoing)
+        return True
+
+    def publish_raw(
+        self,
+        exchange: str,
+        routing_key_: str,
+        body: bytes,
+        properties: pika.BasicProperties,
+        *,
+        timeout: float | None = None,
+    ) -> None:
+        """Publish prepared bytes (retry and park paths of the runner) and wait for the confirm."""
+        outgoing = _Outgoing(exchange, routing_key_, body, properties, fire_and_forget=False)
+        self.wait(self._submit(outgoing), timeout, outgoing)
+
+    def wait(self, future: Future[None], timeout: float | None, outgoing: _Outgoing | None = None) -> None:
+        timeout = self.config.confirm_timeout if timeout is None else timeout
+        try:
+            future.result(timeout)
+        except FutureTimeout:
+            if outgoing is not None:
+                outgoing.abandoned = True
+            exchange = outgoing.exchange if outgoing else EVENTS_EXCHANGE
+            metrics.PUBLISHED.labels(exchange, "timeout").inc()
+            state = "connected" if self.ready else f"not connected ({self.last_error or 'connecting'})"
+            raise PublishTimeout(f"broker did not confirm within {timeout:g}s; publisher {state}") from None
+
+    def _prepare(
+        self, envelope: Envelope, lane: str | None, correlation_id: str | None, *, fire_and_forget: bool
+    ) -> _Outgoing:
+        message_type = self.contracts.get(envelope.type, envelope.version)
+        lane = lane or message_type.default_lane
+        if lane not in message_type.lanes:
+            raise ValueError(f"{envelope.type} travels in lanes {message_type.lanes}, not {lane!r}")
+        self.contracts.check_envelope(envelope.to_dict())
+        body = envelope.to_bytes()
+        if len(body) > MAX_BODY_BYTES:
+            raise ValueError(f"message body is {len(body)} bytes, over the {MAX_BODY_BYTES} byte limit")
+        properties = envelope.properties(correlation_id=correlation_id, headers={LANE_HEADER: lane})
+        return _Outgoing(EVENTS_EXCHANGE, routing_key(envelope.type, lane), body, properties, fire_and_forget)
+
+    def _submit(self, outgoing: _Outgoing) -> Future[None]:
+        if self._closing and not outgoing.fire_and_forget:
+            raise PublisherClosed("publisher is closed")
+        if self._thread is None:
+            raise PublisherClosed("publisher was not started")
+        self._outbox.append(outgoing)
+        self._wake()
+        return outgoing.future
+
+    def _wake(self) -> None:
+        # One scheduled flush serves every message queued before it runs.
+        with self._lock:
+            if self._flush_scheduled or self._ioloop is None:
+                return
+            self._flush_scheduled = True
+        self._ioloop.add_callback_threadsafe(self._flush)
+
+    # -- I/O thread ------------------------------------------------------------------
+
+    def _run(self) -> None:
+        assert self._ioloop is not None
+        self._connect()
+        self._ioloop.start()
+        self._stopped.set()
+
+    def _connect(self) -> None:
+        if self._closing:
+            self._ioloop.stop()  # type: ignore[union-attr]
+            return
+        self._connection = SelectConnection(
+            self._params,
+            on_open_callback=self._on_connection_open,
+            on_open_error_callback=self._on_connection_error,
+            on_close_callback=self._on_connection_closed,
+            custom_ioloop=self._ioloop,
+        )
+
+    def _on_connection_open(self, connection: SelectConnection) -> None:
+        connection.channel(on_open_callback=self._on_channel_open)
+
+    def _on_channel_open(self, channel: Channel) -> None:
+        self._channel = channel
+        channel.add_on_close_callback(self._on_channel_closed)
+        channel.add_on_return_callback(self._on_return)
+        channel.confirm_delivery(self._on_confirm, callback=lambda _frame: self._declare())
+
+    def _declare(self) -> None:
+        if self.topology is None:
+            self._on_ready()
+        else:
+            assert self._channel is not None
+            self.topology.declare_async(self._channel, self._on_ready)
+
+    def _on_ready(self) -> None:
+        self._attempt = 0
+        self._next_tag = 0
+        self.last_error = None
+        self._ready.set()
+        metrics.PUBLISHER_CONNECTED.set(1)
+        log.info("publisher connected", extra={"fields": {"broker": self._params.host, "port": self._params.port}})
+        self._flush_now()
+
+    def _flush(self) -> None:
+        with self._lock:
+            self._flush_scheduled = False
+        self._flush_now()
+
+    def _flush_now(self) -> None:
+        if not self._ready.is_set() or self._channel is None:
+            return
+        while self._outbox:
+            outgoing = self._outbox.popleft()
+            if outgoing.abandoned or outgoing.future.done():
+                continue
+            try:
+                self._channel.basic_publish(
+                    outgoing.exchange,
+                    outgoing.routing_key,
+                    outgoing.body,
+                    outgoing.properties,
+                    mandatory=True,
+                )
+            except Exception as exc:  # channel or connection went away under us
+                log.warning("publish failed, will retry on reconnect", extra={"fields": {"error": repr(exc)}})
+                self._outbox.appendleft(outgoing)
+                return
+            self._next_tag += 1
+            self._unconfirmed[self._next_tag] = outgoing
+
+    def _on_return(self, _channel: Channel, method: Any, properties: pika.BasicProperties, _body: bytes) -> None:
+        # The broker returns an unroutable mandatory message before it confirms it.
+        if properties.message_id:
+            self._returned.add(properties.message_id)
+
+    def _on_confirm(self, frame: Any) -> None:
+        method = frame.method
+        tag, multiple = method.delivery_tag, method.multiple
+        nacked = isinstance(method, pika.spec.Basic.Nack)
+        tags = [t for t in self._unconfirmed if t <= tag] if multiple else [tag]
+        now = time.monotonic()
+        for t in tags:
+            outgoing = self._unconfirmed.pop(t, None)
+            if outgoing is not None:
+                self._resolve(outgoing, nacked, now)
+
+    def _resolve(self, outgoing: _Outgoing, nacked: bool, now: float) -> None:
+        message_id = outgoing.properties.message_id
+        returned = message_id in self._returned
+        if returned:
+            self._returned.discard(message_id)
+        if nacked:
+            result, error = "nacked", PublishNacked(f"broker refused {outgoing.routing_key}")
+        elif returned:
+            result, error = "unroutable", Unroutable(f"no queue bound to {outgoing.exchange}/{outgoing.routing_key}")
+        else:
+            result, error = "confirmed", None
+            metrics.PUBLISH_CONFIRM.labels(outgoing.exchange).observe(now - outgoing.created)
+        metrics.PUBLISHED.labels(outgoing.exchange, result).inc()
+        if outgoing.fire_and_forget:
+            with self._lock:
+                self._buffered -= 1
+            if error is not None:
+                metrics.PUBLISHER_DROPPED.labels(result).inc()
+                log.warning("fire-and-forget message dropped", extra={"fields": {"reason": str(error)}})
+        _settle(outgoing.future, error)
+
+    def _on_channel_closed(self, _channel: Channel, reason: Exception) -> None:
+        self._ready.clear()
+        self._channel = None
+        if self._connection is not None and self._connection.is_open:
+            # A channel error (e.g. a topology mismatch) is fatal for this connection.
+            log.error("publisher channel closed", extra={"fields": {"reason": repr(reason)}})
+            self.last_error = repr(reason)
+            self._connection.close()
+
+    def _on_connection_error(self, _connection: SelectConnection, error: Exception) -> None:
+        self.last_error = repr(error)
+        self._schedule_reconnect()
+
+    def _on_connection_closed(self, _connection: SelectConnection, reason: Exception) -> None:
+        self._ready.clear()
+        metrics.PUBLISHER_CONNECTED.set(0)
+        self._channel = None
+        self._requeue_unconfirmed()
+        if self._closing:
+            self._ioloop.stop()  # type: ignore[union-attr]
+            return
+        self.last_error = repr(reason)
+        log.warning("publisher connection lost", extra={"fields": {"reason": repr(reason)}})
+        self._schedule_reconnect()
+
+    def _requeue_unconfirmed(self) -> None:
+        # Unconfirmed messages go out again first, in their original order.
+        pending = [self._unconfirmed[t] for t in sorted(self._unconfirmed)]
+        self._unconfirmed.clear()
+        self._returned.clear()
+        self._outbox.extendleft(reversed(pending))
+
+    def _schedule_reconnect(self) -> None:
+        if self._closing:
+            self._ioloop.stop()  # type: ignore[union-attr]
+            return
+        self._attempt += 1
+        # Exponential backoff with full jitter, so a fleet of workers does not reconnect in step.
+        ceiling = min(self.config.reconnect_max_delay, 0.1 * 2**self._attempt)
+        delay = random.uniform(ceiling / 2, ceiling)
+        self._ioloop.call_later(delay, self._connect)  # type: ignore[union-attr]
+
+    def _shutdown(self) -> None:
+        connection = self._connection
+        if connection is not None and not connection.is_closed and not connection.is_closing:
+            try:
+                connection.close()  # _on_connection_closed stops the loop
+                return
+            except Exception:  # noqa: BLE001 - a half-open connection may refuse; stop anyway
+                pass
+        self._ioloop.stop()  # type: ignore[union-attr]
+
+    def _fail_everything(self, error: PublishError) -> None:
+        leftovers = list(self._outbox) + list(self._unconfirmed.values())
+        self._outbox.clear()
+        self._unconfirmed.clear()
+        for outgoing in leftovers:
+            if outgoing.fire_and_forget and not outgoing.future.done():
+                metrics.PUBLISHER_DROPPED.labels("shutdown").inc()
+            _settle(outgoing.future, error)

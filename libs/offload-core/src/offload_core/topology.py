@@ -1,0 +1,169 @@
+"""Exchanges, queues and bindings: declared here, once, for every service.
+
+    offload.events (topic)  --<type>.<lane>-->  work queues (quorum)
+    work queue  --delivery limit / park-->  offload.dead (direct, key = queue)  -->  <queue>.parked
+    runner retry  -->  offload.retry (direct)  -->  <queue>.delay.<ms>ms (TTL)  --expired-->  <queue>
+
+Every service declares the whole topology at start, so the order services start in
+does not matter and a new consumer is one more WorkQueue here. Declarations are
+idempotent as long as the arguments do not change; delay queues carry their delay in
+their name so a new tier is a new queue, not a conflicting redeclaration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from collections.abc import Callable
+from typing import Any
+
+import pika
+from pika.adapters.blocking_connection import BlockingChannel
+from pika.channel import Channel
+
+EVENTS_EXCHANGE = "offload.events"
+RETRY_EXCHANGE = "offload.retry"
+DEAD_EXCHANGE = "offload.dead"
+
+
+def routing_key(message_type: str, lane: str) -> str:
+    return f"{message_type}.{lane}"
+
+
+@dataclass(frozen=True)
+class WorkQueue:
+    name: str
+    # Routing-key patterns on offload.events (topic syntax: * one word, # any).
+    bindings: tuple[str, ...]
+
+    @property
+    def parking_queue(self) -> str:
+        return f"{self.name}.parked"
+
+
+def delay_queue_name(queue: str, delay_seconds: float) -> str:
+    return f"{queue}.delay.{round(delay_seconds * 1000)}ms"
+
+
+@dataclass(frozen=True)
+class Topology:
+    queues: tuple[WorkQueue, ...]
+    delay_tiers: tuple[float, ...] = (5.0, 30.0, 300.0)
+    delivery_limit: int = 10
+
+    def queue(self, name: str) -> WorkQueue:
+        for queue in self.queues:
+            if queue.name == name:
+                return queue
+        known = ", ".join(q.name for q in self.queues)
+        raise KeyError(f"no work queue named {name!r} (known: {known})")
+
+    def delay_for_attempt(self, attempt: int) -> float:
+        """Delay before attempt `attempt + 1`: tiers grow, then stay at the longest."""
+        return self.delay_tiers[min(attempt, len(self.delay_tiers)) - 1]
+
+    def work_queue_arguments(self, queue: WorkQueue) -> dict[str, Any]:
+        return {
+            "x-queue-type": "quorum",
+            "x-delivery-limit": self.delivery_limit,
+            "x-dead-letter-exchange": DEAD_EXCHANGE,
+            "x-dead-letter-routing-key": queue.name,
+            # at-least-once dead-lettering: the broker keeps the message until the
+            # parking queue confirmed it (needs reject-publish overflow).
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
+        }
+
+    def delay_queue_arguments(self, queue: WorkQueue, delay: float) -> dict[str, Any]:
+        return {
+            "x-queue-type": "quorum",
+            "x-message-ttl": round(delay * 1000),
+            # Expired messages go straight back to their work queue via the default exchange.
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": queue.name,
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
+        }
+
+    def operations(self) -> list[tuple[str, dict[str, Any]]]:
+        """Channel calls that declare this topology, in order (method name, arguments)."""
+        ops: list[tuple[str, dict[str, Any]]] = [
+            ("exchange_declare", {"exchange": EVENTS_EXCHANGE, "exchange_type": "topic", "durable": True}),
+            ("exchange_declare", {"exchange": RETRY_EXCHANGE, "exchange_type": "direct", "durable": True}),
+            ("exchange_declare", {"exchange": DEAD_EXCHANGE, "exchange_type": "direct", "durable": True}),
+        ]
+        for queue in self.queues:
+            ops.append(
+                (
+                    "queue_declare",
+                    {"queue": queue.name, "durable": True, "arguments": self.work_queue_arguments(queue)},
+                )
+            )
+            ops += [
+                ("queue_bind", {"queue": queue.name, "exchange": EVENTS_EXCHANGE, "routing_key": pattern})
+                for pattern in queue.bindings
+            ]
+            ops.append(
+                (
+                    "queue_declare",
+                    {"queue": queue.parking_queue, "durable": True, "arguments": {"x-queue-type": "quorum"}},
+                )
+            )
+            ops.append(
+                (
+                    "queue_bind",
+                    {"queue": queue.parking_queue, "exchange": DEAD_EXCHANGE, "routing_key": queue.name},
+                )
+            )
+            for delay in self.delay_tiers:
+                name = delay_queue_name(queue.name, delay)
+                ops.append(
+                    (
+                        "queue_declare",
+                        {
+                            "queue": name,
+                            "durable": True,
+                            "arguments": self.delay_queue_arguments(queue, delay),
+                        },
+                    )
+                )
+                ops.append(("queue_bind", {"queue": name, "exchange": RETRY_EXCHANGE, "routing_key": name}))
+        return ops
+
+    def declare(self, channel: BlockingChannel) -> None:
+        for method, arguments in self.operations():
+            getattr(channel, method)(**arguments)
+
+    def declare_async(self, channel: Channel, on_done: Callable[[], None]) -> None:
+        """Declare over an asynchronous channel, one call after the other, then `on_done()`."""
+        remaining = self.operations()
+
+        def next_operation(_frame: object = None) -> None:
+            if not remaining:
+                on_done()
+                return
+            method, arguments = remaining.pop(0)
+            getattr(channel, method)(callback=next_operation, **arguments)
+
+        next_operation()
+
+
+STACK_QUEUES: tuple[WorkQueue, ...] = (
+    WorkQueue("mailer.signups.high", ("signup.created.high",)),
+    WorkQueue("mailer.signups.low", ("signup.created.low",)),
+    WorkQueue("stats.activity", ("signup.created.*", "mail.sent.*", "mail.failed.*")),
+    WorkQueue("stats.requests", ("http.request.*",)),
+)
+
+
+def stack_topology(delay_tiers: tuple[float, ...] = (5.0, 30.0, 300.0), delivery_limit: int = 10) -> Topology:
+    """The topology of the Offload stack."""
+    return Topology(STACK_QUEUES, delay_tiers=delay_tiers, delivery_limit=delivery_limit)
+
+
+def declare(url: str, topology: Topology) -> None:
+    """Declare `topology` over a short-lived connection (services call this at start)."""
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        topology.declare(connection.channel())
+    finally:
+        connection.close()

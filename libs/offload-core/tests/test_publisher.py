@@ -1,0 +1,97 @@
+"""Publisher against a real, private RabbitMQ node."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from offload_core.envelope import ENQUEUED_AT_HEADER, Envelope
+from offload_core.publisher import Publisher, PublishTimeout, Unroutable
+from offload_core.topology import Topology, WorkQueue
+from offload_testkit.amqp import take
+
+TOPOLOGY = Topology((WorkQueue("t.signups", ("signup.created.*",)),), delay_tiers=(0.2, 0.5))
+
+
+def signup(**overrides) -> Envelope:
+    data = {"name": "Ada", "email": "ada@example.com", "fruit": "kiwi", "lane": "high"} | overrides
+    return Envelope(type="signup.created", data=data)
+
+
+@pytest.fixture
+def publisher(core_config):
+    publisher = Publisher(core_config, TOPOLOGY).start()
+    assert publisher.wait_ready(10)
+    yield publisher
+    publisher.close()
+
+
+def test_confirmed_publish_lands_in_the_queue_with_envelope_properties(publisher, amqp_url):
+    envelope = signup()
+    publisher.publish(envelope, correlation_id="req-1")
+    [got] = take(amqp_url, "t.signups", expect=1)
+    assert got.json() == envelope.to_dict()
+    assert got.routing_key == "signup.created.high"
+    props = got.properties
+    assert props.message_id == envelope.id
+    assert props.type == "signup.created"
+    assert props.content_type == "application/json"
+    assert props.delivery_mode == 2
+    assert props.correlation_id == "req-1"
+    assert isinstance(props.timestamp, int)
+    assert isinstance(got.headers[ENQUEUED_AT_HEADER], int)
+
+
+def test_unroutable_publish_raises(core_config):
+    # No queue bound: the broker returns the mandatory message.
+    publisher = Publisher(core_config, Topology(())).start()
+    try:
+        assert publisher.wait_ready(10)
+        with pytest.raises(Unroutable):
+            publisher.publish(signup())
+    finally:
+        publisher.close()
+
+
+def test_invalid_envelope_is_refused_before_it_is_sent(publisher, amqp_url):
+    with pytest.raises(ValueError, match="fruit"):
+        publisher.publish(signup(fruit="durian"))
+    with pytest.raises(ValueError, match="lanes"):
+        publisher.publish(signup(), lane="normal")
+    assert take(amqp_url, "t.signups") == []
+
+
+def test_many_threads_publish_concurrently_and_all_are_confirmed(publisher, amqp_url):
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            for _ in range(50):
+                publisher.publish(signup())
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    got = take(amqp_url, "t.signups", expect=400)
+    assert len({g.properties.message_id for g in got}) == 400
+
+
+def test_broker_unreachable_times_out_quickly(core_config):
+    import dataclasses
+    import time
+
+    config = dataclasses.replace(core_config, amqp_url="amqp://guest:guest@127.0.0.1:1/%2F", confirm_timeout=0.5)
+    publisher = Publisher(config, TOPOLOGY).start()
+    try:
+        started = time.monotonic()
+        with pytest.raises(PublishTimeout, match="not connected"):
+            publisher.publish(signup())
+        assert time.monotonic() - started < 2
+    finally:
+        publisher.close(timeout=0.5)

@@ -1,0 +1,108 @@
+"""A private RabbitMQ node for one test session, with the management and prometheus plugins.
+
+Built on pytest-rabbitmq's executor (own node name, ports, data dir). Each test gets
+its own vhost, so tests share one node (about 5 s to boot) without seeing each
+other's queues.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import quote
+
+import requests
+from port_for import get_port
+from pytest_rabbitmq.factories.executor import RabbitMqExecutor
+
+RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+RABBITMQ_CTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
+
+
+class PrivateBroker:
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.amqp_port = get_port(None)
+        self.dist_port = get_port(None, [self.amqp_port])
+        self.management_port = get_port(None, [self.amqp_port, self.dist_port])
+        self.prometheus_port = get_port(None, [self.amqp_port, self.dist_port, self.management_port])
+        plugins = workdir / "plugins"
+        plugins.mkdir(parents=True, exist_ok=True)
+        (plugins / "plugins").write_text("[rabbitmq_management,rabbitmq_prometheus].\n")
+        config = workdir / "rabbitmq.conf"
+        config.write_text(
+            f"management.tcp.port = {self.management_port}\n"
+            f"management.tcp.ip = 127.0.0.1\n"
+            f"prometheus.tcp.port = {self.prometheus_port}\n"
+            f"prometheus.tcp.ip = 127.0.0.1\n"
+            # Collect queue stats often so depth-based tests do not wait 5 s per sample.
+            "collect_statistics_interval = 500\n"
+        )
+        self.executor = RabbitMqExecutor(
+            RABBITMQ_SERVER,
+            "127.0.0.1",
+            self.amqp_port,
+            self.dist_port,
+            RABBITMQ_CTL,
+            logpath=workdir / "logs",
+            path=workdir,
+            plugin_path=plugins,
+            node_name=f"offload-test-{self.amqp_port}@localhost",
+        )
+        self.executor._envvars.update(
+            {"RABBITMQ_CONFIG_FILE": str(config.with_suffix("")), "RABBITMQ_NODENAME": f"offload-test-{self.amqp_port}@localhost"}
+        )
+        self.http = requests.Session()
+        self.http.auth = ("guest", "guest")
+
+    @property
+    def management_url(self) -> str:
+        return f"http://127.0.0.1:{self.management_port}"
+
+    def amqp_url(self, vhost: str = "/") -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.amqp_port}/{quote(vhost, safe='')}"
+
+    def management_url_with_credentials(self) -> str:
+        return f"http://guest:guest@127.0.0.1:{self.management_port}"
+
+    def start(self) -> None:
+        self.executor.start()
+        self._wait_for_management()
+
+    def stop(self) -> None:
+        self.executor.stop()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def ctl(self, *args: str) -> str:
+        return self.executor.rabbitctl_output(*args)
+
+    def _wait_for_management(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if self.http.get(f"{self.management_url}/api/overview", timeout=2).ok:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"RabbitMQ management API did not answer on {self.management_url}")
+
+    # -- vhosts and inspection ---------------------------------------------------
+
+    def create_vhost(self, name: str | None = None) -> str:
+        name = name or f"t-{uuid.uuid4().hex[:10]}"
+        v = quote(name, safe="")
+        self.http.put(f"{self.management_url}/api/vhosts/{v}", timeout=10).raise_for_status()
+        self.http.put(
+            f"{self.management_url}/api/permissions/{v}/guest",
+            json={"configure": ".*", "write": ".*", "read": ".*"},
+            timeout=10,
+        ).raise_for_status()
+        return name
+
+    def delete_vhost(self, name: str) -> None:
+        self.http.delete(f"{self.management_url}/api/vhosts/{quote(name, safe='')}", timeout=30)
