@@ -69,7 +69,7 @@ def test_many_threads_publish_concurrently_and_all_are_confirmed(publisher, amqp
         try:
             for _ in range(50):
                 publisher.publish(signup())
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=worker) for _ in range(8)]
@@ -86,7 +86,9 @@ def test_broker_unreachable_times_out_quickly(core_config):
     import dataclasses
     import time
 
-    config = dataclasses.replace(core_config, amqp_url="amqp://guest:guest@127.0.0.1:1/%2F", confirm_timeout=0.5)
+    config = dataclasses.replace(
+        core_config, amqp_url="amqp://guest:guest@127.0.0.1:1/%2F", confirm_timeout=0.5
+    )
     publisher = Publisher(config, TOPOLOGY).start()
     try:
         started = time.monotonic()

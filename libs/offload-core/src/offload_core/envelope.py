@@ -87,5 +87,9 @@ def decode(body: bytes, properties: pika.BasicProperties, contracts: Contracts |
     if properties.message_id and properties.message_id != raw["id"]:
         raise ContractError(f"message_id {properties.message_id!r} differs from body id {raw['id']!r}")
     return Envelope(
-        type=raw["type"], version=raw["version"], id=raw["id"], occurred_at=raw["occurred_at"], data=raw["data"]
+        type=raw["type"],
+        version=raw["version"],
+        id=raw["id"],
+        occurred_at=raw["occurred_at"],
+        data=raw["data"],
     )

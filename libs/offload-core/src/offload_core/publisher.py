@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import random
 import threading
 import time
 from concurrent.futures import Future, InvalidStateError
@@ -32,6 +31,7 @@ from pika.adapters.select_connection import IOLoop, SelectConnection
 from pika.channel import Channel
 
 from offload_core import metrics
+from offload_core.backoff import reconnect_delay
 from offload_core.config import CoreConfig
 from offload_core.contracts import Contracts, default_contracts
 from offload_core.envelope import MAX_BODY_BYTES, Envelope
@@ -288,7 +288,9 @@ class Publisher:
         self.last_error = None
         self._ready.set()
         metrics.PUBLISHER_CONNECTED.set(1)
-        log.info("publisher connected", extra={"fields": {"broker": self._params.host, "port": self._params.port}})
+        log.info(
+            "publisher connected", extra={"fields": {"broker": self._params.host, "port": self._params.port}}
+        )
         self._flush_now()
 
     def _flush(self) -> None:
@@ -318,7 +320,9 @@ class Publisher:
             self._next_tag += 1
             self._unconfirmed[self._next_tag] = outgoing
 
-    def _on_return(self, _channel: Channel, method: Any, properties: pika.BasicProperties, _body: bytes) -> None:
+    def _on_return(
+        self, _channel: Channel, method: Any, properties: pika.BasicProperties, _body: bytes
+    ) -> None:
         # The broker returns an unroutable mandatory message before it confirms it.
         if properties.message_id:
             self._returned.add(properties.message_id)
@@ -342,7 +346,10 @@ class Publisher:
         if nacked:
             result, error = "nacked", PublishNacked(f"broker refused {outgoing.routing_key}")
         elif returned:
-            result, error = "unroutable", Unroutable(f"no queue bound to {outgoing.exchange}/{outgoing.routing_key}")
+            result, error = (
+                "unroutable",
+                Unroutable(f"no queue bound to {outgoing.exchange}/{outgoing.routing_key}"),
+            )
         else:
             result, error = "confirmed", None
             metrics.PUBLISH_CONFIRM.labels(outgoing.exchange).observe(now - outgoing.created)
@@ -392,9 +399,7 @@ class Publisher:
             self._ioloop.stop()  # type: ignore[union-attr]
             return
         self._attempt += 1
-        # Exponential backoff with full jitter, so a fleet of workers does not reconnect in step.
-        ceiling = min(self.config.reconnect_max_delay, 0.1 * 2**self._attempt)
-        delay = random.uniform(ceiling / 2, ceiling)
+        delay = reconnect_delay(self._attempt, self.config.reconnect_max_delay)
         self._ioloop.call_later(delay, self._connect)  # type: ignore[union-attr]
 
     def _shutdown(self) -> None:
@@ -403,7 +408,7 @@ class Publisher:
             try:
                 connection.close()  # _on_connection_closed stops the loop
                 return
-            except Exception:  # noqa: BLE001 - a half-open connection may refuse; stop anyway
+            except Exception:
                 pass
         self._ioloop.stop()  # type: ignore[union-attr]
 

@@ -12,8 +12,8 @@ their name so a new tier is a new queue, not a conflicting redeclaration.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pika

@@ -51,7 +51,10 @@ class PrivateBroker:
             node_name=f"offload-test-{self.amqp_port}@localhost",
         )
         self.executor._envvars.update(
-            {"RABBITMQ_CONFIG_FILE": str(config.with_suffix("")), "RABBITMQ_NODENAME": f"offload-test-{self.amqp_port}@localhost"}
+            {
+                "RABBITMQ_CONFIG_FILE": str(config.with_suffix("")),
+                "RABBITMQ_NODENAME": f"offload-test-{self.amqp_port}@localhost",
+            }
         )
         self.http = requests.Session()
         self.http.auth = ("guest", "guest")

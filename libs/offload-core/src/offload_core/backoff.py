@@ -1,0 +1,15 @@
+"""Reconnect delays shared by the publisher and the runner."""
+
+from __future__ import annotations
+
+import random
+
+
+def reconnect_delay(attempt: int, maximum: float, base: float = 0.1) -> float:
+    """Exponential backoff with jitter (between half and all of the ceiling).
+
+    The jitter keeps a fleet of workers that lost the broker together from
+    reconnecting in step when it comes back.
+    """
+    ceiling = min(maximum, base * 2 ** max(attempt, 0))
+    return random.uniform(ceiling / 2, ceiling)

@@ -1,0 +1,34 @@
+"""A runner process for the signal tests: a handler that records ids and sleeps.
+
+Env: OFFLOAD_AMQP_URL, RECORD_FILE (one line per finished message id), SLOW_SECONDS.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from offload_core.config import CoreConfig
+from offload_core.logs import configure_logging
+from offload_core.runner import Message, Runner
+from offload_core.topology import Topology, WorkQueue
+
+TOPOLOGY = Topology((WorkQueue("t.work", ("signup.created.*",)),), delay_tiers=(0.2, 0.5))
+
+
+def main() -> int:
+    configure_logging("test-runner")
+    record = open(os.environ["RECORD_FILE"], "a", buffering=1)  # noqa: SIM115
+    slow = float(os.environ.get("SLOW_SECONDS", "0"))
+
+    def handle(message: Message) -> None:
+        record.write(f"start {message.id}\n")
+        time.sleep(slow)
+        record.write(f"done {message.id}\n")
+
+    return Runner(CoreConfig.from_env(), TOPOLOGY, {"t.work": handle}).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

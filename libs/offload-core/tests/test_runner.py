@@ -1,0 +1,234 @@
+"""Consumer runner against a real, private RabbitMQ node."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pika
+import pytest
+from prometheus_client import REGISTRY
+from runner_app import TOPOLOGY
+
+from offload_core.envelope import ATTEMPT_HEADER, PARK_REASON_HEADER, Envelope
+from offload_core.publisher import Publisher
+from offload_core.runner import Message, Park, Retry, Runner
+from offload_testkit.amqp import ready_count, take, wait_for
+
+QUEUE = "t.work"
+PARKED = "t.work.parked"
+
+
+def signup() -> Envelope:
+    return Envelope(
+        type="signup.created",
+        data={"name": "Ada", "email": "ada@example.com", "fruit": "kiwi", "lane": "high"},
+    )
+
+
+@pytest.fixture
+def publisher(core_config):
+    publisher = Publisher(core_config, TOPOLOGY).start()
+    assert publisher.wait_ready(10)
+    yield publisher
+    publisher.close()
+
+
+class RunnerThread:
+    def __init__(self, config, handler, **overrides) -> None:
+        self.runner = Runner(dataclasses.replace(config, **overrides), TOPOLOGY, {QUEUE: handler})
+        self.exit_code: int | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        self.exit_code = self.runner.run(install_signal_handlers=False)
+
+    def __enter__(self) -> RunnerThread:
+        self.thread.start()
+        wait_for(lambda: self.runner.ready, what="runner ready")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.runner.stop()
+        self.thread.join(10)
+        assert not self.thread.is_alive()
+
+
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_handled_messages_are_acked_and_time_on_queue_counts_each(core_config, publisher, amqp_url):
+    seen: list[str] = []
+    before = sample("offload_message_time_on_queue_seconds_count", queue=QUEUE, lane="high")
+    acked_before = sample("offload_messages_total", queue=QUEUE, outcome="acked")
+    sent = [signup() for _ in range(25)]
+    for envelope in sent:
+        publisher.publish(envelope, correlation_id="req-42")
+    with RunnerThread(core_config, lambda m: seen.append(m.id)):
+        wait_for(lambda: len(seen) == 25, what="25 messages handled")
+        wait_for(lambda: sample("offload_messages_total", queue=QUEUE, outcome="acked") - acked_before == 25)
+    assert sorted(seen) == sorted(e.id for e in sent)
+    assert ready_count(amqp_url, QUEUE) == 0
+    after = sample("offload_message_time_on_queue_seconds_count", queue=QUEUE, lane="high")
+    assert after - before == 25
+
+
+def test_retry_goes_through_a_delay_tier_then_succeeds(core_config, publisher):
+    attempts: list[tuple[int, float]] = []
+
+    def handler(message: Message) -> None:
+        attempts.append((message.attempt, time.monotonic()))
+        if message.attempt == 1:
+            raise Retry("SMTP said 421, try later")
+
+    with RunnerThread(core_config, handler):
+        publisher.publish(signup())
+        wait_for(lambda: len(attempts) == 2, what="second attempt")
+    (first, t1), (second, t2) = attempts
+    assert (first, second) == (1, 2)
+    assert t2 - t1 >= 0.2  # the first delay tier in tests
+
+
+def test_park_puts_the_message_in_the_parking_queue_with_its_reason(core_config, publisher, amqp_url):
+    def handler(message: Message) -> None:
+        raise Park("SMTP said 550: no such user")
+
+    envelope = signup()
+    with RunnerThread(core_config, handler):
+        publisher.publish(envelope)
+        [parked] = take(amqp_url, PARKED, expect=1)
+    assert parked.properties.message_id == envelope.id
+    assert parked.headers[PARK_REASON_HEADER] == "SMTP said 550: no such user"
+    assert parked.json() == envelope.to_dict()
+    assert ready_count(amqp_url, QUEUE) == 0
+
+
+def test_unexpected_errors_retry_until_max_attempts_then_park(core_config, publisher, amqp_url):
+    attempts: list[int] = []
+
+    def handler(message: Message) -> None:
+        attempts.append(message.attempt)
+        raise RuntimeError("template exploded")
+
+    with RunnerThread(core_config, handler, max_attempts=3):
+        publisher.publish(signup())
+        [parked] = take(amqp_url, PARKED, expect=1)
+    assert attempts == [1, 2, 3]
+    assert "gave up after 3 attempts" in parked.headers[PARK_REASON_HEADER]
+    assert "RuntimeError: template exploded" in parked.headers[PARK_REASON_HEADER]
+    assert parked.headers[ATTEMPT_HEADER] == 3
+
+
+@pytest.mark.parametrize(
+    ("body", "properties", "reason"),
+    [
+        (b"not json", {}, "not JSON"),
+        (b'{"type": "signup.created"}', {}, "envelope"),
+        (signup().to_bytes().replace(b"kiwi", b"durian"), {}, "fruit"),
+        (signup().to_bytes(), {"type": "mail.sent"}, "differs"),
+        (signup().to_bytes(), {"content_type": "text/plain"}, "content_type"),
+        (b"x" * 300_000, {}, "byte limit"),
+    ],
+)
+def test_invalid_messages_are_parked_with_the_reason(core_config, amqp_url, body, properties, reason):
+    handled: list[str] = []
+    with RunnerThread(core_config, lambda m: handled.append(m.id)):
+        connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+        connection.channel().basic_publish(
+            "offload.events", "signup.created.high", body, pika.BasicProperties(**properties)
+        )
+        connection.close()
+        [parked] = take(amqp_url, PARKED, expect=1)
+    assert handled == []
+    assert parked.headers[PARK_REASON_HEADER].startswith("invalid message")
+    assert reason in parked.headers[PARK_REASON_HEADER]
+
+
+def test_poison_message_is_parked_by_the_broker_after_the_delivery_limit(core_config, publisher, amqp_url):
+    # A message that kills every runner that takes it never gets acked or nacked by our code;
+    # the quorum queue's delivery limit must park it. Simulated with requeueing rejects.
+    publisher.publish(signup())
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    channel = connection.channel()
+    for _ in range(TOPOLOGY.delivery_limit + 1):
+        method, _props, _body = channel.basic_get(QUEUE)
+        if method is None:
+            break
+        channel.basic_nack(method.delivery_tag, requeue=True)
+    connection.close()
+    [parked] = take(amqp_url, PARKED, expect=1)
+    death = parked.headers["x-death"][0]
+    assert death["reason"] == "delivery_limit"
+    assert death["queue"] == QUEUE
+
+
+def start_runner_process(amqp_url: str, record: Path, slow: float, **env: str) -> subprocess.Popen:
+    environment = os.environ | {
+        "OFFLOAD_AMQP_URL": amqp_url,
+        "RECORD_FILE": str(record),
+        "SLOW_SECONDS": str(slow),
+        "OFFLOAD_LOG_FORMAT": "text",
+        **env,
+    }
+    return subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("runner_app.py"))],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def lines(record: Path, prefix: str) -> list[str]:
+    if not record.exists():
+        return []
+    return [line.split()[1] for line in record.read_text().splitlines() if line.startswith(prefix)]
+
+
+def test_sigterm_finishes_in_flight_work_leaves_the_rest_queued_and_exits_0(publisher, amqp_url, tmp_path):
+    record = tmp_path / "record.txt"
+    for _ in range(6):
+        publisher.publish(signup())
+    process = start_runner_process(
+        amqp_url,
+        record,
+        slow=1.5,
+        OFFLOAD_PREFETCH="4",
+        OFFLOAD_WORKER_THREADS="2",
+        OFFLOAD_GRACE_PERIOD="10",
+    )
+    try:
+        wait_for(lambda: len(lines(record, "start")) == 2, timeout=20, what="two handlers running")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0, process.stdout.read().decode()
+    finally:
+        process.kill()
+    started, done = lines(record, "start"), lines(record, "done")
+    assert sorted(started) == sorted(done) and len(done) == 2
+    # The two in-flight ones were acked; prefetched-but-not-started ones went back.
+    assert wait_for(lambda: ready_count(amqp_url, QUEUE) == 4, what="4 messages back on the queue")
+
+
+def test_kill_9_of_a_runner_redelivers_its_unacked_messages(publisher, amqp_url, tmp_path):
+    record = tmp_path / "record.txt"
+    for _ in range(5):
+        publisher.publish(signup())
+    process = start_runner_process(
+        amqp_url, record, slow=30, OFFLOAD_PREFETCH="5", OFFLOAD_WORKER_THREADS="5"
+    )
+    try:
+        wait_for(lambda: len(lines(record, "start")) == 5, timeout=20, what="five handlers running")
+        assert ready_count(amqp_url, QUEUE) == 0
+        process.kill()
+        process.wait(5)
+    finally:
+        process.kill()
+    wait_for(lambda: ready_count(amqp_url, QUEUE) == 5, what="all five redelivered")
+    redelivered = take(amqp_url, QUEUE, expect=5)
+    assert all(g.headers.get("x-delivery-count", 0) >= 1 for g in redelivered)
