@@ -7,7 +7,7 @@ import time
 
 import pytest
 from runner_app import TOPOLOGY
-from test_runner import RunnerThread, signup
+from support import RunnerThread, signup
 
 from offload_core.publisher import Publisher, PublishError
 from offload_testkit.amqp import take, wait_for

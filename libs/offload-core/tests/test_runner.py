@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -15,49 +13,14 @@ import pika
 import pytest
 from prometheus_client import REGISTRY
 from runner_app import TOPOLOGY
+from support import RunnerThread, signup
 
-from offload_core.envelope import ATTEMPT_HEADER, PARK_REASON_HEADER, Envelope
-from offload_core.publisher import Publisher
-from offload_core.runner import Message, Park, Retry, Runner
+from offload_core.envelope import ATTEMPT_HEADER, PARK_REASON_HEADER
+from offload_core.runner import Message, Park, Retry
 from offload_testkit.amqp import ready_count, take, wait_for
 
 QUEUE = "t.work"
 PARKED = "t.work.parked"
-
-
-def signup() -> Envelope:
-    return Envelope(
-        type="signup.created",
-        data={"name": "Ada", "email": "ada@example.com", "fruit": "kiwi", "lane": "high"},
-    )
-
-
-@pytest.fixture
-def publisher(core_config):
-    publisher = Publisher(core_config, TOPOLOGY).start()
-    assert publisher.wait_ready(10)
-    yield publisher
-    publisher.close()
-
-
-class RunnerThread:
-    def __init__(self, config, handler, **overrides) -> None:
-        self.runner = Runner(dataclasses.replace(config, **overrides), TOPOLOGY, {QUEUE: handler})
-        self.exit_code: int | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        self.exit_code = self.runner.run(install_signal_handlers=False)
-
-    def __enter__(self) -> RunnerThread:
-        self.thread.start()
-        wait_for(lambda: self.runner.ready, what="runner ready")
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.runner.stop()
-        self.thread.join(10)
-        assert not self.thread.is_alive()
 
 
 def sample(name: str, **labels: str) -> float:

@@ -20,6 +20,7 @@ period and ack, close, exit 0.
 
 from __future__ import annotations
 
+import collections
 import logging
 import queue as queue_module
 import signal
@@ -140,6 +141,9 @@ class Runner:
         self._running_lock = threading.Lock()
         self._unsettled = 0  # delivered and not yet acked/nacked; touched on the I/O thread only
         self._retired: set[int] = set()
+        self._settlements: collections.deque[tuple[_Delivery, bool]] = collections.deque()
+        self._settle_lock = threading.Lock()
+        self._settle_scheduled = False
         self._workers: list[threading.Thread] = []
         self._stopping = False
         self._deadline = 0.0
@@ -272,7 +276,21 @@ class Runner:
 
     def _settle(self, delivery: _Delivery, *, ack: bool) -> None:
         metrics.IN_FLIGHT.labels(delivery.queue).dec()
-        self._ioloop.add_callback_threadsafe(lambda: self._settle_on_io(delivery, ack))
+        self._settlements.append((delivery, ack))
+        # One wake-up of the I/O loop carries every ack queued before it runs: a wake-up
+        # per ack costs a pipe write and a loop turn each, and capped throughput.
+        with self._settle_lock:
+            if self._settle_scheduled:
+                return
+            self._settle_scheduled = True
+        self._ioloop.add_callback_threadsafe(self._drain_settlements)
+
+    def _drain_settlements(self) -> None:
+        with self._settle_lock:
+            self._settle_scheduled = False
+        while self._settlements:
+            delivery, ack = self._settlements.popleft()
+            self._settle_on_io(delivery, ack)
 
     # -- shutdown (I/O thread) ---------------------------------------------------------
 

@@ -1,0 +1,50 @@
+# Offload: `make dev` runs the whole stack on this machine, `make test` checks it.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STATE := .state
+
+# Every Python package of the repo, installed editable into one venv.
+PACKAGES := libs/offload-core libs/offload-testkit $(wildcard services/*/pyproject.toml)
+PACKAGE_DIRS := $(patsubst %/pyproject.toml,%,$(PACKAGES))
+TEST_PATHS := libs $(wildcard services/*/tests) $(wildcard tests)
+
+.PHONY: help dev test lint format system-deps venv bench-core clean
+
+help:
+	@echo "make dev         run the whole stack locally (installs what it needs)"
+	@echo "make test        lint + every test against private, real services"
+	@echo "make bench-core  messaging core benchmark (bench/ lines)"
+
+system-deps:
+	@scripts/system-deps.sh
+
+$(BIN)/.installed: requirements/constraints.txt requirements/dev.in $(wildcard libs/*/pyproject.toml services/*/pyproject.toml)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip -c requirements/constraints.txt
+	$(BIN)/pip install -q -c requirements/constraints.txt -r requirements/dev.in $(addprefix -e ,$(PACKAGE_DIRS))
+	@touch $@
+
+venv: $(BIN)/.installed
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: venv
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: system-deps venv lint
+	$(BIN)/pytest -p no:logging $(TEST_PATHS)
+
+dev: system-deps venv
+	@mkdir -p $(STATE)
+	$(BIN)/honcho -f Procfile start
+
+bench-core: system-deps venv
+	$(BIN)/python bench/core.py
+
+clean:
+	rm -rf $(STATE) .pytest_cache .ruff_cache

@@ -1,0 +1,178 @@
+"""Messaging core benchmark: one private broker, one run, core vs raw pika.
+
+Prints `bench <name>: <value> <unit>` and `ratio <name>: <value>` lines:
+- confirmed publishes/s: the core publisher (pipelined confirms, 8 caller threads)
+  vs a pika BlockingConnection publishing with a confirm per message;
+- no-op consumption msgs/s: the core runner (worker threads, acks via the I/O loop)
+  vs a raw pika consume + ack loop, same prefetch.
+Goals (issue): publisher ratio >= 3, runner ratio >= 0.5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pika
+
+from offload_core.config import CoreConfig
+from offload_core.envelope import Envelope
+from offload_core.publisher import Publisher
+from offload_core.runner import Runner
+from offload_core.topology import EVENTS_EXCHANGE, Topology, WorkQueue, declare, routing_key
+from offload_testkit.amqp import ready_count
+from offload_testkit.rabbitmq import PrivateBroker
+
+QUEUE = "bench.work"
+TOPOLOGY = Topology((WorkQueue(QUEUE, ("signup.created.*",)),), delay_tiers=(1.0,))
+
+
+def signup() -> Envelope:
+    return Envelope(
+        "signup.created", {"name": "Ada", "email": "ada@example.com", "fruit": "kiwi", "lane": "high"}
+    )
+
+
+def purge(url: str) -> None:
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    connection.channel().queue_purge(QUEUE)
+    connection.close()
+
+
+def bench_core_publisher(config: CoreConfig, count: int, threads: int) -> float:
+    publisher = Publisher(config, TOPOLOGY).start()
+    assert publisher.wait_ready(10)
+    per_thread = count // threads
+
+    def work() -> None:
+        for _ in range(per_thread):
+            publisher.publish(signup())
+
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    started = time.perf_counter()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    elapsed = time.perf_counter() - started
+    publisher.close()
+    return per_thread * threads / elapsed
+
+
+def bench_core_pipelined(config: CoreConfig, count: int, window: int = 500) -> float:
+    """One caller keeps up to `window` messages in flight (the batch endpoint's pattern)."""
+    publisher = Publisher(config, TOPOLOGY).start()
+    assert publisher.wait_ready(10)
+    started = time.perf_counter()
+    for _ in range(count // window):
+        futures = [publisher.publish_async(signup()) for _ in range(window)]
+        for future in futures:
+            future.result(30)
+    elapsed = time.perf_counter() - started
+    publisher.close()
+    return count // window * window / elapsed
+
+
+def bench_pika_confirm_each(url: str, count: int) -> float:
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    channel = connection.channel()
+    channel.confirm_delivery()
+    started = time.perf_counter()
+    for _ in range(count):
+        envelope = signup()
+        channel.basic_publish(
+            EVENTS_EXCHANGE,
+            routing_key("signup.created", "high"),
+            envelope.to_bytes(),
+            envelope.properties(),
+            mandatory=True,
+        )
+    elapsed = time.perf_counter() - started
+    connection.close()
+    return count / elapsed
+
+
+def fill(config: CoreConfig, count: int) -> None:
+    publisher = Publisher(config, TOPOLOGY).start()
+    assert publisher.wait_ready(10)
+    futures = [publisher.publish_async(signup()) for _ in range(count)]
+    for f in futures:
+        f.result(30)
+    publisher.close()
+
+
+def bench_core_runner(config: CoreConfig, count: int) -> float:
+    fill(config, count)
+    done = threading.Semaphore(0)
+    runner = Runner(config, TOPOLOGY, {QUEUE: lambda _m: done.release()})
+    thread = threading.Thread(target=runner.run, kwargs={"install_signal_handlers": False})
+    started = time.perf_counter()
+    thread.start()
+    for _ in range(count):
+        done.acquire()
+    elapsed = time.perf_counter() - started
+    runner.stop()
+    thread.join()
+    return count / elapsed
+
+
+def bench_pika_consume(config: CoreConfig, count: int) -> float:
+    fill(config, count)
+    connection = pika.BlockingConnection(pika.URLParameters(config.amqp_url))
+    channel = connection.channel()
+    channel.basic_qos(prefetch_count=config.prefetch)
+    started = time.perf_counter()
+    for seen, (method, _props, _body) in enumerate(channel.consume(QUEUE), start=1):
+        channel.basic_ack(method.delivery_tag)
+        if seen == count:
+            break
+    elapsed = time.perf_counter() - started
+    channel.cancel()
+    connection.close()
+    return count / elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--publish-count", type=int, default=4000)
+    parser.add_argument("--consume-count", type=int, default=5000)
+    parser.add_argument("--prefetch", type=int, default=100)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="offload-bench-") as workdir:
+        broker = PrivateBroker(Path(workdir))
+        broker.start()
+        try:
+            url = broker.amqp_url(broker.create_vhost("bench"))
+            config = dataclasses.replace(
+                CoreConfig(), amqp_url=url, prefetch=args.prefetch, worker_threads=4, confirm_timeout=30
+            )
+            declare(url, TOPOLOGY)
+            core_pub = bench_core_publisher(config, args.publish_count, threads=8)
+            purge(url)
+            core_pipe = bench_core_pipelined(config, args.publish_count * 2)
+            purge(url)
+            pika_pub = bench_pika_confirm_each(url, args.publish_count // 4)
+            purge(url)
+            core_run = bench_core_runner(config, args.consume_count)
+            pika_run = bench_pika_consume(config, args.consume_count)
+            assert ready_count(url, QUEUE) == 0
+        finally:
+            broker.stop()
+    print(f"bench core_publisher_8_threads: {core_pub:.0f} msgs/s")
+    print(f"bench core_publisher_pipelined: {core_pipe:.0f} msgs/s")
+    print(f"bench pika_publish_confirm_each: {pika_pub:.0f} msgs/s")
+    print(f"ratio core_publisher_8_threads_vs_confirm_each: {core_pub / pika_pub:.2f}")
+    print(f"ratio core_publisher_pipelined_vs_confirm_each: {core_pipe / pika_pub:.2f}")
+    print(f"bench core_runner_noop: {core_run:.0f} msgs/s")
+    print(f"bench pika_consume_ack_noop: {pika_run:.0f} msgs/s")
+    print(f"ratio core_runner_vs_raw_pika: {core_run / pika_run:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Install the Debian packages the tests and `make dev` need (root), or say how (not root).
+set -euo pipefail
+
+packages=(rabbitmq-server redis-server python3-venv)
+missing=()
+for pkg in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "missing system packages: ${missing[*]}" >&2
+  echo "install them with: sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
+  exit 1
+fi
+echo "installing system packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# policy-rc.d keeps the packages from starting system-wide services: tests and `make dev`
+# start their own private nodes.
+policy=/usr/sbin/policy-rc.d
+created_policy=0
+if [ ! -e "$policy" ]; then printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod +x "$policy"; created_policy=1; fi
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
+[ "$created_policy" -eq 1 ] && rm -f "$policy"
+exit 0
