@@ -34,6 +34,7 @@ class MessageType:
     version: int
     lanes: tuple[str, ...]
     validate: Callable[[Any], Any]
+    schema: dict[str, Any]
 
     @property
     def default_lane(self) -> str:
@@ -65,7 +66,7 @@ class Contracts:
             schema = json.loads(path.read_text())
             name, version = path.parent.name, int(path.stem)
             lanes = tuple(schema.get("x-offload-lanes", ["normal"]))
-            self._types[(name, version)] = MessageType(name, version, lanes, _compile(schema))
+            self._types[(name, version)] = MessageType(name, version, lanes, _compile(schema), schema)
 
     def get(self, name: str, version: int) -> MessageType:
         try:

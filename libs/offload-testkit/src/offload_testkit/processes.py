@@ -1,0 +1,75 @@
+"""Run a service as a real process for a test: start, wait until it answers, stop with SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import requests
+from port_for import get_port
+
+
+def free_port() -> int:
+    port = get_port(None)
+    assert port is not None
+    return port
+
+
+class ServiceProcess:
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str],
+        log_path: Path,
+        health_url: str | None = None,
+    ) -> None:
+        self.argv = list(argv)
+        self.env = {**os.environ, **env}
+        self.log_path = log_path
+        self.health_url = health_url
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> ServiceProcess:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        if self.health_url:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise RuntimeError(
+                        f"{self.argv[0]} exited with {self.process.returncode}:\n{self.logs()}"
+                    )
+                try:
+                    if requests.get(self.health_url, timeout=1).ok:
+                        return self
+                except requests.RequestException:
+                    pass
+                time.sleep(0.1)
+            raise RuntimeError(f"{self.health_url} did not answer in {timeout:g}s:\n{self.logs()}")
+        return self
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")[-5000:] if self.log_path.exists() else ""
+
+    def terminate(self, timeout: float = 30.0) -> int:
+        """SIGTERM and wait; returns the exit code (kills after `timeout`)."""
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                return self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+                raise
+        return self.process.returncode
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()

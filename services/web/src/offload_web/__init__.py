@@ -1,0 +1,1 @@
+"""Offload web: the signup form, the JSON API and the analytics middleware."""

@@ -1,0 +1,169 @@
+"""OpenAPI 3.1 description of the JSON API: what it accepts and every answer it gives."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from offload_web.signups import FRUITS, NAME_MAX, NAME_PATTERN, SPECIAL_USE_DOMAINS
+
+PROBLEM = {"$ref": "#/components/schemas/Problem"}
+
+
+def _problem_response(description: str, *, retry_after: bool = False) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {"application/problem+json": {"schema": PROBLEM}},
+    }
+    if retry_after:
+        response["headers"] = {"Retry-After": {"schema": {"type": "string"}, "description": "seconds"}}
+    return response
+
+
+def openapi_document(batch_limit: int) -> dict[str, Any]:
+    errors = {
+        "400": _problem_response("The body is not valid JSON."),
+        "413": _problem_response("The body is larger than the server accepts."),
+        "415": _problem_response("The body is not application/json."),
+        "422": _problem_response("One or more fields are invalid; each is named in `errors`."),
+        "503": _problem_response(
+            "The broker did not confirm in time; retry after the given delay.", retry_after=True
+        ),
+    }
+    request_id = {
+        "name": "X-Request-ID",
+        "in": "header",
+        "required": False,
+        "description": (
+            "Echoed back and used as the messages' correlation id. A value that is not 1-128 of"
+            " A-Z a-z 0-9 . _ : - is replaced by a generated id, as is a missing one."
+        ),
+        "schema": {"type": "string"},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Offload web API",
+            "version": "1.0.0",
+            "description": "Signups are accepted (202) only after RabbitMQ confirmed their message.",
+        },
+        "paths": {
+            "/api/v1/signups": {
+                "post": {
+                    "operationId": "createSignup",
+                    "summary": "Sign up for fruit news (lane high).",
+                    "parameters": [request_id],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/SignupRequest"}}
+                        },
+                    },
+                    "responses": {
+                        "202": {
+                            "description": "Queued: the broker confirmed the message.",
+                            "content": {
+                                "application/json": {"schema": {"$ref": "#/components/schemas/Queued"}}
+                            },
+                        },
+                        **errors,
+                    },
+                }
+            },
+            "/api/v1/signups:batch": {
+                "post": {
+                    "operationId": "createSignupsBatch",
+                    "summary": f"Import up to {batch_limit} signups (lane low), validated all or nothing.",
+                    "parameters": [request_id],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "array",
+                                    "minItems": 1,
+                                    "maxItems": batch_limit,
+                                    "items": {"$ref": "#/components/schemas/SignupRequest"},
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "202": {
+                            "description": "Every signup of the batch was confirmed.",
+                            "content": {
+                                "application/json": {"schema": {"$ref": "#/components/schemas/QueuedBatch"}}
+                            },
+                        },
+                        **errors,
+                        "422": _problem_response(
+                            "A field is invalid (each is named in `errors`) or the batch has too many items."
+                        ),
+                        "503": _problem_response(
+                            "The broker did not confirm every signup; `accepted_ids` lists those it did.",
+                            retry_after=True,
+                        ),
+                    },
+                }
+            },
+        },
+        "components": {
+            "schemas": {
+                "SignupRequest": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["name", "email", "fruit"],
+                    "properties": {
+                        "name": {
+                            "type": "string",
+                            "minLength": 1,
+                            "maxLength": NAME_MAX,
+                            "pattern": NAME_PATTERN,
+                            "description": "Trimmed; no control characters or line breaks.",
+                        },
+                        "email": {
+                            "type": "string",
+                            "format": "email",
+                            "maxLength": 254,
+                            "pattern": "^(?!.*\\.(" + "|".join(SPECIAL_USE_DOMAINS) + ")$).*$",
+                            "description": "Checked for syntax (no DNS lookup) and normalised; special-use"
+                            " domains such as .test and .localhost are refused.",
+                        },
+                        "fruit": {"type": "string", "enum": list(FRUITS)},
+                    },
+                },
+                "Queued": {
+                    "type": "object",
+                    "required": ["id", "status"],
+                    "properties": {"id": {"type": "string"}, "status": {"const": "queued"}},
+                },
+                "QueuedBatch": {
+                    "type": "object",
+                    "required": ["ids", "status"],
+                    "properties": {
+                        "ids": {"type": "array", "items": {"type": "string"}},
+                        "status": {"const": "queued"},
+                    },
+                },
+                "Problem": {
+                    "type": "object",
+                    "required": ["type", "title", "status"],
+                    "properties": {
+                        "type": {"type": "string"},
+                        "title": {"type": "string"},
+                        "status": {"type": "integer"},
+                        "detail": {"type": "string"},
+                        "errors": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["name", "reason"],
+                                "properties": {"name": {"type": "string"}, "reason": {"type": "string"}},
+                            },
+                        },
+                        "accepted_ids": {"type": "array", "items": {"type": "string"}},
+                        "limit": {"type": "integer"},
+                    },
+                },
+            }
+        },
+    }

@@ -1,0 +1,7 @@
+"""WSGI entry point for gunicorn: `gunicorn -c python:offload_web.gunicorn_conf offload_web.wsgi:app`."""
+
+from offload_core.logs import configure_logging
+from offload_web.app import create_app
+
+configure_logging("web")
+app = create_app()

@@ -1,0 +1,187 @@
+"""Web under real gunicorn against the private broker: the JSON API and the form."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import requests
+
+from offload_core.contracts import default_contracts
+from offload_testkit.amqp import ready_count, take
+
+GOOD = {"name": "Ada Lovelace", "email": "Ada@Example.COM", "fruit": "kiwi"}
+
+
+def post(web, path, body=None, **kwargs):
+    return requests.post(web.url(path), json=body, timeout=10, **kwargs)
+
+
+def test_accepted_signup_puts_exactly_one_valid_message_on_each_bound_queue(web, amqp_url):
+    response = post(web, "/api/v1/signups", GOOD, headers={"X-Request-ID": "req-abc-1"})
+    assert response.status_code == 202
+    body = response.json()
+    assert body["status"] == "queued"
+    assert response.headers["X-Request-ID"] == "req-abc-1"
+    for queue in ("mailer.signups.high", "stats.activity"):
+        [message] = take(amqp_url, queue, expect=1)
+        envelope = message.json()
+        default_contracts().check_envelope(envelope)
+        assert envelope["id"] == body["id"] == message.properties.message_id
+        assert envelope["data"] == {
+            "name": "Ada Lovelace",
+            "email": "Ada@example.com",
+            "fruit": "kiwi",
+            "lane": "high",
+        }
+        assert message.properties.correlation_id == "req-abc-1"
+        assert take(amqp_url, queue) == []
+    assert ready_count(amqp_url, "mailer.signups.low") == 0
+
+
+def test_batch_goes_to_the_low_lane_and_is_all_or_nothing(web, amqp_url):
+    items = [GOOD | {"name": f"Person {i}"} for i in range(5)]
+    response = post(web, "/api/v1/signups:batch", items)
+    assert response.status_code == 202
+    ids = response.json()["ids"]
+    got = take(amqp_url, "mailer.signups.low", expect=5)
+    assert [g.properties.message_id for g in got] == ids
+
+    bad = items[:2] + [GOOD | {"email": "nope"}]
+    response = post(web, "/api/v1/signups:batch", bad)
+    assert response.status_code == 422
+    assert [e["name"] for e in response.json()["errors"]] == ["[2].email"]
+    too_many = post(web, "/api/v1/signups:batch", [GOOD] * 101)
+    assert too_many.status_code == 422
+    assert too_many.json()["limit"] == 100
+    assert take(amqp_url, "mailer.signups.low") == []
+
+
+@pytest.mark.parametrize(
+    ("body", "fields"),
+    [
+        ({}, {"name", "email", "fruit"}),
+        ({"name": "", "email": "a@example.com", "fruit": "kiwi"}, {"name"}),
+        ({"name": "x" * 76, "email": "a@example.com", "fruit": "kiwi"}, {"name"}),
+        ({"name": "Eve\r\nBcc: all@example.com", "email": "a@example.com", "fruit": "kiwi"}, {"name"}),
+        ({"name": "Eve\nX", "email": "a@example.com", "fruit": "kiwi"}, {"name"}),
+        ({"name": "Eve\u2028X", "email": "a@example.com", "fruit": "kiwi"}, {"name"}),
+        ({"name": "Eve", "email": "not-an-email", "fruit": "kiwi"}, {"email"}),
+        ({"name": "Eve", "email": "a@example.com\r\nBcc: x@example.com", "fruit": "kiwi"}, {"email"}),
+        ({"name": "Eve", "email": "a" * 250 + "@example.com", "fruit": "kiwi"}, {"email"}),
+        ({"name": "Eve", "email": "a@example.com", "fruit": "durian"}, {"fruit"}),
+        ({"name": 42, "email": ["a@example.com"], "fruit": None}, {"name", "email", "fruit"}),
+        ({"name": "Eve", "email": "a@example.com", "fruit": "kiwi", "admin": True}, {"(body)"}),
+        ([1, 2], {"(body)"}),
+        ("just a string", {"(body)"}),
+    ],
+)
+def test_invalid_input_is_422_naming_each_field_and_publishes_nothing(web, amqp_url, body, fields):
+    response = post(web, "/api/v1/signups", body)
+    assert response.status_code == 422
+    assert response.headers["Content-Type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["status"] == 422
+    assert {e["name"] for e in problem["errors"]} == fields
+    assert ready_count(amqp_url, "mailer.signups.high") == 0
+
+
+def test_unicode_names_are_welcome(web, amqp_url):
+    response = post(web, "/api/v1/signups", GOOD | {"name": "Zoë Ōkubo 名前"})
+    assert response.status_code == 202
+    [message] = take(amqp_url, "mailer.signups.high", expect=1)
+    assert message.json()["data"]["name"] == "Zoë Ōkubo 名前"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "status"),
+    [
+        (
+            "post",
+            "/api/v1/signups",
+            {"data": "{not json", "headers": {"Content-Type": "application/json"}},
+            400,
+        ),
+        ("post", "/api/v1/signups", {"data": "", "headers": {"Content-Type": "application/json"}}, 400),
+        ("post", "/api/v1/signups", {"data": "name=x", "headers": {"Content-Type": "text/plain"}}, 415),
+        (
+            "post",
+            "/api/v1/signups",
+            {"data": "x" * 70_000, "headers": {"Content-Type": "application/json"}},
+            413,
+        ),
+        ("get", "/api/v1/signups", {}, 405),
+        ("get", "/api/v1/nothing-here", {}, 404),
+    ],
+)
+def test_protocol_errors_are_problem_json(web, method, path, kwargs, status):
+    response = requests.request(method, web.url(path), timeout=10, **kwargs)
+    assert response.status_code == status
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert response.json()["status"] == status
+
+
+def test_form_flow_redirects_and_reports_field_errors_escaped(web, amqp_url):
+    page = requests.get(web.url("/"), timeout=10)
+    assert page.status_code == 200
+    assert '<label for="fruit">' in page.text and "<script" not in page.text
+
+    ok = requests.post(web.url("/signup"), data=GOOD, allow_redirects=False, timeout=10)
+    assert ok.status_code == 303 and ok.headers["Location"] == "/thanks"
+    assert len(take(amqp_url, "mailer.signups.high", expect=1)) == 1
+
+    bad = requests.post(
+        web.url("/signup"),
+        data={"name": "<script>alert(1)</script>", "email": "x", "fruit": "kiwi"},
+        timeout=10,
+    )
+    assert bad.status_code == 400
+    assert "<script>alert(1)</script>" not in bad.text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in bad.text
+    assert 'id="email-error"' in bad.text and 'id="name-error"' not in bad.text
+    assert ready_count(amqp_url, "mailer.signups.high") == 0
+
+
+def test_every_request_becomes_one_analytics_event_without_secrets(web, amqp_url):
+    secret_headers = {
+        "Cookie": "session=SECRET-COOKIE",
+        "Authorization": "Bearer SECRET-TOKEN",
+        "X-Api-Key": "SECRET-KEY",
+        "User-Agent": "pytest-agent/1.0",
+        "Referer": "http://example.com/page?token=SECRET-REF",
+    }
+    for path in ("/", "/thanks", "/healthz", "/metrics", "/readyz", "/nope"):
+        requests.get(web.url(path), headers=secret_headers, timeout=10)
+    events = take(amqp_url, "stats.requests", expect=3)
+    time.sleep(0.5)  # events are fire-and-forget: give any stray one time to arrive
+    events += take(amqp_url, "stats.requests")
+    paths = sorted(e.json()["data"]["path"] for e in events)
+    assert paths == ["/", "/nope", "/thanks"]
+    for event in events:
+        raw = event.body.decode()
+        assert "SECRET" not in raw
+        data = event.json()["data"]
+        assert data["user_agent"] == "pytest-agent/1.0"
+        assert data["headers"]["referer"] == "http://example.com/page"
+        default_contracts().check_envelope(event.json())
+    assert {e.json()["data"]["status"] for e in events} == {200, 404}
+
+
+def test_health_metrics_and_openapi(web):
+    assert requests.get(web.url("/healthz"), timeout=5).json() == {"status": "ok"}
+    assert requests.get(web.url("/readyz"), timeout=5).status_code == 200
+    for _ in range(4):
+        requests.get(web.url("/"), timeout=5)
+    metrics = requests.get(web.url("/metrics"), timeout=5).text
+    # Both gunicorn workers' samples are merged by the multiprocess collector.
+    counts = [
+        float(line.split()[-1])
+        for line in metrics.splitlines()
+        if line.startswith("offload_web_request_duration_seconds_count") and 'route="/"' in line
+    ]
+    assert sum(counts) == 4
+    spec = requests.get(web.url("/openapi.json"), timeout=5).json()
+    assert spec["openapi"] == "3.1.0"
+    assert set(spec["paths"]) == {"/api/v1/signups", "/api/v1/signups:batch"}
+    json.dumps(spec)
