@@ -1,4 +1,4 @@
-"""pytest fixtures: a private RabbitMQ node per session and a fresh vhost per test."""
+"""pytest fixtures: private RabbitMQ (a vhost per test), Redis and SMTP servers, all real."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import pytest
 
 from offload_core.config import CoreConfig
 from offload_testkit.rabbitmq import PrivateBroker
+from offload_testkit.redis_server import PrivateRedis
+from offload_testkit.smtp import SmtpSink
 
 
 @pytest.fixture(scope="session")
@@ -44,3 +46,26 @@ def core_config(amqp_url: str, rabbitmq_broker: PrivateBroker) -> CoreConfig:
         reconnect_max_delay=1.0,
         service_name="test",
     )
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRedis]:
+    server = PrivateRedis(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: PrivateRedis) -> str:
+    """A clean database on the session's private redis-server."""
+    import redis
+
+    redis.Redis.from_url(redis_server.url).flushdb()
+    return redis_server.url
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[SmtpSink]:
+    sink = SmtpSink().start()
+    yield sink
+    sink.stop()

@@ -1,0 +1,1 @@
+"""Offload mailer: welcome emails for signups, exactly one each."""

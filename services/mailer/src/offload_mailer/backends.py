@@ -1,0 +1,151 @@
+"""Where emails go: an SMTP server (one reused connection per worker thread) or an outbox folder."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import smtplib
+import ssl
+import tempfile
+import threading
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Protocol
+
+from offload_mailer.config import MailerConfig
+
+log = logging.getLogger("offload.mailer.smtp")
+
+
+class TransientMailError(Exception):
+    """Worth trying again later: connection trouble, SMTP 4xx."""
+
+
+class PermanentMailError(Exception):
+    """Will never work: SMTP 5xx."""
+
+
+class MailBackend(Protocol):
+    def send(self, message: EmailMessage) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _classify(code: int, text: bytes | str, what: str) -> Exception:
+    reply = text.decode(errors="replace") if isinstance(text, bytes) else str(text)
+    error = f"SMTP {code} {reply} ({what})"
+    return PermanentMailError(error) if 500 <= code < 600 else TransientMailError(error)
+
+
+class SmtpBackend:
+    def __init__(self, config: MailerConfig) -> None:
+        self.config = config
+        self._local = threading.local()
+        self._all: list[smtplib.SMTP] = []
+        self._lock = threading.Lock()
+
+    def _open(self) -> smtplib.SMTP:
+        c = self.config
+        context = ssl.create_default_context()
+        if c.smtp_security == "tls":
+            connection: smtplib.SMTP = smtplib.SMTP_SSL(
+                c.smtp_host, c.smtp_port, timeout=c.smtp_timeout, context=context
+            )
+        else:
+            connection = smtplib.SMTP(c.smtp_host, c.smtp_port, timeout=c.smtp_timeout)
+            if c.smtp_security == "starttls":
+                connection.starttls(context=context)
+        if c.smtp_username:
+            connection.login(c.smtp_username, c.smtp_password or "")
+        with self._lock:
+            self._all.append(connection)
+        log.info("smtp connection opened", extra={"fields": {"host": c.smtp_host, "port": c.smtp_port}})
+        return connection
+
+    def _drop(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        self._local.connection = None
+        if connection is not None:
+            with self._lock:
+                if connection in self._all:
+                    self._all.remove(connection)
+            with contextlib.suppress(Exception):
+                connection.close()
+
+    def _connection(self) -> smtplib.SMTP:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            try:
+                connection = self._open()
+            except smtplib.SMTPResponseException as exc:
+                raise _classify(exc.smtp_code, exc.smtp_error, "connect") from exc
+            except (OSError, smtplib.SMTPException) as exc:
+                raise TransientMailError(
+                    f"cannot connect to {self.config.smtp_host}:{self.config.smtp_port}: {exc}"
+                ) from exc
+            self._local.connection = connection
+        return connection
+
+    def send(self, message: EmailMessage) -> None:
+        # A reused connection may have been closed by the server while idle: that shows up
+        # before any mail is handed over, so one fresh connection and one more try is safe.
+        for attempt in (1, 2):
+            connection = self._connection()
+            try:
+                refused = connection.send_message(message)
+            except smtplib.SMTPServerDisconnected as exc:
+                self._drop()
+                if attempt == 2:
+                    raise TransientMailError(f"SMTP server disconnected: {exc}") from exc
+                continue
+            except smtplib.SMTPRecipientsRefused as exc:
+                self._reset_after_error(connection)
+                code, text = next(iter(exc.recipients.values()))
+                raise _classify(code, text, "recipient refused") from exc
+            except smtplib.SMTPResponseException as exc:
+                self._reset_after_error(connection)
+                raise _classify(exc.smtp_code, exc.smtp_error, "send") from exc
+            except (OSError, smtplib.SMTPException) as exc:
+                self._drop()
+                raise TransientMailError(f"SMTP send failed: {exc}") from exc
+            if refused:
+                code, text = next(iter(refused.values()))
+                raise _classify(code, text, "recipient refused")
+            return
+
+    def _reset_after_error(self, connection: smtplib.SMTP) -> None:
+        try:
+            connection.rset()
+        except Exception:
+            self._drop()
+
+    def close(self) -> None:
+        with self._lock:
+            connections, self._all = self._all, []
+        for connection in connections:
+            with contextlib.suppress(Exception):
+                connection.quit()
+
+
+class FileBackend:
+    """Writes <Message-ID>.eml into a folder: the embedded default for `make dev`."""
+
+    def __init__(self, outbox: str) -> None:
+        self.outbox = Path(outbox)
+        self.outbox.mkdir(parents=True, exist_ok=True)
+
+    def send(self, message: EmailMessage) -> None:
+        name = str(message["Message-ID"]).strip("<>").replace("/", "_") + ".eml"
+        # Write then rename: a reader never sees half a file, a resend replaces the same file.
+        with tempfile.NamedTemporaryFile("wb", dir=self.outbox, delete=False, suffix=".tmp") as handle:
+            handle.write(message.as_bytes())
+            temporary = handle.name
+        os.replace(temporary, self.outbox / name)
+
+    def close(self) -> None:
+        pass
+
+
+def make_backend(config: MailerConfig) -> MailBackend:
+    return SmtpBackend(config) if config.backend == "smtp" else FileBackend(config.outbox_dir)

@@ -1,0 +1,90 @@
+"""Mailer settings from environment variables; the defaults run on one machine (`make dev`)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from offload_core.config import ConfigError
+
+LANES = ("high", "low")
+
+
+def _secret(env: Mapping[str, str], name: str) -> str | None:
+    """A value from NAME, or from the file named by NAME_FILE (Kubernetes secret mounts)."""
+    path = env.get(f"{name}_FILE", "").strip()
+    if path:
+        try:
+            return Path(path).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"{name}_FILE={path!r} cannot be read: {exc.strerror}") from None
+    return env.get(name) or None
+
+
+@dataclass(frozen=True)
+class MailerConfig:
+    lanes: tuple[str, ...] = LANES
+    backend: str = "file"  # file | smtp
+    outbox_dir: str = ".state/outbox"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_security: str = "none"  # none | starttls | tls
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_timeout: float = 10.0
+    mail_from: str = "Fruit news <welcome@offload.localhost>"
+    message_id_domain: str = "offload.localhost"
+    # sqlite:///path/to/sent.db (default) or redis://host:port/db
+    store_url: str = "sqlite:///.state/mailer-sent.db"
+    status_port: int = 9101
+
+    @property
+    def queues(self) -> tuple[str, ...]:
+        return tuple(f"mailer.signups.{lane}" for lane in self.lanes)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> MailerConfig:
+        env = os.environ if env is None else env
+        d = cls()
+        lanes = tuple(
+            x.strip() for x in env.get("OFFLOAD_MAILER_LANES", ",".join(d.lanes)).split(",") if x.strip()
+        )
+        unknown = sorted(set(lanes) - set(LANES))
+        if unknown or not lanes:
+            raise ConfigError(
+                f"OFFLOAD_MAILER_LANES must list lanes among {', '.join(LANES)}, got {unknown or lanes}"
+            )
+        backend = env.get("OFFLOAD_MAILER_BACKEND", d.backend).strip().lower()
+        if backend not in ("file", "smtp"):
+            raise ConfigError(f"OFFLOAD_MAILER_BACKEND={backend!r} must be file or smtp")
+        security = env.get("OFFLOAD_SMTP_SECURITY", d.smtp_security).strip().lower()
+        if security not in ("none", "starttls", "tls"):
+            raise ConfigError(f"OFFLOAD_SMTP_SECURITY={security!r} must be none, starttls or tls")
+        try:
+            port = int(env.get("OFFLOAD_SMTP_PORT", d.smtp_port))
+            status_port = int(env.get("OFFLOAD_MAILER_STATUS_PORT", d.status_port))
+            timeout = float(env.get("OFFLOAD_SMTP_TIMEOUT", d.smtp_timeout))
+        except ValueError as exc:
+            raise ConfigError(f"mailer setting is not a number: {exc}") from None
+        store_url = env.get("OFFLOAD_MAILER_STORE_URL", d.store_url).strip()
+        if not store_url.startswith(("sqlite:///", "redis://", "rediss://")):
+            raise ConfigError(
+                f"OFFLOAD_MAILER_STORE_URL={store_url!r} must start with sqlite:/// or redis://"
+            )
+        return cls(
+            lanes=lanes,
+            backend=backend,
+            outbox_dir=env.get("OFFLOAD_MAILER_OUTBOX", d.outbox_dir),
+            smtp_host=env.get("OFFLOAD_SMTP_HOST", d.smtp_host),
+            smtp_port=port,
+            smtp_security=security,
+            smtp_username=env.get("OFFLOAD_SMTP_USERNAME") or None,
+            smtp_password=_secret(env, "OFFLOAD_SMTP_PASSWORD"),
+            smtp_timeout=timeout,
+            mail_from=env.get("OFFLOAD_MAIL_FROM", d.mail_from),
+            message_id_domain=env.get("OFFLOAD_MESSAGE_ID_DOMAIN", d.message_id_domain),
+            store_url=store_url,
+            status_port=status_port,
+        )

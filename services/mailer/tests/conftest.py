@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from offload_core.publisher import Publisher
+from offload_core.topology import stack_topology
+from offload_testkit.processes import ServiceProcess, free_port
+
+
+@pytest.fixture
+def stack_publisher(core_config) -> Iterator[Publisher]:
+    publisher = Publisher(core_config, stack_topology(core_config.delay_tiers)).start()
+    assert publisher.wait_ready(10)
+    yield publisher
+    publisher.close()
+
+
+class MailerProcesses:
+    """Start (and restart) mailer processes against the test's broker, SMTP sink and store."""
+
+    def __init__(self, core_config, smtp_sink, tmp_path, store_url: str) -> None:
+        self.env = {
+            "OFFLOAD_AMQP_URL": core_config.amqp_url,
+            "OFFLOAD_DELAY_TIERS": ",".join(str(d) for d in core_config.delay_tiers),
+            "OFFLOAD_RECONNECT_MAX_DELAY": "1",
+            "OFFLOAD_MAILER_BACKEND": "smtp",
+            "OFFLOAD_SMTP_HOST": "127.0.0.1",
+            "OFFLOAD_SMTP_PORT": str(smtp_sink.port),
+            "OFFLOAD_SMTP_TIMEOUT": "3",
+            "OFFLOAD_MAILER_STORE_URL": store_url,
+            "OFFLOAD_LOG_FORMAT": "text",
+        }
+        self.tmp_path = tmp_path
+        self.running: list[ServiceProcess] = []
+
+    def start(self, **env: str) -> ServiceProcess:
+        port = free_port()
+        process = ServiceProcess(
+            [sys.executable, "-m", "offload_mailer.main"],
+            env=self.env | {"OFFLOAD_MAILER_STATUS_PORT": str(port)} | env,
+            log_path=self.tmp_path / f"mailer-{len(self.running)}.log",
+            health_url=f"http://127.0.0.1:{port}/readyz",
+        ).start()
+        process.status_url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
+        self.running.append(process)
+        return process
+
+    def stop_all(self) -> None:
+        for process in self.running:
+            if process.process and process.process.poll() is None:
+                assert process.terminate() == 0, process.logs()
+
+
+@pytest.fixture
+def mailers(core_config, smtp_sink, tmp_path) -> Iterator[MailerProcesses]:
+    processes = MailerProcesses(core_config, smtp_sink, tmp_path, f"sqlite:///{tmp_path}/sent.db")
+    yield processes
+    processes.stop_all()
+
+
+@pytest.fixture
+def redis_mailers(core_config, smtp_sink, tmp_path, redis_url) -> Iterator[MailerProcesses]:
+    processes = MailerProcesses(core_config, smtp_sink, tmp_path, redis_url)
+    yield processes
+    processes.stop_all()
