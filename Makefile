@@ -41,7 +41,10 @@ test: system-deps venv lint
 
 dev: system-deps venv
 	@mkdir -p $(STATE)
-	$(BIN)/honcho -f Procfile start
+	@echo "web:    http://127.0.0.1:8000   (signup form; JSON API under /api/v1)"
+	@echo "mail:   .state/outbox/*.eml      (file backend; set OFFLOAD_MAILER_BACKEND=smtp for a server)"
+	@echo "broker: http://127.0.0.1:15672   (RabbitMQ management, guest/guest)"
+	$(BIN)/honcho -e .env.dev -f Procfile start
 
 bench-core: system-deps venv
 	$(BIN)/python bench/core.py

@@ -53,5 +53,6 @@ def configure_logging(service: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(os.environ.get("OFFLOAD_LOG_LEVEL", "INFO").upper())
-    # pika logs every reconnect attempt at length; our own lines say what matters.
-    logging.getLogger("pika").setLevel(logging.WARNING)
+    # pika logs every failed connection attempt as several ERROR lines; the publisher and
+    # runner log one line of their own per outage instead.
+    logging.getLogger("pika").setLevel(logging.CRITICAL)

@@ -373,6 +373,11 @@ class Publisher:
 
     def _on_connection_error(self, _connection: SelectConnection, error: Exception) -> None:
         self.last_error = repr(error)
+        if self._attempt % 10 == 0:  # the first failure, then every tenth: one line per outage, not a flood
+            log.warning(
+                "publisher cannot reach the broker, retrying",
+                extra={"fields": {"error": repr(error), "attempts": self._attempt + 1}},
+            )
         self._schedule_reconnect()
 
     def _on_connection_closed(self, _connection: SelectConnection, reason: Exception) -> None:

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The broker for `make dev`: use the one answering on the AMQP port, or run a private
+# RabbitMQ node (own node name, data under .state/rabbitmq, management plugin on).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+amqp_port=${OFFLOAD_DEV_AMQP_PORT:-5672}
+management_port=${OFFLOAD_DEV_MANAGEMENT_PORT:-15672}
+
+if (exec 3<>"/dev/tcp/127.0.0.1/${amqp_port}") 2>/dev/null; then
+  echo "a broker already answers on 127.0.0.1:${amqp_port}: using it"
+  exec sleep infinity
+fi
+
+state="$PWD/.state/rabbitmq"
+mkdir -p "$state/mnesia" "$state/log"
+echo "[rabbitmq_management,rabbitmq_prometheus]." > "$state/enabled_plugins"
+cat > "$state/rabbitmq.conf" <<CONF
+listeners.tcp.default = 127.0.0.1:${amqp_port}
+management.tcp.port = ${management_port}
+management.tcp.ip = 127.0.0.1
+prometheus.tcp.ip = 127.0.0.1
+CONF
+export RABBITMQ_NODENAME="offload-dev@localhost"
+export RABBITMQ_MNESIA_BASE="$state/mnesia"
+export RABBITMQ_LOG_BASE="$state/log"
+export RABBITMQ_ENABLED_PLUGINS_FILE="$state/enabled_plugins"
+export RABBITMQ_CONFIG_FILE="$state/rabbitmq"
+export RABBITMQ_DIST_PORT=${OFFLOAD_DEV_DIST_PORT:-25672}
+export HOME=${HOME:-$state}
+echo "starting a private RabbitMQ node on 127.0.0.1:${amqp_port} (management http://127.0.0.1:${management_port}, guest/guest)"
+exec /usr/lib/rabbitmq/bin/rabbitmq-server
