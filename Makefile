@@ -42,6 +42,7 @@ test: system-deps venv lint
 dev: system-deps venv
 	@mkdir -p $(STATE)
 	@echo "web:    http://127.0.0.1:8000   (signup form; JSON API under /api/v1)"
+	@echo "stats:  http://127.0.0.1:8001/stats  (JSON under /api/v1/stats)"
 	@echo "mail:   .state/outbox/*.eml      (file backend; set OFFLOAD_MAILER_BACKEND=smtp for a server)"
 	@echo "broker: http://127.0.0.1:15672   (RabbitMQ management, guest/guest)"
 	$(BIN)/honcho -e .env.dev -f Procfile start

@@ -195,3 +195,40 @@ def test_kill_9_of_a_runner_redelivers_its_unacked_messages(publisher, amqp_url,
     wait_for(lambda: ready_count(amqp_url, QUEUE) == 5, what="all five redelivered")
     redelivered = take(amqp_url, QUEUE, expect=5)
     assert all(g.headers.get("x-delivery-count", 0) >= 1 for g in redelivered)
+
+
+def test_batch_handler_gets_many_messages_at_once_and_acks_them_after(core_config, publisher, amqp_url):
+    from offload_core.runner import Runner
+
+    batches: list[int] = []
+    failed_once: list[bool] = []
+
+    def handle(messages: list[Message]) -> None:
+        if not failed_once:
+            failed_once.append(True)
+            raise Retry("store unavailable")  # the whole first batch goes through a delay tier
+        batches.append(len(messages))
+
+    futures = [publisher.publish_async(signup()) for _ in range(300)]
+    for future in futures:
+        future.result(10)
+    import dataclasses
+    import threading
+
+    runner = Runner(
+        dataclasses.replace(core_config, prefetch=300, worker_threads=1),
+        TOPOLOGY,
+        batch_handlers={"t.work": handle},
+        batch_size=100,
+        batch_wait=0.2,
+    )
+    thread = threading.Thread(target=runner.run, kwargs={"install_signal_handlers": False}, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: sum(batches) == 300, timeout=20, what="300 messages in batches")
+    finally:
+        runner.stop()
+        thread.join(10)
+    assert max(batches) > 1 and max(batches) <= 100
+    assert ready_count(amqp_url, "t.work") == 0
+    assert ready_count(amqp_url, "t.work.parked") == 0

@@ -82,6 +82,9 @@ class Message:
 
 
 Handler = Callable[[Message], None]
+# Gets every message of one queue taken in one go (up to batch_size); its outcome
+# (return, Retry, Park, exception) applies to each of them.
+BatchHandler = Callable[[list[Message]], None]
 
 
 @dataclass(eq=False)
@@ -114,16 +117,24 @@ class Runner:
         self,
         config: CoreConfig,
         topology: Topology,
-        handlers: Mapping[str, Handler],
+        handlers: Mapping[str, Handler] | None = None,
         *,
+        batch_handlers: Mapping[str, BatchHandler] | None = None,
+        batch_size: int = 1,
+        batch_wait: float = 0.05,
         publisher: Publisher | None = None,
         contracts: Contracts | None = None,
     ) -> None:
-        for queue in handlers:
+        self.handlers = dict(handlers or {})
+        self.batch_handlers = dict(batch_handlers or {})
+        if not self.handlers and not self.batch_handlers:
+            raise ValueError("a runner needs at least one handler")
+        for queue in [*self.handlers, *self.batch_handlers]:
             topology.queue(queue)  # fail at start on a queue the topology does not know
+        self.batch_size = batch_size if self.batch_handlers else 1
+        self.batch_wait = batch_wait
         self.config = config
         self.topology = topology
-        self.handlers = dict(handlers)
         self.contracts = contracts or default_contracts()
         self._own_publisher = publisher is None
         self.publisher = publisher or Publisher(config, topology=None, name="runner-publisher")
@@ -153,6 +164,10 @@ class Runner:
     # -- public --------------------------------------------------------------------
 
     @property
+    def queues(self) -> list[str]:
+        return sorted([*self.handlers, *self.batch_handlers])
+
+    @property
     def ready(self) -> bool:
         return self._consuming.is_set() and self.publisher.ready
 
@@ -170,7 +185,7 @@ class Runner:
             "runner starting",
             extra={
                 "fields": {
-                    "queues": sorted(self.handlers),
+                    "queues": self.queues,
                     "prefetch": self.config.prefetch,
                     "worker_threads": self.config.worker_threads,
                 }
@@ -215,14 +230,12 @@ class Runner:
 
     def _start_consuming(self) -> None:
         assert self._channel is not None
-        for queue in sorted(self.handlers):
+        for queue in self.queues:
             tag = self._channel.basic_consume(queue, self._on_message)
             self._consumer_tags[tag] = queue
         self._attempt = 0
         self._consuming.set()
-        log.info(
-            "consuming", extra={"fields": {"queues": sorted(self.handlers), "broker": self._params.host}}
-        )
+        log.info("consuming", extra={"fields": {"queues": self.queues, "broker": self._params.host}})
 
     def _on_channel_closed(self, _channel: Channel, reason: Exception) -> None:
         self._consuming.clear()
@@ -333,67 +346,103 @@ class Runner:
 
     def _work_loop(self) -> None:
         while True:
-            delivery = self._work.get()
-            if delivery is None:
+            first = self._work.get()
+            if first is None:
                 return
-            if self._stopping or delivery.generation != self._generation:
-                # Delivered but not started: give it back for another runner.
-                if delivery.claim():
-                    metrics.MESSAGES.labels(delivery.queue, "requeued").inc()
-                    self._settle(delivery, ack=False)
-                continue
-            self._process(delivery)
+            batch = [first]
+            if self.batch_size > 1:
+                # Batch handlers get what is already waiting, up to batch_size, for at most
+                # batch_wait: one store transaction per batch instead of one per message.
+                deadline = time.monotonic() + self.batch_wait
+                while len(batch) < self.batch_size:
+                    remaining = deadline - time.monotonic()
+                    try:
+                        item = (
+                            self._work.get(timeout=max(remaining, 0))
+                            if remaining > 0
+                            else self._work.get_nowait()
+                        )
+                    except queue_module.Empty:
+                        break
+                    if item is None:
+                        self._work.put(None)  # the stop sentinel is for this loop too, after the batch
+                        break
+                    batch.append(item)
+            by_queue: dict[str, list[_Delivery]] = {}
+            for delivery in batch:
+                if self._stopping or delivery.generation != self._generation:
+                    # Delivered but not started: give it back for another runner.
+                    if delivery.claim():
+                        metrics.MESSAGES.labels(delivery.queue, "requeued").inc()
+                        self._settle(delivery, ack=False)
+                    continue
+                by_queue.setdefault(delivery.queue, []).append(delivery)
+            for queue, deliveries in by_queue.items():
+                if queue in self.batch_handlers:
+                    self._process(deliveries, self.batch_handlers[queue])
+                else:
+                    handler = self.handlers[queue]
+                    for delivery in deliveries:
+                        self._process([delivery], lambda messages, h=handler: h(messages[0]))
             if threading.get_ident() in self._retired:
                 return  # this thread outlived the hard time limit; a replacement took its place
 
-    def _process(self, delivery: _Delivery) -> None:
+    def _process(self, deliveries: list[_Delivery], handler: BatchHandler) -> None:
         started = time.monotonic()
-        delivery.started = started
         with self._running_lock:
-            self._running[delivery] = (started, threading.get_ident())
-        headers = delivery.headers
-        lane = str(headers.get(LANE_HEADER, "normal"))
-        enqueued_ms = headers.get(ENQUEUED_AT_HEADER)
-        time_on_queue = None
-        if isinstance(enqueued_ms, int):
-            time_on_queue = max(0.0, time.time() - enqueued_ms / 1000)
-            metrics.TIME_ON_QUEUE.labels(delivery.queue, lane).observe(time_on_queue)
-        attempt = headers.get(ATTEMPT_HEADER, 1)
-        attempt = attempt if isinstance(attempt, int) and attempt >= 1 else 1
+            for delivery in deliveries:
+                delivery.started = started
+                self._running[delivery] = (started, threading.get_ident())
+        queue = deliveries[0].queue
+        prepared: list[
+            tuple[_Delivery, int, float | None, str]
+        ] = []  # delivery, attempt, time on queue, invalid
+        messages: list[Message] = []
+        for delivery in deliveries:
+            headers = delivery.headers
+            lane = str(headers.get(LANE_HEADER, "normal"))
+            enqueued_ms = headers.get(ENQUEUED_AT_HEADER)
+            time_on_queue = None
+            if isinstance(enqueued_ms, int):
+                time_on_queue = max(0.0, time.time() - enqueued_ms / 1000)
+                metrics.TIME_ON_QUEUE.labels(queue, lane).observe(time_on_queue)
+            attempt = headers.get(ATTEMPT_HEADER, 1)
+            attempt = attempt if isinstance(attempt, int) and attempt >= 1 else 1
+            try:
+                envelope = decode(delivery.body, delivery.properties, self.contracts)
+            except ContractError as exc:
+                prepared.append((delivery, attempt, time_on_queue, f"invalid message: {exc.reason}"))
+                continue
+            prepared.append((delivery, attempt, time_on_queue, ""))
+            correlation_id = delivery.properties.correlation_id
+            messages.append(
+                Message(envelope, queue, lane, attempt, delivery.redelivered, correlation_id, headers)
+            )
         outcome, reason = "acked", ""
         try:
-            envelope = decode(delivery.body, delivery.properties, self.contracts)
-        except ContractError as exc:
-            outcome, reason = "invalid", f"invalid message: {exc.reason}"
-        else:
-            message = Message(
-                envelope,
-                delivery.queue,
-                lane,
-                attempt,
-                delivery.redelivered,
-                delivery.properties.correlation_id,
-                headers,
-            )
-            try:
-                self.handlers[delivery.queue](message)
-            except Park as exc:
-                outcome, reason = "parked", str(exc) or "parked by handler"
-            except Retry as exc:
-                outcome, reason = "retried", str(exc) or "retry requested by handler"
-            except Exception as exc:
-                outcome, reason = "retried", f"{type(exc).__name__}: {exc}"
-                log.exception(
-                    "handler failed", extra={"fields": {"message_id": envelope.id, "queue": delivery.queue}}
-                )
+            if messages:
+                handler(messages)
+        except Park as exc:
+            outcome, reason = "parked", str(exc) or "parked by handler"
+        except Retry as exc:
+            outcome, reason = "retried", str(exc) or "retry requested by handler"
+        except Exception as exc:
+            outcome, reason = "retried", f"{type(exc).__name__}: {exc}"
+            ids = [m.id for m in messages][:10]
+            log.exception("handler failed", extra={"fields": {"message_ids": ids, "queue": queue}})
         finally:
             with self._running_lock:
-                self._running.pop(delivery, None)
+                for delivery in deliveries:
+                    self._running.pop(delivery, None)
         duration = time.monotonic() - started
-        metrics.HANDLER_DURATION.labels(delivery.queue).observe(duration)
-        if not delivery.claim():
-            return  # the watchdog settled it when the hard time limit passed
-        self._finish(delivery, outcome, reason, attempt, time_on_queue, duration)
+        metrics.HANDLER_DURATION.labels(queue).observe(duration)
+        for delivery, attempt, time_on_queue, invalid in prepared:
+            if not delivery.claim():
+                continue  # the watchdog settled it when the hard time limit passed
+            if invalid:
+                self._finish(delivery, "invalid", invalid, attempt, time_on_queue, duration)
+            else:
+                self._finish(delivery, outcome, reason, attempt, time_on_queue, duration)
 
     def _finish(
         self,
@@ -498,9 +547,11 @@ class Runner:
                     }
                 },
             )
-            # Python cannot kill a thread: retire the stuck one and keep capacity with a new worker.
-            self._retired.add(ident)
-            self._start_worker()
+            # Python cannot kill a thread: retire the stuck one and keep capacity with a new worker
+            # (once per thread, though a stuck batch holds several messages).
+            if ident not in self._retired:
+                self._retired.add(ident)
+                self._start_worker()
             attempt = delivery.headers.get(ATTEMPT_HEADER, 1)
             threading.Thread(
                 target=self._finish,

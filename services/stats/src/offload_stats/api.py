@@ -1,0 +1,132 @@
+"""Stats read API (gunicorn): JSON summaries, top lists, time series, and an HTML page with charts."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from flask import Flask, Response, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from offload_core.metrics import render_latest
+from offload_stats import charts, queries
+from offload_stats.counting import SERIES
+from offload_stats.runner_main import DEFAULT_STORE
+from offload_stats.store import StatsStore, open_store
+
+log = logging.getLogger("offload.stats.api")
+
+
+class BadParameter(Exception):
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"{name} {reason}")
+        self.name, self.reason = name, reason
+
+
+def _int_param(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadParameter(name, "must be a whole number") from None
+    if not low <= value <= high:
+        raise BadParameter(name, f"must be between {low} and {high}")
+    return value
+
+
+def _problem(status: int, title: str, detail: str, **extra: Any) -> Response:
+    body = {
+        "type": "https://offload.dev/problems/" + title.lower().replace(" ", "-"),
+        "title": title,
+        "status": status,
+        "detail": detail,
+        **extra,
+    }
+    response = jsonify(body)
+    response.status_code = status
+    response.mimetype = "application/problem+json"
+    return response
+
+
+def create_app(store: StatsStore | None = None) -> Flask:
+    store = store or open_store(os.environ.get("OFFLOAD_STATS_STORE_URL", DEFAULT_STORE))
+    app = Flask(__name__)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+
+    @app.get("/api/v1/stats")
+    def stats_summary() -> Any:
+        return jsonify(queries.summary(store))
+
+    @app.get("/api/v1/stats/user-agents")
+    def user_agents() -> Any:
+        limit = _int_param("limit", 10, 1, 100)
+        items = [{"user_agent": k, "count": v} for k, v in queries.top(store, "user_agent", limit)]
+        return jsonify({"items": items})
+
+    @app.get("/api/v1/stats/paths")
+    def paths() -> Any:
+        limit = _int_param("limit", 10, 1, 100)
+        return jsonify({"items": [{"path": k, "count": v} for k, v in queries.top(store, "path", limit)]})
+
+    @app.get("/api/v1/stats/timeseries")
+    def timeseries() -> Any:
+        metric = request.args.get("metric", "requests")
+        if metric not in SERIES:
+            raise BadParameter("metric", f"must be one of {', '.join(SERIES)}")
+        minutes = _int_param("minutes", 60, 1, 1440)
+        return jsonify(
+            {"metric": metric, "minutes": minutes, "points": queries.timeseries(store, metric, minutes)}
+        )
+
+    @app.get("/stats")
+    def page() -> Any:
+        data = queries.summary(store)
+        return render_template(
+            "stats.html",
+            summary=data,
+            fruits=charts.bars(sorted(data["signups"]["by_fruit"].items(), key=lambda kv: -kv[1])),
+            agents=charts.bars(queries.top(store, "user_agent", 8)),
+            paths=charts.bars(queries.top(store, "path", 8)),
+            requests=charts.columns(queries.timeseries(store, "requests", 60)),
+            signups=charts.columns(queries.timeseries(store, "signups", 60)),
+        )
+
+    @app.get("/openapi.json")
+    def openapi() -> Any:
+        from offload_stats.openapi import document
+
+        return jsonify(document())
+
+    @app.get("/healthz")
+    def healthz() -> Any:
+        return jsonify({"status": "ok"})
+
+    @app.get("/readyz")
+    def readyz() -> Any:
+        try:
+            store.ping()
+        except Exception as exc:  # the store's own error says what is wrong
+            return jsonify({"status": "not ready", "store": str(exc)}), 503
+        return jsonify({"status": "ready"})
+
+    @app.get("/metrics")
+    def metrics() -> Any:
+        return Response(render_latest(), mimetype="text/plain; version=0.0.4")
+
+    @app.errorhandler(BadParameter)
+    def bad_parameter(exc: BadParameter) -> Any:
+        return _problem(400, "Invalid parameter", str(exc), errors=[{"name": exc.name, "reason": exc.reason}])
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Any:
+        return _problem(exc.code or 500, exc.name, exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> Any:
+        log.exception("unexpected error")
+        return _problem(503, "Store unavailable", "the stats store did not answer; try again shortly")
+
+    return app

@@ -1,0 +1,52 @@
+"""What each event adds to the counts: pure functions, shared by both stores."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from offload_core.envelope import Envelope
+
+# Time series kept per minute, by event type.
+SERIES_BY_TYPE = {
+    "http.request": "requests",
+    "signup.created": "signups",
+    "mail.sent": "mails_sent",
+    "mail.failed": "mails_failed",
+}
+SERIES = tuple(SERIES_BY_TYPE.values())
+UNKNOWN_AGENT = "(none)"
+
+
+@dataclass(frozen=True)
+class Increments:
+    event_id: str
+    counters: tuple[tuple[str, str], ...]  # (family, key), each +1
+    series: str
+    minute: int  # epoch minute of occurred_at: buckets are exact whatever the lag
+
+
+def epoch_minute(occurred_at: str) -> int:
+    return int(datetime.fromisoformat(occurred_at.replace("Z", "+00:00")).timestamp() // 60)
+
+
+def increments(envelope: Envelope) -> Increments:
+    data = envelope.data
+    if envelope.type == "http.request":
+        counters = (
+            ("requests", "total"),
+            ("user_agent", data["user_agent"] or UNKNOWN_AGENT),
+            ("path", data["path"]),
+            ("status_class", f"{data['status'] // 100}xx"),
+        )
+    elif envelope.type == "signup.created":
+        counters = (("signups", "total"), ("fruit", data["fruit"]), ("lane", data["lane"]))
+    elif envelope.type == "mail.sent":
+        counters = (("mails", "sent"),)
+    elif envelope.type == "mail.failed":
+        counters = (("mails", "failed"),)
+    else:
+        raise ValueError(f"stats does not count {envelope.type}")
+    return Increments(
+        envelope.id, counters, SERIES_BY_TYPE[envelope.type], epoch_minute(envelope.occurred_at)
+    )

@@ -1,0 +1,155 @@
+"""OpenAPI 3.1 description of the stats read API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from offload_stats.counting import SERIES
+
+_PROBLEM = {
+    "description": "Invalid parameter",
+    "content": {"application/problem+json": {"schema": {"type": "object", "required": ["status", "title"]}}},
+}
+
+
+def _limit() -> dict[str, Any]:
+    return {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 1, "maximum": 100},
+    }
+
+
+def _list(key: str) -> dict[str, Any]:
+    item = {
+        "type": "object",
+        "required": [key, "count"],
+        "properties": {key: {"type": "string"}, "count": {"type": "integer"}},
+    }
+    return {
+        "description": "Top entries, most frequent first.",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["items"],
+                    "properties": {"items": {"type": "array", "items": item}},
+                }
+            }
+        },
+    }
+
+
+def document() -> dict[str, Any]:
+    counts = {"type": "object", "additionalProperties": {"type": "integer"}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Offload stats API", "version": "1.0.0"},
+        "paths": {
+            "/api/v1/stats": {
+                "get": {
+                    "operationId": "summary",
+                    "responses": {
+                        "200": {
+                            "description": "Totals.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["requests", "signups", "mails"],
+                                        "properties": {
+                                            "requests": {
+                                                "type": "object",
+                                                "properties": {
+                                                    "total": {"type": "integer"},
+                                                    "by_status_class": counts,
+                                                },
+                                            },
+                                            "signups": {
+                                                "type": "object",
+                                                "properties": {
+                                                    "total": {"type": "integer"},
+                                                    "by_fruit": counts,
+                                                    "by_lane": counts,
+                                                },
+                                            },
+                                            "mails": {
+                                                "type": "object",
+                                                "properties": {
+                                                    "sent": {"type": "integer"},
+                                                    "failed": {"type": "integer"},
+                                                },
+                                            },
+                                        },
+                                    }
+                                }
+                            },
+                        }
+                    },
+                }
+            },
+            "/api/v1/stats/user-agents": {
+                "get": {
+                    "operationId": "userAgents",
+                    "parameters": [_limit()],
+                    "responses": {"200": _list("user_agent"), "400": _PROBLEM},
+                }
+            },
+            "/api/v1/stats/paths": {
+                "get": {
+                    "operationId": "paths",
+                    "parameters": [_limit()],
+                    "responses": {"200": _list("path"), "400": _PROBLEM},
+                }
+            },
+            "/api/v1/stats/timeseries": {
+                "get": {
+                    "operationId": "timeseries",
+                    "parameters": [
+                        {
+                            "name": "metric",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string", "enum": list(SERIES)},
+                        },
+                        {
+                            "name": "minutes",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 1440},
+                        },
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "One point per minute, oldest first.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["metric", "minutes", "points"],
+                                        "properties": {
+                                            "metric": {"type": "string"},
+                                            "minutes": {"type": "integer"},
+                                            "points": {
+                                                "type": "array",
+                                                "items": {
+                                                    "type": "object",
+                                                    "required": ["minute", "count"],
+                                                    "properties": {
+                                                        "minute": {"type": "string"},
+                                                        "count": {"type": "integer"},
+                                                    },
+                                                },
+                                            },
+                                        },
+                                    }
+                                }
+                            },
+                        },
+                        "400": _PROBLEM,
+                    },
+                }
+            },
+        },
+    }

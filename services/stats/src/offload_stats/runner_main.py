@@ -1,0 +1,74 @@
+"""offload-stats-runner: counts events from stats.requests and stats.activity, one batch at a time."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import sys
+
+from prometheus_client import Counter
+
+from offload_core.config import ConfigError, CoreConfig
+from offload_core.logs import configure_logging
+from offload_core.runner import Message, Park, Runner
+from offload_core.status import serve_status
+from offload_core.topology import stack_topology
+from offload_stats.counting import increments
+from offload_stats.store import StatsStore, open_store
+
+log = logging.getLogger("offload.stats")
+
+QUEUES = ("stats.requests", "stats.activity")
+EVENTS_COUNTED = Counter(
+    "offload_stats_events_total",
+    "Events applied to the counts: new, or duplicate (already counted).",
+    ["result"],
+)
+DEFAULT_STORE = "sqlite:///.state/stats.db"
+
+
+def make_batch_handler(store: StatsStore):  # noqa: ANN201 - returns a BatchHandler
+    def count(messages: list[Message]) -> None:
+        try:
+            batch = [increments(m.envelope) for m in messages]
+        except (ValueError, KeyError) as exc:
+            # A type stats cannot count is a deployment error, not a transient one.
+            raise Park(f"cannot count: {exc}") from exc
+        new = store.apply(batch)
+        EVENTS_COUNTED.labels("new").inc(new)
+        EVENTS_COUNTED.labels("duplicate").inc(len(batch) - new)
+
+    return count
+
+
+def main() -> None:
+    configure_logging("stats")
+    try:
+        core = CoreConfig.from_env(service_name="stats")
+        batch_size = int(os.environ.get("OFFLOAD_STATS_BATCH_SIZE", "200"))
+        batch_wait = float(os.environ.get("OFFLOAD_STATS_BATCH_WAIT", "0.05"))
+        status_port = int(os.environ.get("OFFLOAD_STATS_STATUS_PORT", "9102"))
+        store = open_store(os.environ.get("OFFLOAD_STATS_STORE_URL", DEFAULT_STORE))
+    except (ConfigError, ValueError) as exc:
+        log.error("invalid configuration: %s", exc)
+        sys.exit(2)
+    if "OFFLOAD_PREFETCH" not in os.environ:
+        # Prefetch in the hundreds: a batch can only be as large as what the broker lets us hold.
+        core = dataclasses.replace(core, prefetch=max(core.prefetch, 2 * batch_size))
+    handler = make_batch_handler(store)
+    runner = Runner(
+        core,
+        stack_topology(core.delay_tiers, core.delivery_limit),
+        batch_handlers={queue: handler for queue in QUEUES},
+        batch_size=batch_size,
+        batch_wait=batch_wait,
+    )
+    status = serve_status(status_port, lambda: runner.ready)
+    code = runner.run()
+    status.shutdown()
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""Counts, exact under redelivery: an event id is counted once, in the same atomic step
+that applies its increments (SQLite transaction / Redis Lua script), one per batch.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import redis
+
+from offload_stats.counting import Increments
+
+# Event ids are remembered this long; a redelivery later than that would count twice.
+DEDUPE_TTL_SECONDS = 30 * 24 * 3600
+
+
+class StatsStore(Protocol):
+    def apply(self, batch: Sequence[Increments]) -> int:
+        """Count every event not counted before, atomically; returns how many were new."""
+
+    def counters(self, family: str) -> dict[str, int]: ...
+
+    def series(self, name: str, first_minute: int, last_minute: int) -> dict[int, int]: ...
+
+    def ping(self) -> bool: ...
+
+
+_BUMP_COUNTER = (
+    "INSERT INTO counters VALUES (?, ?, 1) ON CONFLICT (family, key) DO UPDATE SET value = value + 1"
+)
+_BUMP_SERIES = (
+    "INSERT INTO series VALUES (?, ?, 1) ON CONFLICT (name, minute) DO UPDATE SET value = value + 1"
+)
+
+
+class SqliteStatsStore:
+    def __init__(self, path: str) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(
+            """
+            CREATE TABLE IF NOT EXISTS processed (event_id TEXT PRIMARY KEY);
+            CREATE TABLE IF NOT EXISTS counters (
+                family TEXT NOT NULL, key TEXT NOT NULL, value INTEGER NOT NULL, PRIMARY KEY (family, key));
+            CREATE TABLE IF NOT EXISTS series (
+                name TEXT NOT NULL, minute INTEGER NOT NULL, value INTEGER NOT NULL,
+                PRIMARY KEY (name, minute));
+            """
+        )
+        self._lock = threading.Lock()
+
+    def apply(self, batch: Sequence[Increments]) -> int:
+        new = 0
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for item in batch:
+                    inserted = self._db.execute(
+                        "INSERT OR IGNORE INTO processed (event_id) VALUES (?)", (item.event_id,)
+                    ).rowcount
+                    if not inserted:
+                        continue
+                    new += 1
+                    self._db.executemany(_BUMP_COUNTER, item.counters)
+                    self._db.execute(_BUMP_SERIES, (item.series, item.minute))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return new
+
+    def counters(self, family: str) -> dict[str, int]:
+        with self._lock:
+            rows = self._db.execute("SELECT key, value FROM counters WHERE family = ?", (family,)).fetchall()
+        return dict(rows)
+
+    def series(self, name: str, first_minute: int, last_minute: int) -> dict[int, int]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT minute, value FROM series WHERE name = ? AND minute BETWEEN ? AND ?",
+                (name, first_minute, last_minute),
+            ).fetchall()
+        return dict(rows)
+
+    def ping(self) -> bool:
+        with self._lock:
+            self._db.execute("SELECT 1").fetchone()
+        return True
+
+
+# KEYS: none. ARGV: prefix, ttl, then per event: id, series, minute, n, family1, key1, ... familyN, keyN.
+# Runs atomically in Redis: the dedupe mark and the increments of an event land together or not at all.
+_APPLY_LUA = """
+local prefix, ttl = ARGV[1], tonumber(ARGV[2])
+local i, new = 3, 0
+while i <= #ARGV do
+  local id, series, minute, n = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
+  i = i + 4
+  if redis.call('SET', prefix .. 'seen:' .. id, '1', 'NX', 'EX', ttl) then
+    new = new + 1
+    for j = 0, n - 1 do
+      redis.call('HINCRBY', prefix .. 'c:' .. ARGV[i + 2 * j], ARGV[i + 2 * j + 1], 1)
+    end
+    redis.call('HINCRBY', prefix .. 'ts:' .. series, minute, 1)
+  end
+  i = i + 2 * n
+end
+return new
+"""
+
+
+class RedisStatsStore:
+    def __init__(self, url: str, prefix: str = "offload:stats:") -> None:
+        self._redis = redis.Redis.from_url(
+            url, socket_timeout=5, socket_connect_timeout=5, decode_responses=True
+        )
+        self._prefix = prefix
+        self._apply = self._redis.register_script(_APPLY_LUA)
+
+    def apply(self, batch: Sequence[Increments]) -> int:
+        args: list[str | int] = [self._prefix, DEDUPE_TTL_SECONDS]
+        for item in batch:
+            args += [item.event_id, item.series, item.minute, len(item.counters)]
+            for family, key in item.counters:
+                args += [family, key]
+        return int(self._apply(args=args))
+
+    def counters(self, family: str) -> dict[str, int]:
+        return {k: int(v) for k, v in self._redis.hgetall(self._prefix + "c:" + family).items()}
+
+    def series(self, name: str, first_minute: int, last_minute: int) -> dict[int, int]:
+        minutes = list(range(first_minute, last_minute + 1))
+        values = self._redis.hmget(self._prefix + "ts:" + name, [str(m) for m in minutes])
+        return {m: int(v) for m, v in zip(minutes, values, strict=True) if v is not None}
+
+    def ping(self) -> bool:
+        return bool(self._redis.ping())
+
+
+def open_store(url: str) -> StatsStore:
+    if url.startswith("sqlite:///"):
+        return SqliteStatsStore(url.removeprefix("sqlite:///"))
+    if url.startswith(("redis://", "rediss://")):
+        return RedisStatsStore(url)
+    raise ValueError(f"OFFLOAD_STATS_STORE_URL={url!r} must start with sqlite:/// or redis://")

@@ -1,0 +1,103 @@
+"""The read API and the page, on a real SQLite store (Flask's test client) and under gunicorn."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import requests
+from conftest import request_event, signup_event
+
+from offload_stats.api import create_app
+from offload_stats.counting import increments
+from offload_stats.store import SqliteStatsStore
+from offload_testkit.processes import ServiceProcess, free_port
+
+
+@pytest.fixture
+def filled(tmp_path):
+    path = tmp_path / "stats.db"
+    store = SqliteStatsStore(str(path))
+    events = [request_event("/", "Mozilla <b>"), request_event("/x", "curl/8"), request_event("/", "curl/8")]
+    events += [signup_event("kiwi"), signup_event("pear", "low")]
+    store.apply([increments(e) for e in events])
+    return store, path
+
+
+def test_summary_lists_and_timeseries(filled):
+    client = create_app(filled[0]).test_client()
+    assert client.get("/api/v1/stats").json["requests"]["total"] == 3
+    assert client.get("/api/v1/stats/user-agents?limit=1").json == {
+        "items": [{"user_agent": "curl/8", "count": 2}]
+    }
+    assert client.get("/api/v1/stats/paths").json["items"][0] == {"path": "/", "count": 2}
+    series = client.get("/api/v1/stats/timeseries?metric=signups&minutes=5").json
+    assert len(series["points"]) == 5 and series["points"][-1]["count"] == 2
+
+
+@pytest.mark.parametrize(
+    ("url", "name"),
+    [
+        ("/api/v1/stats/user-agents?limit=0", "limit"),
+        ("/api/v1/stats/user-agents?limit=101", "limit"),
+        ("/api/v1/stats/paths?limit=abc", "limit"),
+        ("/api/v1/stats/timeseries?metric=bogus", "metric"),
+        ("/api/v1/stats/timeseries?minutes=0", "minutes"),
+        ("/api/v1/stats/timeseries?minutes=99999", "minutes"),
+    ],
+)
+def test_bad_parameters_are_problem_json_naming_the_parameter(filled, url, name):
+    response = create_app(filled[0]).test_client().get(url)
+    assert response.status_code == 400
+    assert response.mimetype == "application/problem+json"
+    assert response.json["errors"][0]["name"] == name
+
+
+def test_unknown_paths_and_methods_are_problem_json(filled):
+    client = create_app(filled[0]).test_client()
+    assert client.get("/api/v1/nope").status_code == 404
+    assert client.post("/api/v1/stats").status_code == 405
+
+
+@pytest.fixture
+def stats_api(filled, tmp_path):
+    _, path = filled
+    port = free_port()
+    gunicorn = [sys.executable, "-m", "gunicorn", "-c", "python:offload_stats.gunicorn_conf"]
+    server = ServiceProcess(
+        [*gunicorn, "offload_stats.wsgi:app"],
+        env={"OFFLOAD_STATS_STORE_URL": f"sqlite:///{path}", "OFFLOAD_STATS_BIND": f"127.0.0.1:{port}",
+             "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "m")},
+        log_path=tmp_path / "api.log",
+        health_url=f"http://127.0.0.1:{port}/readyz",
+    ).start()  # fmt: skip
+    yield f"http://127.0.0.1:{port}"
+    assert server.terminate() == 0
+
+
+def test_page_renders_under_gunicorn_with_escaped_labels_and_no_scripts(stats_api):
+    page = requests.get(f"{stats_api}/stats", timeout=5)
+    assert page.status_code == 200
+    assert "<svg" in page.text and "<script" not in page.text
+    assert "Mozilla &lt;b&gt;" in page.text
+    assert requests.get(f"{stats_api}/api/v1/stats", timeout=5).json()["signups"]["total"] == 2
+
+
+def test_page_screenshot_in_headless_chromium(stats_api, tmp_path):
+    """Renders /stats in Debian's chromium (installed by scripts/system-deps.sh) and checks the PNG."""
+    shot = tmp_path / "stats.png"
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--no-first-run",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'chrome'}",
+    ]
+    command = ["chromium", *flags, f"--screenshot={shot}", "--window-size=1200,900", f"{stats_api}/stats"]
+    subprocess.run(command, capture_output=True, timeout=90, check=True)
+    png = shot.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000

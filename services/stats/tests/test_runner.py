@@ -1,0 +1,84 @@
+"""The stats runner as a real process: exact counts after duplicates, kill -9 and a broker restart."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import request_event, signup_event, start_runner
+
+from offload_stats import queries
+from offload_testkit.amqp import ready_count, wait_for
+
+
+def publish_all(publisher, envelopes) -> None:
+    futures = [publisher.publish_async(e, lane=e.data.get("lane")) for e in envelopes]
+    for future in futures:
+        future.result(15)
+
+
+def test_counts_equal_events_published_and_duplicates_count_once(
+    core_config, stack_publisher, store, store_url, tmp_path, amqp_url
+):
+    requests_ = [request_event(f"/p{i % 5}", f"agent-{i % 3}") for i in range(300)]
+    signups = [signup_event(("kiwi", "mango")[i % 2]) for i in range(50)]
+    publish_all(stack_publisher, requests_ + signups)
+    publish_all(stack_publisher, requests_[:40] + signups[:10])  # redelivered copies
+    runner = start_runner(core_config, store_url, tmp_path)
+    try:
+        drained = ("stats.requests", "stats.activity")
+        wait_for(
+            lambda: all(ready_count(amqp_url, q) == 0 for q in drained), timeout=30, what="queues drained"
+        )
+        wait_for(lambda: queries.summary(store)["requests"]["total"] == 300, timeout=10, what="300 requests")
+        summary = queries.summary(store)
+        assert summary["requests"]["total"] == 300
+        assert summary["signups"]["by_fruit"] == {"kiwi": 25, "mango": 25}
+        assert sum(v for _, v in queries.top(store, "path", 100)) == 300
+    finally:
+        assert runner.terminate() == 0
+
+
+@pytest.mark.slow
+def test_kill_9_mid_batch_then_restart_loses_nothing_and_counts_nothing_twice(
+    core_config, stack_publisher, store, store_url, tmp_path, amqp_url
+):
+    events = [request_event(f"/k{i % 7}") for i in range(3000)]
+    publish_all(stack_publisher, events)
+    runner = start_runner(core_config, store_url, tmp_path, OFFLOAD_STATS_BATCH_SIZE="100")
+    wait_for(lambda: queries.summary(store)["requests"]["total"] > 300, timeout=30, what="counting under way")
+    runner.kill()
+    counted_at_kill = queries.summary(store)["requests"]["total"]
+    assert counted_at_kill < 3000, "the kill came too late to test anything"
+    runner = start_runner(core_config, store_url, tmp_path, name="stats-2")
+    try:
+        wait_for(lambda: queries.summary(store)["requests"]["total"] >= 3000, timeout=60, what="all counted")
+        wait_for(lambda: ready_count(amqp_url, "stats.requests") == 0, timeout=10, what="queue drained")
+        assert queries.summary(store)["requests"]["total"] == 3000
+    finally:
+        runner.terminate()
+
+
+@pytest.mark.slow
+def test_broker_restart_mid_stream_keeps_counts_exact(
+    core_config, stack_publisher, store, store_url, tmp_path, amqp_url, rabbitmq_broker
+):
+    first = [signup_event() for _ in range(500)]
+    publish_all(stack_publisher, first)
+    runner = start_runner(core_config, store_url, tmp_path)
+    try:
+        wait_for(
+            lambda: queries.summary(store)["signups"]["total"] > 0, timeout=20, what="counting under way"
+        )
+        rabbitmq_broker.restart()
+        second = [signup_event("pear") for _ in range(200)]
+        publish_all(stack_publisher, second)
+        wait_for(
+            lambda: queries.summary(store)["signups"]["total"] >= 700, timeout=60, what="700 signups counted"
+        )
+        wait_for(lambda: ready_count(amqp_url, "stats.activity") == 0, timeout=20, what="queue drained")
+        assert queries.summary(store)["signups"] == {
+            "total": 700,
+            "by_fruit": {"kiwi": 500, "pear": 200},
+            "by_lane": {"high": 700},
+        }
+    finally:
+        runner.terminate()
