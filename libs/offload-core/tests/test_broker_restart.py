@@ -6,8 +6,8 @@ import threading
 import time
 
 import pytest
+from core_support import RunnerThread, signup
 from runner_app import TOPOLOGY
-from support import RunnerThread, signup
 
 from offload_core.publisher import Publisher, PublishError
 from offload_testkit.amqp import take, wait_for

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pika
 import pytest
+from core_support import RunnerThread, signup
 from prometheus_client import REGISTRY
 from runner_app import TOPOLOGY
-from support import RunnerThread, signup
 
 from offload_core.envelope import ATTEMPT_HEADER, PARK_REASON_HEADER
 from offload_core.runner import Message, Park, Retry

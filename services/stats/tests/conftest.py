@@ -2,14 +2,15 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from offload_core.envelope import Envelope
 from offload_core.publisher import Publisher
 from offload_core.topology import stack_topology
 from offload_stats.store import RedisStatsStore, SqliteStatsStore
-from offload_testkit.processes import ServiceProcess, free_port
+
+sys.path.insert(0, str(Path(__file__).parent))
 
 
 @pytest.fixture(params=["sqlite", "redis"])
@@ -32,38 +33,3 @@ def stack_publisher(core_config) -> Iterator[Publisher]:
     assert publisher.wait_ready(10)
     yield publisher
     publisher.close()
-
-
-def request_event(path: str = "/", agent: str = "curl/8", status: int = 200) -> Envelope:
-    data = {
-        "method": "GET",
-        "path": path,
-        "status": status,
-        "duration_ms": 1.5,
-        "user_agent": agent,
-        "headers": {},
-    }
-    return Envelope("http.request", data)
-
-
-def signup_event(fruit: str = "kiwi", lane: str = "high") -> Envelope:
-    return Envelope("signup.created", {"name": "A", "email": "a@example.com", "fruit": fruit, "lane": lane})
-
-
-def start_runner(core_config, store_url: str, tmp_path, name: str = "stats", **env: str) -> ServiceProcess:
-    port = free_port()
-    environment = {
-        "OFFLOAD_AMQP_URL": core_config.amqp_url,
-        "OFFLOAD_DELAY_TIERS": ",".join(str(d) for d in core_config.delay_tiers),
-        "OFFLOAD_RECONNECT_MAX_DELAY": "1",
-        "OFFLOAD_STATS_STORE_URL": store_url,
-        "OFFLOAD_STATS_STATUS_PORT": str(port),
-        "OFFLOAD_LOG_FORMAT": "text",
-        **env,
-    }
-    return ServiceProcess(
-        [sys.executable, "-m", "offload_stats.runner_main"],
-        env=environment,
-        log_path=tmp_path / f"{name}.log",
-        health_url=f"http://127.0.0.1:{port}/readyz",
-    ).start()

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 import requests
-from conftest import request_event, signup_event
+from stats_support import request_event, signup_event
 
 from offload_stats.api import create_app
 from offload_stats.counting import increments

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import request_event, signup_event, start_runner
+from stats_support import request_event, signup_event, start_runner
 
 from offload_stats import queries
 from offload_testkit.amqp import ready_count, wait_for

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import request_event, signup_event
+from stats_support import request_event, signup_event
 
 from offload_core.envelope import Envelope
 from offload_stats import queries
