@@ -10,12 +10,14 @@ PACKAGES := libs/offload-core libs/offload-testkit $(wildcard services/*/pyproje
 PACKAGE_DIRS := $(patsubst %/pyproject.toml,%,$(PACKAGES))
 TEST_PATHS := libs $(wildcard services/*/tests) $(wildcard tests)
 
-.PHONY: help dev test lint format system-deps venv bench-core clean
+.PHONY: help dev test lint format system-deps venv bench-core bench-web bench-mailer bench-stats clean
 
 help:
 	@echo "make dev         run the whole stack locally (installs what it needs)"
 	@echo "make test        lint + every test against private, real services"
-	@echo "make bench-core  messaging core benchmark (bench/ lines)"
+	@echo "make bench-core  messaging core vs raw pika (bench/ratio lines)"
+	@echo "make bench-web   web with/without publishing and analytics (wrk, siege)"
+	@echo "make bench-mailer, make bench-stats"
 
 system-deps:
 	@scripts/system-deps.sh
@@ -49,6 +51,16 @@ dev: system-deps venv
 
 bench-core: system-deps venv
 	$(BIN)/python bench/core.py
+
+bench-web: system-deps venv
+	@scripts/bench-deps.sh
+	$(BIN)/python bench/web.py
+
+bench-mailer: system-deps venv
+	$(BIN)/python bench/mailer.py
+
+bench-stats: system-deps venv
+	$(BIN)/python bench/stats.py
 
 clean:
 	rm -rf $(STATE) .pytest_cache .ruff_cache

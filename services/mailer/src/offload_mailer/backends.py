@@ -50,10 +50,12 @@ class SmtpBackend:
         context = ssl.create_default_context()
         if c.smtp_security == "tls":
             connection: smtplib.SMTP = smtplib.SMTP_SSL(
-                c.smtp_host, c.smtp_port, timeout=c.smtp_timeout, context=context
+                c.smtp_host, c.smtp_port, local_hostname=c.helo_name, timeout=c.smtp_timeout, context=context
             )
         else:
-            connection = smtplib.SMTP(c.smtp_host, c.smtp_port, timeout=c.smtp_timeout)
+            connection = smtplib.SMTP(
+                c.smtp_host, c.smtp_port, local_hostname=c.helo_name, timeout=c.smtp_timeout
+            )
             if c.smtp_security == "starttls":
                 connection.starttls(context=context)
         if c.smtp_username:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from offload_core.config import ConfigError
@@ -37,6 +38,9 @@ class MailerConfig:
     mail_from: str = "Fruit news <welcome@offload.localhost>"
     message_id_domain: str = "offload.localhost"
     # sqlite:///path/to/sent.db (default) or redis://host:port/db
+    # EHLO name. smtplib would otherwise look up socket.getfqdn() on every connection,
+    # a DNS round trip per reconnect.
+    helo_name: str = field(default_factory=socket.gethostname)
     store_url: str = "sqlite:///.state/mailer-sent.db"
     status_port: int = 9101
 
@@ -85,6 +89,7 @@ class MailerConfig:
             smtp_timeout=timeout,
             mail_from=env.get("OFFLOAD_MAIL_FROM", d.mail_from),
             message_id_domain=env.get("OFFLOAD_MESSAGE_ID_DOMAIN", d.message_id_domain),
+            helo_name=env.get("OFFLOAD_SMTP_HELO", d.helo_name),
             store_url=store_url,
             status_port=status_port,
         )

@@ -1,0 +1,93 @@
+"""Shared pieces of the benchmarks: a private broker and service processes on loopback."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from offload_testkit.processes import ServiceProcess, free_port
+from offload_testkit.rabbitmq import PrivateBroker
+
+
+@contextlib.contextmanager
+def private_broker() -> Iterator[tuple[PrivateBroker, Path]]:
+    with tempfile.TemporaryDirectory(prefix="offload-bench-") as workdir:
+        broker = PrivateBroker(Path(workdir) / "rabbitmq")
+        broker.start()
+        try:
+            yield broker, Path(workdir)
+        finally:
+            broker.stop()
+
+
+@contextlib.contextmanager
+def web_server(amqp_url: str, workdir: Path, name: str, **env: str) -> Iterator[str]:
+    port = free_port()
+    (workdir / f"{name}-metrics").mkdir()
+    server = ServiceProcess(
+        [sys.executable, "-m", "gunicorn", "-c", "python:offload_web.gunicorn_conf", "offload_web.wsgi:app"],
+        env={
+            "OFFLOAD_AMQP_URL": amqp_url,
+            "OFFLOAD_WEB_BIND": f"127.0.0.1:{port}",
+            "OFFLOAD_LOG_LEVEL": "WARNING",
+            "PROMETHEUS_MULTIPROC_DIR": str(workdir / f"{name}-metrics"),
+            **env,
+        },
+        log_path=workdir / f"{name}.log",
+        health_url=f"http://127.0.0.1:{port}/healthz",
+    ).start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+
+
+def wrk(url: str, *, seconds: int, connections: int, script: Path | None = None) -> float:
+    """Requests per second as wrk reports them (2 threads, bounded by time)."""
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    if script is not None:
+        command += ["-s", str(script)]
+    output = subprocess.run(
+        [*command, url], capture_output=True, text=True, check=True, timeout=seconds + 60
+    ).stdout
+    match = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    if non_2xx:
+        raise RuntimeError(f"wrk saw {non_2xx.group(1)} error responses:\n{output}")
+    assert match, output
+    return float(match.group(1))
+
+
+def histogram_quantile(metrics_text: str, name: str, labels: str, q: float) -> float:
+    """Prometheus-style quantile from the cumulative buckets of one labelled histogram."""
+    buckets = []
+    for line in metrics_text.splitlines():
+        if line.startswith(name + "_bucket{") and labels in line:
+            le = re.search(r'le="([^"]+)"', line).group(1)  # type: ignore[union-attr]
+            buckets.append((float("inf") if le == "+Inf" else float(le), float(line.split()[-1])))
+    buckets.sort()
+    total = buckets[-1][1]
+    rank = q * total
+    previous_bound, previous_count = 0.0, 0.0
+    for bound, count in buckets:
+        if count >= rank:
+            if bound == float("inf"):
+                return previous_bound
+            return previous_bound + (bound - previous_bound) * (rank - previous_count) / max(
+                count - previous_count, 1
+            )
+        previous_bound, previous_count = bound, count
+    return previous_bound
+
+
+def metric_value(metrics_text: str, name: str, labels: str = "") -> float:
+    total = 0.0
+    for line in metrics_text.splitlines():
+        if line.startswith(name) and labels in line and not line.startswith("#"):
+            total += float(line.split()[-1])
+    return total
