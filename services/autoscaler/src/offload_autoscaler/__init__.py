@@ -1,0 +1,1 @@
+"""Offload autoscaler: KEDA semantics, scale targets on Kubernetes and on one machine."""
