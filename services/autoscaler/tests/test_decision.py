@@ -203,3 +203,8 @@ def test_several_triggers_take_the_highest_recommendation():
     loop = Loop(scaled, current=1)
     loop.state = State(created_at=0, last_active_at=0)
     assert loop.step([Observation(10), Observation(15)], 1).desired == 3
+
+
+def test_a_failed_reading_still_keeps_the_count_within_min_and_max():
+    assert Loop(spec(minReplicaCount=1), current=0).step(failed(), 0).desired == 1
+    assert Loop(spec(maxReplicaCount=4), current=6).step(failed(), 0).desired == 4

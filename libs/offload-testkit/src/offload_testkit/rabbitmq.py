@@ -38,6 +38,9 @@ class PrivateBroker:
             f"prometheus.tcp.ip = 127.0.0.1\n"
             # Collect queue stats often so depth-based tests do not wait 5 s per sample.
             "collect_statistics_interval = 500\n"
+            "management.sample_retention_policies.global.minute = 1\n"
+            "management.sample_retention_policies.basic.minute = 1\n"
+            "management.sample_retention_policies.detailed.10 = 1\n"
         )
         self.executor = RabbitMqExecutor(
             RABBITMQ_SERVER,

@@ -156,12 +156,14 @@ def decide(
                 f"fallback ({spec.fallback.behavior}) after {state.failures} failures: {error}",
                 _record(state, current, desired, now),
             )
+        # Without a reading, hold the count, but never outside [min, max] (the HPA keeps those too).
+        held = min(max(current, spec.min_replicas), spec.max_replicas)
         return Decision(
-            current,
+            held,
             False,
             False,
-            f"metric failed ({state.failures} in a row), keeping {current}: {error}",
-            state,
+            f"metric failed ({state.failures} in a row), holding {held}: {error}",
+            _record(state, current, held, now),
         )
     state = replace(state, failures=0)
 

@@ -65,6 +65,7 @@ class ScaledObject:
     target_kind: str  # Deployment | LocalProcessPool
     target_name: str
     target_command: tuple[str, ...] = ()
+    target_env: tuple[tuple[str, str], ...] = ()
     polling_interval: float = 30.0
     cooldown_period: float = 300.0
     initial_cooldown_period: float = 0.0
@@ -276,7 +277,7 @@ def parse_scaled_object(data: Any, path: str) -> ScaledObject:
     )
     target = r.sub("scaleTargetRef", required=True)
     assert target is not None
-    target.check_known({"kind", "name", "command", "apiVersion"})
+    target.check_known({"kind", "name", "command", "env", "apiVersion"})
     kind = target.text("kind", "Deployment", ("Deployment", "LocalProcessPool"))
     command: tuple[str, ...] = ()
     if kind == "LocalProcessPool":
@@ -286,6 +287,11 @@ def parse_scaled_object(data: Any, path: str) -> ScaledObject:
                 f"{target.at('command')} must be a non-empty list of strings for a LocalProcessPool"
             )
         command = tuple(raw)
+    raw_env = target.data.get("env", {})
+    if not isinstance(raw_env, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in raw_env.items()
+    ):
+        raise SpecError(f"{target.at('env')} must map names to strings")
     min_replicas = r.integer("minReplicaCount", 0, 0)
     max_replicas = r.integer("maxReplicaCount", 100, 1)
     if max_replicas < min_replicas:
@@ -323,6 +329,7 @@ def parse_scaled_object(data: Any, path: str) -> ScaledObject:
         target_kind=kind,
         target_name=target.text("name"),
         target_command=command,
+        target_env=tuple(sorted(raw_env.items())),
         polling_interval=r.number("pollingInterval", 30, 0.1),
         cooldown_period=r.number("cooldownPeriod", 300, 0),
         initial_cooldown_period=r.number("initialCooldownPeriod", 0, 0),
