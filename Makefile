@@ -10,7 +10,7 @@ PACKAGES := libs/offload-core libs/offload-testkit $(wildcard services/*/pyproje
 PACKAGE_DIRS := $(patsubst %/pyproject.toml,%,$(PACKAGES))
 TEST_PATHS := libs $(wildcard services/*/tests) $(wildcard tests)
 
-.PHONY: help dev test lint format system-deps venv bench-core bench-web bench-mailer bench-stats clean
+.PHONY: help dev test lint format system-deps venv bench-core bench-web bench-mailer bench-stats bench-autoscaler clean
 
 help:
 	@echo "make dev         run the whole stack locally (installs what it needs)"
@@ -61,6 +61,9 @@ bench-mailer: system-deps venv
 
 bench-stats: system-deps venv
 	$(BIN)/python bench/stats.py
+
+bench-autoscaler: system-deps venv
+	$(BIN)/python bench/autoscaler.py
 
 clean:
 	rm -rf $(STATE) .pytest_cache .ruff_cache

@@ -1,0 +1,128 @@
+"""Autoscaler benchmark: reaction time and flapping, with a real broker and a local pool.
+
+- seconds from a backlog crossing the activation threshold (the publish confirmed) to
+  the scale call (pollingInterval 1 s; includes the management API's sampling lag);
+- scale changes under a steady load the runners keep up with, over a fixed window
+  (goal: no flapping).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import threading
+import time
+from pathlib import Path
+
+from common import private_broker
+
+from offload_autoscaler.controller import Autoscaler, ScaledObjectController
+from offload_autoscaler.spec import parse_scaled_object
+from offload_autoscaler.targets import LocalProcessPool
+from offload_core.config import CoreConfig
+from offload_core.envelope import Envelope
+from offload_core.publisher import Publisher
+from offload_core.topology import Topology, WorkQueue
+
+TOPOLOGY = Topology((WorkQueue("t.work", ("signup.created.*",)),), delay_tiers=(0.5,))
+RUNNER = str(Path(__file__).resolve().parents[1] / "services/autoscaler/tests/pool_runner.py")
+
+
+def signup() -> Envelope:
+    return Envelope(
+        "signup.created", {"name": "A", "email": "a@example.com", "fruit": "kiwi", "lane": "high"}
+    )
+
+
+class CountingPool(LocalProcessPool):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.calls: list[tuple[float, int]] = []
+
+    def scale(self, replicas: int) -> None:
+        self.calls.append((time.monotonic(), replicas))
+        super().scale(replicas)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--steady-seconds", type=int, default=120)
+    parser.add_argument("--steady-rate", type=float, default=20.0)
+    args = parser.parse_args()
+    with private_broker() as (broker, workdir):
+        vhost = broker.create_vhost("bench")
+        url = broker.amqp_url(vhost)
+        spec = parse_scaled_object(
+            {
+                "name": "runners",
+                "scaleTargetRef": {
+                    "kind": "LocalProcessPool",
+                    "name": "runners",
+                    "command": [sys.executable, RUNNER],
+                    "env": {
+                        "OFFLOAD_AMQP_URL": url,
+                        "SLOW_SECONDS": "0.05",
+                        "RECORD_FILE": str(workdir / "done.txt"),
+                        "OFFLOAD_LOG_LEVEL": "WARNING",
+                    },
+                },
+                "pollingInterval": 1,
+                "cooldownPeriod": 30,
+                "minReplicaCount": 0,
+                "maxReplicaCount": 4,
+                "triggers": [
+                    {
+                        "type": "rabbitmq",
+                        "metadata": {
+                            "queueName": "t.work",
+                            "value": "20",
+                            "vhostName": vhost,
+                            "host": broker.management_url_with_credentials(),
+                        },
+                    }
+                ],
+            },
+            "bench",
+        )
+        publisher = Publisher(dataclasses.replace(CoreConfig(), amqp_url=url), TOPOLOGY).start()
+        assert publisher.wait_ready(10)
+        pool = CountingPool(spec.target_command, dict(spec.target_env))
+        autoscaler = Autoscaler([ScaledObjectController.create(spec, pool, time.monotonic())])
+        thread = threading.Thread(target=autoscaler.run, daemon=True)
+        thread.start()
+        time.sleep(8)  # the new queue gets its first management figures
+        crossed = time.monotonic()
+        publisher.publish(signup())  # 1 message > activationValue 0
+        while not pool.calls:
+            time.sleep(0.01)
+        reaction = pool.calls[0][0] - crossed
+
+        # Steady load the pool keeps up with; count changes after the first minute of settling.
+        settle = 30
+        started = time.monotonic()
+        sent = 0
+        while time.monotonic() - started < args.steady_seconds + settle:
+            publisher.publish(signup())
+            sent += 1
+            pause = started + sent / args.steady_rate - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+        window_start = started + settle
+        changes = [c for c in pool.calls if c[0] >= window_start]
+        autoscaler.stop()
+        thread.join(5)
+        pool.close()
+        publisher.close()
+    per_10_min = len(changes) * 600 / args.steady_seconds
+    print(f"bench autoscaler_reaction_seconds: {reaction:.2f} s (goal <= 2)")
+    print(
+        f"bench autoscaler_scale_changes_steady: {len(changes)} in {args.steady_seconds} s "
+        f"({per_10_min:.1f} per 10 min at {args.steady_rate:g} msgs/s)"
+    )
+    print(f"ratio autoscaler_reaction_vs_goal: {reaction / 2:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

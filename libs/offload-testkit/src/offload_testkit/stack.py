@@ -1,0 +1,88 @@
+"""Start Offload's services as real processes for tests, each answering on its own port."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from offload_testkit.processes import ServiceProcess, free_port
+
+
+class Service:
+    def __init__(self, process: ServiceProcess, url: str) -> None:
+        self.process = process
+        self.url = url  # base URL of its HTTP port (web, stats API) or status port (runners)
+        self.port = int(url.rsplit(":", 1)[1])
+
+    def terminate(self) -> int:
+        return self.process.terminate()
+
+    def kill(self) -> None:
+        self.process.kill()
+
+
+def _start(argv: list[str], env: Mapping[str, str], log: Path, port: int, ready_path: str) -> Service:
+    url = f"http://127.0.0.1:{port}"
+    process = ServiceProcess(argv, env=dict(env), log_path=log, health_url=url + ready_path).start()
+    return Service(process, url)
+
+
+def start_web(env: Mapping[str, str], workdir: Path, name: str = "web") -> Service:
+    port = free_port()
+    metrics = workdir / f"{name}-metrics"
+    metrics.mkdir(parents=True, exist_ok=True)
+    argv = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-c",
+        "python:offload_web.gunicorn_conf",
+        "offload_web.wsgi:app",
+    ]
+    env = {
+        "OFFLOAD_WEB_BIND": f"127.0.0.1:{port}",
+        "OFFLOAD_WEB_WORKERS": "2",
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics),
+        **env,
+    }
+    return _start(argv, env, workdir / f"{name}.log", port, "/readyz")
+
+
+def start_mailer(env: Mapping[str, str], workdir: Path, name: str = "mailer") -> Service:
+    port = free_port()
+    argv = [sys.executable, "-m", "offload_mailer.main"]
+    return _start(
+        argv, {"OFFLOAD_MAILER_STATUS_PORT": str(port), **env}, workdir / f"{name}.log", port, "/readyz"
+    )
+
+
+def start_stats_runner(env: Mapping[str, str], workdir: Path, name: str = "stats") -> Service:
+    port = free_port()
+    argv = [sys.executable, "-m", "offload_stats.runner_main"]
+    return _start(
+        argv, {"OFFLOAD_STATS_STATUS_PORT": str(port), **env}, workdir / f"{name}.log", port, "/readyz"
+    )
+
+
+def start_stats_api(env: Mapping[str, str], workdir: Path, name: str = "stats-api") -> Service:
+    port = free_port()
+    metrics = workdir / f"{name}-metrics"
+    metrics.mkdir(parents=True, exist_ok=True)
+    argv = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-c",
+        "python:offload_stats.gunicorn_conf",
+        "offload_stats.wsgi:app",
+    ]
+    env = {"OFFLOAD_STATS_BIND": f"127.0.0.1:{port}", "PROMETHEUS_MULTIPROC_DIR": str(metrics), **env}
+    return _start(argv, env, workdir / f"{name}.log", port, "/readyz")
+
+
+def start_autoscaler(env: Mapping[str, str], workdir: Path, name: str = "autoscaler") -> Service:
+    port = free_port()
+    argv = [sys.executable, "-m", "offload_autoscaler.main"]
+    env = {"OFFLOAD_AUTOSCALER_STATUS_PORT": str(port), **env}
+    return _start(argv, env, workdir / f"{name}.log", port, "/healthz")
