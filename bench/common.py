@@ -5,13 +5,12 @@ from __future__ import annotations
 import contextlib
 import re
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from offload_testkit.processes import ServiceProcess, free_port
 from offload_testkit.rabbitmq import PrivateBroker
+from offload_testkit.stack import start_web
 
 
 @contextlib.contextmanager
@@ -27,24 +26,13 @@ def private_broker() -> Iterator[tuple[PrivateBroker, Path]]:
 
 @contextlib.contextmanager
 def web_server(amqp_url: str, workdir: Path, name: str, **env: str) -> Iterator[str]:
-    port = free_port()
-    (workdir / f"{name}-metrics").mkdir()
-    server = ServiceProcess(
-        [sys.executable, "-m", "gunicorn", "-c", "python:offload_web.gunicorn_conf", "offload_web.wsgi:app"],
-        env={
-            "OFFLOAD_AMQP_URL": amqp_url,
-            "OFFLOAD_WEB_BIND": f"127.0.0.1:{port}",
-            "OFFLOAD_LOG_LEVEL": "WARNING",
-            "PROMETHEUS_MULTIPROC_DIR": str(workdir / f"{name}-metrics"),
-            **env,
-        },
-        log_path=workdir / f"{name}.log",
-        health_url=f"http://127.0.0.1:{port}/healthz",
-    ).start()
+    service = start_web(
+        {"OFFLOAD_AMQP_URL": amqp_url, "OFFLOAD_LOG_LEVEL": "WARNING", **env}, workdir, name=name
+    )
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield service.url
     finally:
-        server.terminate()
+        service.terminate()
 
 
 def wrk(url: str, *, seconds: int, connections: int, script: Path | None = None) -> float:

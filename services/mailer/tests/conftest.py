@@ -1,13 +1,13 @@
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 
 import pytest
 
 from offload_core.publisher import Publisher
 from offload_core.topology import stack_topology
-from offload_testkit.processes import ServiceProcess, free_port
+from offload_testkit.processes import ServiceProcess
+from offload_testkit.stack import start_mailer
 
 
 @pytest.fixture
@@ -37,16 +37,10 @@ class MailerProcesses:
         self.running: list[ServiceProcess] = []
 
     def start(self, **env: str) -> ServiceProcess:
-        port = free_port()
-        process = ServiceProcess(
-            [sys.executable, "-m", "offload_mailer.main"],
-            env=self.env | {"OFFLOAD_MAILER_STATUS_PORT": str(port)} | env,
-            log_path=self.tmp_path / f"mailer-{len(self.running)}.log",
-            health_url=f"http://127.0.0.1:{port}/readyz",
-        ).start()
-        process.status_url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
-        self.running.append(process)
-        return process
+        service = start_mailer(self.env | env, self.tmp_path, name=f"mailer-{len(self.running)}")
+        service.process.status_url = service.url  # type: ignore[attr-defined]
+        self.running.append(service.process)
+        return service.process
 
     def stop_all(self) -> None:
         for process in self.running:

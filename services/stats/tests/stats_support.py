@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-
 from offload_core.envelope import Envelope
-from offload_testkit.processes import ServiceProcess, free_port
+from offload_testkit.processes import ServiceProcess
+from offload_testkit.stack import start_stats_runner
 
 
 def request_event(path: str = "/", agent: str = "curl/8", status: int = 200) -> Envelope:
@@ -25,19 +24,12 @@ def signup_event(fruit: str = "kiwi", lane: str = "high") -> Envelope:
 
 
 def start_runner(core_config, store_url: str, tmp_path, name: str = "stats", **env: str) -> ServiceProcess:
-    port = free_port()
     environment = {
         "OFFLOAD_AMQP_URL": core_config.amqp_url,
         "OFFLOAD_DELAY_TIERS": ",".join(str(d) for d in core_config.delay_tiers),
         "OFFLOAD_RECONNECT_MAX_DELAY": "1",
         "OFFLOAD_STATS_STORE_URL": store_url,
-        "OFFLOAD_STATS_STATUS_PORT": str(port),
         "OFFLOAD_LOG_FORMAT": "text",
         **env,
     }
-    return ServiceProcess(
-        [sys.executable, "-m", "offload_stats.runner_main"],
-        env=environment,
-        log_path=tmp_path / f"{name}.log",
-        health_url=f"http://127.0.0.1:{port}/readyz",
-    ).start()
+    return start_stats_runner(environment, tmp_path, name=name).process

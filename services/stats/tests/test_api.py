@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import pytest
 import requests
@@ -12,7 +11,7 @@ from stats_support import request_event, signup_event
 from offload_stats.api import create_app
 from offload_stats.counting import increments
 from offload_stats.store import SqliteStatsStore
-from offload_testkit.processes import ServiceProcess, free_port
+from offload_testkit.stack import start_stats_api
 
 
 @pytest.fixture
@@ -63,17 +62,9 @@ def test_unknown_paths_and_methods_are_problem_json(filled):
 @pytest.fixture
 def stats_api(filled, tmp_path):
     _, path = filled
-    port = free_port()
-    gunicorn = [sys.executable, "-m", "gunicorn", "-c", "python:offload_stats.gunicorn_conf"]
-    server = ServiceProcess(
-        [*gunicorn, "offload_stats.wsgi:app"],
-        env={"OFFLOAD_STATS_STORE_URL": f"sqlite:///{path}", "OFFLOAD_STATS_BIND": f"127.0.0.1:{port}",
-             "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "m")},
-        log_path=tmp_path / "api.log",
-        health_url=f"http://127.0.0.1:{port}/readyz",
-    ).start()  # fmt: skip
-    yield f"http://127.0.0.1:{port}"
-    assert server.terminate() == 0
+    service = start_stats_api({"OFFLOAD_STATS_STORE_URL": f"sqlite:///{path}"}, tmp_path)
+    yield service.url
+    assert service.terminate() == 0
 
 
 def test_page_renders_under_gunicorn_with_escaped_labels_and_no_scripts(stats_api):

@@ -57,6 +57,7 @@ HANDLER_DURATION = Histogram(
     ["queue"],
     buckets=HANDLER_BUCKETS,
 )
+OUTCOMES = ("acked", "retried", "parked", "invalid", "requeued")
 MESSAGES = Counter(
     "offload_messages_total",
     "Messages settled by runners, by outcome: acked, retried, parked, invalid, requeued.",

@@ -47,7 +47,7 @@ from offload_core.envelope import (
     decode,
 )
 from offload_core.publisher import LANE_HEADER, Publisher, PublishError
-from offload_core.topology import DEAD_EXCHANGE, RETRY_EXCHANGE, Topology, delay_queue_name
+from offload_core.topology import DEAD_EXCHANGE, RETRY_EXCHANGE, Topology, delay_queue_name, routing_key
 
 log = logging.getLogger("offload.runner")
 
@@ -176,6 +176,7 @@ class Runner:
         if install_signal_handlers:
             signal.signal(signal.SIGTERM, lambda *_: self.stop())
             signal.signal(signal.SIGINT, lambda *_: self.stop())
+        self._create_metric_series()
         self.publisher.start()
         for _ in range(self.config.worker_threads):
             self._start_worker()
@@ -200,6 +201,22 @@ class Runner:
             self.publisher.close(timeout=2.0)
         log.info("runner stopped")
         return 0
+
+    def _create_metric_series(self) -> None:
+        # A labelled series that first appears already at N hides its first N events from
+        # rate()/increase(): create every series this runner can produce at 0, up front.
+        keys = [
+            (routing_key(name, lane), lane)
+            for name, version in self.contracts.known()
+            for lane in self.contracts.get(name, version).lanes
+        ]
+        for queue in self.queues:
+            for lane in self.topology.lanes_into(queue, keys):
+                metrics.TIME_ON_QUEUE.labels(queue, lane)
+            metrics.HANDLER_DURATION.labels(queue)
+            metrics.IN_FLIGHT.labels(queue)
+            for outcome in metrics.OUTCOMES:
+                metrics.MESSAGES.labels(queue, outcome)
 
     def stop(self) -> None:
         """Begin a graceful stop; safe from any thread and from signal handlers."""

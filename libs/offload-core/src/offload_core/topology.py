@@ -40,6 +40,19 @@ class WorkQueue:
         return f"{self.name}.parked"
 
 
+def topic_matches(pattern: str, key: str) -> bool:
+    """AMQP topic matching: `*` is exactly one word, `#` zero or more."""
+
+    def match(p: list[str], k: list[str]) -> bool:
+        if not p:
+            return not k
+        if p[0] == "#":
+            return any(match(p[1:], k[i:]) for i in range(len(k) + 1))
+        return bool(k) and (p[0] == "*" or p[0] == k[0]) and match(p[1:], k[1:])
+
+    return match(pattern.split("."), key.split("."))
+
+
 def delay_queue_name(queue: str, delay_seconds: float) -> str:
     return f"{queue}.delay.{round(delay_seconds * 1000)}ms"
 
@@ -56,6 +69,11 @@ class Topology:
                 return queue
         known = ", ".join(q.name for q in self.queues)
         raise KeyError(f"no work queue named {name!r} (known: {known})")
+
+    def lanes_into(self, queue: str, routing_keys: list[tuple[str, str]]) -> list[str]:
+        """Lanes of the (routing key, lane) pairs that this queue's bindings let in."""
+        patterns = self.queue(queue).bindings
+        return sorted({lane for key, lane in routing_keys if any(topic_matches(p, key) for p in patterns)})
 
     def delay_for_attempt(self, attempt: int) -> float:
         """Delay before attempt `attempt + 1`: tiers grow, then stay at the longest."""

@@ -1,0 +1,151 @@
+"""A real Prometheus scrapes the whole stack while it works; PromQL checks the numbers."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import requests
+
+from offload_testkit.amqp import ready_count, wait_for
+from offload_testkit.prometheus import PrivatePrometheus, job
+from offload_testkit.stack import start_autoscaler, start_mailer, start_stats_runner, start_web
+
+RULES = str(Path(__file__).resolve().parents[1] / "deploy/prometheus/offload-rules.yaml")
+QUEUES = ("mailer.signups.high", "stats.activity", "stats.requests")
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def stack(core_config, rabbitmq_broker, amqp_vhost, tmp_path):
+    env = {
+        "OFFLOAD_AMQP_URL": core_config.amqp_url,
+        "OFFLOAD_LOG_FORMAT": "text",
+        "OFFLOAD_DELAY_TIERS": ",".join(str(d) for d in core_config.delay_tiers),
+    }
+    autoscaler_config = tmp_path / "autoscaler.yaml"
+    autoscaler_config.write_text(
+        json.dumps(
+            {
+                "scaledObjects": [
+                    {
+                        "name": "mailer",
+                        "scaleTargetRef": {
+                            "kind": "LocalProcessPool",
+                            "name": "mailer",
+                            "command": ["sleep", "600"],
+                        },
+                        "pollingInterval": 1,
+                        "minReplicaCount": 0,
+                        "maxReplicaCount": 2,
+                        "triggers": [
+                            {
+                                "type": "rabbitmq",
+                                "metadata": {
+                                    "queueName": "mailer.signups.high",
+                                    "value": "100",
+                                    "activationValue": "1000000",
+                                    "vhostName": amqp_vhost,
+                                    "host": rabbitmq_broker.management_url_with_credentials(),
+                                },
+                            }
+                        ],
+                    }
+                ]
+            }
+        )
+    )
+    services = {
+        "web": start_web(env, tmp_path),
+        "mailer": start_mailer(
+            env
+            | {
+                "OFFLOAD_MAILER_OUTBOX": str(tmp_path / "outbox"),
+                "OFFLOAD_MAILER_STORE_URL": f"sqlite:///{tmp_path}/sent.db",
+            },
+            tmp_path,
+        ),
+        "stats": start_stats_runner(
+            env | {"OFFLOAD_STATS_STORE_URL": f"sqlite:///{tmp_path}/stats.db"}, tmp_path
+        ),
+        "autoscaler": start_autoscaler({"OFFLOAD_AUTOSCALER_CONFIG": str(autoscaler_config)}, tmp_path),
+    }
+    jobs = [job(name, service.port) for name, service in services.items()]
+    jobs.append(
+        job(
+            "rabbitmq",
+            rabbitmq_broker.prometheus_port,
+            "/metrics/detailed",
+            {"vhost": [amqp_vhost], "family": ["queue_coarse_metrics", "queue_consumer_count"]},
+        )
+    )
+    prometheus = PrivatePrometheus(tmp_path, jobs, rule_files=[RULES]).start()
+    # The zero-valued series must be scraped before the first message, or rate() cannot see it arrive.
+    wait_for(lambda: len(prometheus.query("up == 1")) == len(jobs), timeout=20, what="every target scraped")
+    yield services, prometheus
+    prometheus.stop()
+    for service in services.values():
+        service.terminate()
+
+
+def test_time_on_queue_counts_every_consumed_message_and_the_picture_is_complete(stack, amqp_url, tmp_path):
+    services, prometheus = stack
+    web = services["web"].url
+    for i in range(20):
+        body = {"name": f"P{i}", "email": f"p{i}@example.com", "fruit": "kiwi"}
+        assert requests.post(web + "/api/v1/signups", json=body, timeout=10).status_code == 202
+    for _ in range(10):
+        requests.get(web + "/", timeout=10)
+    outbox = tmp_path / "outbox"
+    wait_for(lambda: outbox.exists() and len(list(outbox.glob("*.eml"))) == 20, timeout=30, what="20 emails")
+    wait_for(lambda: all(ready_count(amqp_url, q) == 0 for q in QUEUES), timeout=30, what="queues drained")
+
+    # Consumed: 20 signups by the mailer; 20 signups + 20 mail.sent by stats; 30 requests reported.
+    # The low lane took nothing, and its series exists at 0 from the runner's start.
+    expected = {
+        "mailer.signups.high": 20.0,
+        "mailer.signups.low": 0.0,
+        "stats.activity": 40.0,
+        "stats.requests": 30.0,
+    }
+    count = "sum by (queue) (offload_message_time_on_queue_seconds_count)"
+    wait_for(
+        lambda: prometheus.by_label(count, "queue") == expected,
+        timeout=30,
+        interval=0.5,
+        what=f"time-on-queue counts {expected}",
+    )
+    acked = prometheus.by_label('sum by (queue) (offload_messages_total{outcome="acked"})', "queue")
+    assert acked == expected
+    busy = {queue for queue, consumed in expected.items() if consumed}
+
+    buckets = "sum by (le, queue) (rate(offload_message_time_on_queue_seconds_bucket[1m]))"
+    # rate() needs two samples of each bucket series within the window: give it a few scrapes.
+    p95 = wait_for(
+        lambda: (
+            (q := prometheus.by_label(f"histogram_quantile(0.95, {buckets})", "queue"))
+            and {k for k, v in q.items() if not math.isnan(v)} == busy
+            and q
+        ),
+        timeout=20,
+        interval=0.5,
+        what="p95 per queue",
+    )
+    assert all(math.isfinite(p95[queue]) and p95[queue] >= 0 for queue in busy), p95
+
+    depth = prometheus.by_label("rabbitmq_detailed_queue_messages_ready", "queue")
+    assert {"mailer.signups.high", "stats.requests", "mailer.signups.high.parked"} <= set(depth)
+    assert prometheus.query('offload_autoscaler_current_replicas{scaled_object="mailer"}')
+    assert prometheus.query("offload_autoscaler_metric_value")
+    assert (
+        prometheus.query('sum(offload_web_request_duration_seconds_count{route="/api/v1/signups"})')[0][
+            "value"
+        ][1]
+        == "20"
+    )
+    assert prometheus.query("sum(offload_publish_confirm_seconds_count) > 0")
+    rules = requests.get(prometheus.url + "/api/v1/rules", timeout=10).json()["data"]["groups"][0]["rules"]
+    assert len(rules) == 7 and all(rule["health"] == "ok" for rule in rules), rules
