@@ -14,6 +14,7 @@ from offload_testkit.prometheus import PrivatePrometheus, job
 from offload_testkit.stack import start_autoscaler, start_mailer, start_stats_runner, start_web
 
 RULES = str(Path(__file__).resolve().parents[1] / "deploy/prometheus/offload-rules.yaml")
+DASHBOARD = Path(__file__).resolve().parents[1] / "deploy/grafana/offload-dashboard.json"
 QUEUES = ("mailer.signups.high", "stats.activity", "stats.requests")
 
 pytestmark = pytest.mark.slow
@@ -91,7 +92,7 @@ def stack(core_config, rabbitmq_broker, amqp_vhost, tmp_path):
         service.terminate()
 
 
-def test_time_on_queue_counts_every_consumed_message_and_the_picture_is_complete(stack, amqp_url, tmp_path):
+def test_time_on_queue_counts_every_message_and_every_dashboard_panel_has_data(stack, amqp_url, tmp_path):
     services, prometheus = stack
     web = services["web"].url
     for i in range(20):
@@ -149,3 +150,10 @@ def test_time_on_queue_counts_every_consumed_message_and_the_picture_is_complete
     assert prometheus.query("sum(offload_publish_confirm_seconds_count) > 0")
     rules = requests.get(prometheus.url + "/api/v1/rules", timeout=10).json()["data"]["groups"][0]["rules"]
     assert len(rules) == 7 and all(rule["health"] == "ok" for rule in rules), rules
+
+    # Every panel of the Grafana dashboard: the query parses and returns series right now.
+    dashboard = json.loads(DASHBOARD.read_text())
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            expr = target["expr"].replace("$__rate_interval", "1m").replace("$queue", ".*")
+            assert prometheus.query(expr), f"panel {panel['title']!r}: no series for {expr}"

@@ -80,6 +80,7 @@ PUBLISHED = Counter(
     "Publish attempts by result: confirmed, nacked, unroutable, timeout.",
     ["exchange", "result"],
 )
+DROP_REASONS = ("buffer_full", "nacked", "unroutable", "shutdown")
 PUBLISHER_DROPPED = Counter(
     "offload_publisher_dropped_total",
     "Fire-and-forget messages dropped: buffer_full, nacked, unroutable, shutdown.",

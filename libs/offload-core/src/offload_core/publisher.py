@@ -131,6 +131,8 @@ class Publisher:
         """Start the I/O thread; connecting happens in the background."""
         if self._thread is not None:
             return self
+        for reason in metrics.DROP_REASONS:  # series at 0 from the start, so rate() sees the first drop
+            metrics.PUBLISHER_DROPPED.labels(reason)
         self._ioloop = IOLoop()
         self._thread = threading.Thread(target=self._run, name=f"offload-{self.name}-io", daemon=True)
         self._thread.start()

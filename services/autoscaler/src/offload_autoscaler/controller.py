@@ -54,6 +54,10 @@ class ScaledObjectController:
             if key not in by_host:
                 by_host[key] = make_source(trigger)
             sources.append(by_host[key])
+        for stage in ("read", "target", "scale"):  # at 0 from the start, so rate() sees the first
+            ERRORS.labels(spec.name, stage)
+        for direction in ("up", "down"):
+            SCALE_EVENTS.labels(spec.name, direction)
         return cls(spec, target, sources, State(created_at=now))
 
     def poll(self, now: float) -> Decision | None:

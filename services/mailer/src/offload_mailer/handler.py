@@ -38,6 +38,8 @@ class WelcomeMailer:
         self.store = store
         self.publisher = publisher
         self.max_attempts = max_attempts
+        for outcome in ("sent", "duplicate_skipped", "retried", "failed"):
+            EMAILS.labels(outcome)  # at 0 from the start, so rate() sees the first of each
 
     def handle(self, message: Message) -> None:
         signup_id = message.id

@@ -11,7 +11,7 @@ from prometheus_client import Counter
 
 from offload_core.config import ConfigError, CoreConfig
 from offload_core.logs import configure_logging
-from offload_core.runner import Message, Park, Runner
+from offload_core.runner import BatchHandler, Message, Park, Runner
 from offload_core.status import serve_status
 from offload_core.topology import stack_topology
 from offload_stats.counting import increments
@@ -28,7 +28,10 @@ EVENTS_COUNTED = Counter(
 DEFAULT_STORE = "sqlite:///.state/stats.db"
 
 
-def make_batch_handler(store: StatsStore):  # noqa: ANN201 - returns a BatchHandler
+def make_batch_handler(store: StatsStore) -> BatchHandler:
+    for result in ("new", "duplicate"):
+        EVENTS_COUNTED.labels(result)  # at 0 from the start, so rate() sees the first of each
+
     def count(messages: list[Message]) -> None:
         try:
             batch = [increments(m.envelope) for m in messages]
