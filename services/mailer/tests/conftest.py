@@ -4,18 +4,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from offload_core.publisher import Publisher
-from offload_core.topology import stack_topology
 from offload_testkit.processes import ServiceProcess
 from offload_testkit.stack import start_mailer
-
-
-@pytest.fixture
-def stack_publisher(core_config) -> Iterator[Publisher]:
-    publisher = Publisher(core_config, stack_topology(core_config.delay_tiers)).start()
-    assert publisher.wait_ready(10)
-    yield publisher
-    publisher.close()
 
 
 class MailerProcesses:

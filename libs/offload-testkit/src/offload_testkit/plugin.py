@@ -8,6 +8,8 @@ from collections.abc import Iterator
 import pytest
 
 from offload_core.config import CoreConfig
+from offload_core.publisher import Publisher
+from offload_core.topology import stack_topology
 from offload_testkit.rabbitmq import PrivateBroker
 from offload_testkit.redis_server import PrivateRedis
 from offload_testkit.smtp import SmtpSink
@@ -69,3 +71,12 @@ def smtp_sink() -> Iterator[SmtpSink]:
     sink = SmtpSink().start()
     yield sink
     sink.stop()
+
+
+@pytest.fixture
+def stack_publisher(core_config: CoreConfig) -> Iterator[Publisher]:
+    """A started publisher that declares the stack's topology in the test's vhost."""
+    publisher = Publisher(core_config, stack_topology(core_config.delay_tiers)).start()
+    assert publisher.wait_ready(10)
+    yield publisher
+    publisher.close()

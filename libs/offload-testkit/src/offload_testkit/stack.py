@@ -28,25 +28,21 @@ def _start(argv: list[str], env: Mapping[str, str], log: Path, port: int, ready_
     return Service(process, url)
 
 
-def start_web(env: Mapping[str, str], workdir: Path, name: str = "web") -> Service:
+def _start_gunicorn(
+    service: str, bind_variable: str, env: Mapping[str, str], workdir: Path, name: str
+) -> Service:
     port = free_port()
     metrics = workdir / f"{name}-metrics"
     metrics.mkdir(parents=True, exist_ok=True)
-    argv = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "-c",
-        "python:offload_web.gunicorn_conf",
-        "offload_web.wsgi:app",
-    ]
-    env = {
-        "OFFLOAD_WEB_BIND": f"127.0.0.1:{port}",
-        "OFFLOAD_WEB_WORKERS": "2",
-        "PROMETHEUS_MULTIPROC_DIR": str(metrics),
-        **env,
-    }
+    argv = [sys.executable, "-m", "gunicorn", "-c", f"python:{service}.gunicorn_conf", f"{service}.wsgi:app"]
+    env = {bind_variable: f"127.0.0.1:{port}", "PROMETHEUS_MULTIPROC_DIR": str(metrics), **env}
     return _start(argv, env, workdir / f"{name}.log", port, "/readyz")
+
+
+def start_web(env: Mapping[str, str], workdir: Path, name: str = "web") -> Service:
+    return _start_gunicorn(
+        "offload_web", "OFFLOAD_WEB_BIND", {"OFFLOAD_WEB_WORKERS": "2", **env}, workdir, name
+    )
 
 
 def start_mailer(env: Mapping[str, str], workdir: Path, name: str = "mailer") -> Service:
@@ -66,19 +62,7 @@ def start_stats_runner(env: Mapping[str, str], workdir: Path, name: str = "stats
 
 
 def start_stats_api(env: Mapping[str, str], workdir: Path, name: str = "stats-api") -> Service:
-    port = free_port()
-    metrics = workdir / f"{name}-metrics"
-    metrics.mkdir(parents=True, exist_ok=True)
-    argv = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "-c",
-        "python:offload_stats.gunicorn_conf",
-        "offload_stats.wsgi:app",
-    ]
-    env = {"OFFLOAD_STATS_BIND": f"127.0.0.1:{port}", "PROMETHEUS_MULTIPROC_DIR": str(metrics), **env}
-    return _start(argv, env, workdir / f"{name}.log", port, "/readyz")
+    return _start_gunicorn("offload_stats", "OFFLOAD_STATS_BIND", env, workdir, name)
 
 
 def start_autoscaler(env: Mapping[str, str], workdir: Path, name: str = "autoscaler") -> Service:
