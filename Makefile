@@ -10,7 +10,7 @@ PACKAGES := libs/offload-core libs/offload-testkit $(wildcard services/*/pyproje
 PACKAGE_DIRS := $(patsubst %/pyproject.toml,%,$(PACKAGES))
 TEST_PATHS := libs $(wildcard services/*/tests) $(wildcard tests)
 
-.PHONY: help dev test images container-test lint format system-deps venv bench-core bench-web bench-mailer bench-stats bench-autoscaler clean
+.PHONY: help dev test images container-test lint format system-deps venv bench-core bench-web bench-mailer bench-stats bench-autoscaler chaos clean
 
 help:
 	@echo "make dev         run the whole stack locally (installs what it needs)"
@@ -19,7 +19,8 @@ help:
 	@echo "make container-test  run the images together and check a signup end to end"
 	@echo "make bench-core  messaging core vs raw pika (bench/ratio lines)"
 	@echo "make bench-web   web with/without publishing and analytics (wrk, siege)"
-	@echo "make bench-mailer, make bench-stats"
+	@echo "make bench-mailer, make bench-stats, make bench-autoscaler"
+	@echo "make chaos       the stack under faults: one 'chaos <scenario>: ...' line each"
 
 system-deps:
 	@scripts/system-deps.sh
@@ -81,6 +82,9 @@ bench-mailer: system-deps venv
 
 bench-stats: system-deps venv
 	$(BIN)/python bench/stats.py
+
+chaos: system-deps venv
+	$(BIN)/python -m offload_testkit.chaos
 
 bench-autoscaler: system-deps venv
 	$(BIN)/python bench/autoscaler.py

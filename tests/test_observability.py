@@ -156,4 +156,10 @@ def test_time_on_queue_counts_every_message_and_every_dashboard_panel_has_data(s
     for panel in dashboard["panels"]:
         for target in panel["targets"]:
             expr = target["expr"].replace("$__rate_interval", "1m").replace("$queue", ".*")
-            assert prometheus.query(expr), f"panel {panel['title']!r}: no series for {expr}"
+            # A few scrapes at most: rate() needs two samples of a series inside its window.
+            wait_for(
+                lambda e=expr: prometheus.query(e),
+                timeout=15,
+                interval=0.5,
+                what=f"series for panel {panel['title']!r}: {expr}",
+            )

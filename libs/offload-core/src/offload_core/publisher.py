@@ -35,7 +35,7 @@ from offload_core.backoff import reconnect_delay
 from offload_core.config import CoreConfig
 from offload_core.contracts import Contracts, default_contracts
 from offload_core.envelope import MAX_BODY_BYTES, Envelope
-from offload_core.topology import EVENTS_EXCHANGE, Topology, routing_key
+from offload_core.topology import DEAD_EXCHANGE, EVENTS_EXCHANGE, RETRY_EXCHANGE, Topology, routing_key
 
 log = logging.getLogger("offload.publisher")
 
@@ -131,8 +131,13 @@ class Publisher:
         """Start the I/O thread; connecting happens in the background."""
         if self._thread is not None:
             return self
-        for reason in metrics.DROP_REASONS:  # series at 0 from the start, so rate() sees the first drop
+        # Series at 0 from the start, so rate() sees the first drop, confirm or failure.
+        for reason in metrics.DROP_REASONS:
             metrics.PUBLISHER_DROPPED.labels(reason)
+        for exchange in (EVENTS_EXCHANGE, RETRY_EXCHANGE, DEAD_EXCHANGE):
+            metrics.PUBLISH_CONFIRM.labels(exchange)
+            for result in ("confirmed", "nacked", "unroutable", "timeout"):
+                metrics.PUBLISHED.labels(exchange, result)
         self._ioloop = IOLoop()
         self._thread = threading.Thread(target=self._run, name=f"offload-{self.name}-io", daemon=True)
         self._thread.start()

@@ -1,0 +1,289 @@
+"""Chaos scenarios: the whole local stack under a fault, judged by what reached the mail sink.
+
+Each scenario starts a private broker vhost, the web, two mailers (Redis sent-store),
+the stats runner and a real SMTP server (aiosmtpd). It sends a bounded workload of
+signups (and page requests), injects its fault, waits for the queues to drain and
+reports:
+
+    chaos <scenario>: accepted=<202s> delivered=<emails> duplicates=<n> lost=<n> stats_exact=<yes|no>
+
+Pass = lost 0, no duplicates beyond the mailer's documented window (crash between the
+SMTP server's acceptance and the sent-store write: at most one per in-flight message
+per killed mailer, counted separately as `window`), stats exact, and no false 202.
+
+`python -m offload_testkit.chaos [--signups N] [scenario ...]` (make chaos) runs them
+all; tests/test_chaos.py runs them with small workloads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import dataclasses
+import random
+import sqlite3
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pika
+import redis
+import requests
+
+from offload_testkit.amqp import ready_count, wait_for
+from offload_testkit.rabbitmq import PrivateBroker
+from offload_testkit.redis_server import PrivateRedis
+from offload_testkit.smtp import SmtpSink
+from offload_testkit.stack import Service, start_mailer, start_stats_runner, start_web
+
+WORK_QUEUES = ("mailer.signups.high", "stats.activity", "stats.requests")
+MAILER_THREADS = 4
+
+
+@dataclasses.dataclass
+class Result:
+    scenario: str
+    accepted: int
+    delivered: int
+    duplicates: int
+    lost: int
+    stats_exact: bool
+    window: int  # duplicates the mailer's documented window allows in this scenario
+
+    @property
+    def passed(self) -> bool:
+        return self.lost == 0 and self.duplicates <= self.window and self.stats_exact
+
+    def line(self) -> str:
+        return (
+            f"chaos {self.scenario}: accepted={self.accepted} delivered={self.delivered} "
+            f"duplicates={self.duplicates} lost={self.lost} stats_exact={'yes' if self.stats_exact else 'no'}"
+            f" (documented window allows {self.window})"
+        )
+
+
+class Stack:
+    def __init__(self, broker: PrivateBroker, redis_url: str, workdir: Path) -> None:
+        self.broker = broker
+        self.workdir = workdir
+        self.vhost = broker.create_vhost()
+        self.amqp_url = broker.amqp_url(self.vhost)
+        self.smtp = SmtpSink(delay=0.005).start()
+        self.env = {
+            "OFFLOAD_AMQP_URL": self.amqp_url,
+            "OFFLOAD_DELAY_TIERS": "0.2,0.5,1",
+            "OFFLOAD_MAX_ATTEMPTS": "30",
+            "OFFLOAD_RECONNECT_MAX_DELAY": "1",
+            "OFFLOAD_CONFIRM_TIMEOUT": "2",
+            "OFFLOAD_LOG_FORMAT": "text",
+        }
+        self.mailer_env = self.env | {
+            "OFFLOAD_MAILER_BACKEND": "smtp",
+            "OFFLOAD_SMTP_PORT": str(self.smtp.port),
+            "OFFLOAD_SMTP_TIMEOUT": "2",
+            "OFFLOAD_MAILER_STORE_URL": redis_url,
+            "OFFLOAD_WORKER_THREADS": str(MAILER_THREADS),
+            "OFFLOAD_PREFETCH": "8",
+        }
+        self.stats_db = workdir / "stats.db"
+        self.web = start_web(self.env, workdir)
+        self.mailers = [self.start_mailer() for _ in range(2)]
+        self.stats = self.start_stats()
+        self.accepted: set[str] = set()
+
+    def start_mailer(self) -> Service:
+        return start_mailer(self.mailer_env, self.workdir, name=f"mailer-{time.monotonic_ns()}")
+
+    def start_stats(self) -> Service:
+        env = self.env | {
+            "OFFLOAD_STATS_STORE_URL": f"sqlite:///{self.stats_db}",
+            "OFFLOAD_STATS_BATCH_SIZE": "50",
+        }
+        return start_stats_runner(env, self.workdir, name=f"stats-{time.monotonic_ns()}")
+
+    def send(self, count: int, workers: int = 8) -> None:
+        """Post `count` signups (and a page view each); remember every id answered 202."""
+
+        def one(i: int) -> None:
+            body = {
+                "name": f"Chaos {i}",
+                "email": f"c{i}@example.com",
+                "fruit": random.choice(["kiwi", "pear"]),
+            }
+            try:
+                response = requests.post(self.web.url + "/api/v1/signups", json=body, timeout=10)
+                requests.get(self.web.url + "/", timeout=10)
+            except requests.RequestException:
+                return
+            if response.status_code == 202:
+                with lock:
+                    self.accepted.add(response.json()["id"])
+
+        lock = threading.Lock()
+        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+            list(pool.map(one, range(count)))
+
+    def drained(self) -> bool:
+        try:
+            return all(ready_count(self.amqp_url, q) == 0 for q in WORK_QUEUES) and self._no_unacked()
+        except pika.exceptions.AMQPError:
+            return False
+
+    def _no_unacked(self) -> bool:
+        url = f"{self.broker.management_url}/api/queues/{self.vhost}"
+        queues = requests.get(url, auth=("guest", "guest"), timeout=5).json()
+        return all(q.get("messages_unacknowledged", 0) == 0 for q in queues if q["name"] in WORK_QUEUES)
+
+    def result(self, scenario: str, window: int, timeout: float = 120) -> Result:
+        expected = {f"<signup-{i}@offload.localhost>" for i in self.accepted}
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if expected <= set(self.smtp.by_header("Message-ID")) and self.drained():
+                break
+            time.sleep(0.5)
+        time.sleep(2)  # a stats batch in flight lands
+        emails = self.smtp.by_header("Message-ID")
+        delivered = len(expected & set(emails))
+        duplicates = sum(len(copies) - 1 for copies in emails.values())
+        with sqlite3.connect(self.stats_db) as db:
+            counters = dict(((f, k), v) for f, k, v in db.execute("SELECT family, key, value FROM counters"))
+        # Exact: every distinct signup that reached the mailer is counted once, every sent mail once.
+        signups_counted = counters.get(("signups", "total"), 0)
+        mails_counted = counters.get(("mails", "sent"), 0)
+        stats_exact = signups_counted == len(emails) and mails_counted == len(emails)
+        return Result(
+            scenario,
+            len(self.accepted),
+            delivered,
+            duplicates,
+            len(expected) - delivered,
+            stats_exact,
+            window,
+        )
+
+    def close(self) -> None:
+        for service in [self.web, self.stats, *self.mailers]:
+            service.kill()
+        self.smtp.stop()
+
+
+def _in_background(action: Callable[[], None]) -> threading.Thread:
+    thread = threading.Thread(target=action, daemon=True)
+    thread.start()
+    return thread
+
+
+def mailer_kill9(stack: Stack, signups: int) -> Result:
+    """kill -9 of a mailer, repeatedly, while signups flow; a fresh one replaces it each time."""
+    kills = 0
+    sender = _in_background(lambda: stack.send(signups))
+    while sender.is_alive() and kills < 3:
+        time.sleep(1.0)
+        victim = stack.mailers.pop(0)
+        victim.kill()
+        kills += 1
+        stack.mailers.append(stack.start_mailer())
+    sender.join()
+    return stack.result("mailer_kill9", window=kills * MAILER_THREADS)
+
+
+def stats_kill9(stack: Stack, signups: int) -> Result:
+    """kill -9 of the stats runner mid-batch, then a restart."""
+    sender = _in_background(lambda: stack.send(signups))
+    time.sleep(1.5)
+    stack.stats.kill()
+    time.sleep(1)
+    stack.stats = stack.start_stats()
+    sender.join()
+    return stack.result("stats_kill9", window=0)
+
+
+def broker_restart(stack: Stack, signups: int) -> Result:
+    """RabbitMQ restarted mid-load: refused signups are 503s, every 202 gets its mail."""
+    sender = _in_background(lambda: stack.send(signups))
+    time.sleep(1.5)
+    stack.broker.restart()
+    sender.join()
+    # Messages in flight to a mailer when the broker went away come back: the sent-store
+    # catches those already mailed, except a send whose store write was cut off.
+    return stack.result("broker_restart", window=len(stack.mailers) * MAILER_THREADS)
+
+
+def smtp_down(stack: Stack, signups: int) -> Result:
+    """The SMTP server goes away for a while, then comes back: retries deliver everything."""
+    sender = _in_background(lambda: stack.send(signups))
+    time.sleep(1)
+    stack.smtp.stop()
+    time.sleep(3)
+    stack.smtp.start()
+    sender.join()
+    return stack.result("smtp_down", window=0)
+
+
+def poison_message(stack: Stack, signups: int) -> Result:
+    """A message that can never be handled in the middle of the stream: parked, the rest flows."""
+    sender = _in_background(lambda: stack.send(signups))
+    connection = pika.BlockingConnection(pika.URLParameters(stack.amqp_url))
+    connection.channel().basic_publish("offload.events", "signup.created.high", b"\x00 not an envelope")
+    connection.close()
+    sender.join()
+    result = stack.result("poison_message", window=0)
+    parked = ready_count(stack.amqp_url, "mailer.signups.high.parked")
+    if parked != 1:
+        result.stats_exact = False  # report as a failure: the poison was not parked exactly once
+    return result
+
+
+SCENARIOS: dict[str, Callable[[Stack, int], Result]] = {
+    "mailer_kill9": mailer_kill9,
+    "stats_kill9": stats_kill9,
+    "broker_restart": broker_restart,
+    "smtp_down": smtp_down,
+    "poison_message": poison_message,
+}
+
+
+def run_scenario(name: str, broker: PrivateBroker, redis_url: str, workdir: Path, signups: int) -> Result:
+    redis.Redis.from_url(redis_url).flushdb()
+    scenario_dir = workdir / name
+    scenario_dir.mkdir(parents=True, exist_ok=True)
+    stack = Stack(broker, redis_url, scenario_dir)
+    try:
+        wait_for(lambda: requests.get(stack.web.url + "/readyz", timeout=2).ok, timeout=30, what="web ready")
+        return SCENARIOS[name](stack, signups)
+    finally:
+        stack.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("scenarios", nargs="*", help=f"any of {', '.join(SCENARIOS)} (default: all)")
+    parser.add_argument("--signups", type=int, default=300)
+    args = parser.parse_args()
+    unknown = sorted(set(args.scenarios) - set(SCENARIOS))
+    if unknown:
+        parser.error(f"unknown scenario(s): {', '.join(unknown)}")
+    args.scenarios = args.scenarios or list(SCENARIOS)
+    failed = 0
+    with tempfile.TemporaryDirectory(prefix="offload-chaos-") as workdir:
+        broker = PrivateBroker(Path(workdir) / "rabbitmq")
+        broker.start()
+        redis_server = PrivateRedis(Path(workdir)).start()
+        try:
+            for name in args.scenarios:
+                result = run_scenario(name, broker, redis_server.url, Path(workdir), args.signups)
+                print(result.line(), flush=True)
+                failed += not result.passed
+        finally:
+            redis_server.stop()
+            broker.stop()
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,19 @@
+"""The chaos scenarios of `make chaos`, with small workloads, against real parts."""
+
+from __future__ import annotations
+
+import pytest
+
+from offload_testkit.chaos import SCENARIOS, run_scenario
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_scenario_loses_nothing_and_counts_exactly(scenario, rabbitmq_broker, redis_url, tmp_path):
+    result = run_scenario(scenario, rabbitmq_broker, redis_url, tmp_path, signups=60)
+    print(result.line())
+    assert result.accepted > 0, result.line()
+    assert result.lost == 0, result.line()
+    assert result.duplicates <= result.window, result.line()
+    assert result.stats_exact, result.line()
