@@ -5,8 +5,11 @@ from __future__ import annotations
 import pytest
 
 from offload_testkit.chaos import SCENARIOS, run_scenario
+from offload_testkit.plugin import own_rabbitmq_broker
 
 pytestmark = pytest.mark.slow
+# These tests restart or reconfigure the broker: a node of their own.
+rabbitmq_broker = own_rabbitmq_broker()
 
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))

@@ -11,8 +11,11 @@ from runner_app import TOPOLOGY
 
 from offload_core.publisher import Publisher, PublishError
 from offload_testkit.amqp import take, wait_for
+from offload_testkit.plugin import own_rabbitmq_broker
 
 pytestmark = pytest.mark.slow
+# These tests restart or reconfigure the broker: a node of their own.
+rabbitmq_broker = own_rabbitmq_broker()
 
 
 def test_broker_restart_mid_publish_loses_no_confirmed_message(core_config, amqp_url, rabbitmq_broker):

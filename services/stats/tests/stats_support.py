@@ -33,3 +33,9 @@ def start_runner(core_config, store_url: str, tmp_path, name: str = "stats", **e
         **env,
     }
     return start_stats_runner(environment, tmp_path, name=name).process
+
+
+def publish_all(publisher, envelopes) -> None:
+    futures = [publisher.publish_async(e, lane=e.data.get("lane")) for e in envelopes]
+    for future in futures:
+        future.result(15)

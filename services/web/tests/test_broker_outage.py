@@ -8,10 +8,13 @@ import pytest
 import requests
 
 from offload_testkit.amqp import take, wait_for
+from offload_testkit.plugin import own_rabbitmq_broker
 
 GOOD = {"name": "Ada", "email": "ada@example.com", "fruit": "kiwi"}
 
 pytestmark = pytest.mark.slow
+# These tests restart or reconfigure the broker: a node of their own.
+rabbitmq_broker = own_rabbitmq_broker()
 
 
 def signup(web):

@@ -23,6 +23,24 @@ def rabbitmq_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Privat
     broker.stop()
 
 
+def own_rabbitmq_broker():  # noqa: ANN201 - returns a pytest fixture
+    """For modules that restart or reconfigure the broker: `rabbitmq_broker = own_rabbitmq_broker()`.
+
+    Each test then gets a node of its own (about 5 s to boot) and the session's node is
+    never restarted: RabbitMQ 3.10 can crash a supervisor when a vhost with quorum queues
+    is deleted while the node is still recovering from a restart, failing every later test.
+    """
+
+    @pytest.fixture(name="rabbitmq_broker")
+    def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateBroker]:
+        node = PrivateBroker(tmp_path_factory.mktemp("own-rabbitmq"))
+        node.start()
+        yield node
+        node.stop()
+
+    return broker
+
+
 @pytest.fixture
 def amqp_vhost(rabbitmq_broker: PrivateBroker) -> Iterator[str]:
     name = rabbitmq_broker.create_vhost()
