@@ -15,12 +15,27 @@ class ConfigError(ValueError):
     """A setting has a value the service cannot use; the message names the variable."""
 
 
-def _text(env: Mapping[str, str], name: str, default: str) -> str:
+# Parsers for settings from the environment: every service reads its own settings with
+# these, so a bad value is reported the same way everywhere, naming the variable.
+
+
+def env_switch(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "on", "yes"):
+        return True
+    if raw in ("0", "false", "off", "no"):
+        return False
+    raise ConfigError(f"{name}={raw!r} must be on or off")
+
+
+def env_text(env: Mapping[str, str], name: str, default: str) -> str:
     value = env.get(name, "").strip()
     return value or default
 
 
-def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float) -> float:
+def env_number(env: Mapping[str, str], name: str, default: float, *, minimum: float) -> float:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -33,7 +48,7 @@ def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float
     return value
 
 
-def _integer(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
+def env_integer(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -93,23 +108,23 @@ class CoreConfig:
         env = os.environ if env is None else env
         d = cls()
         return cls(
-            amqp_url=_text(env, "OFFLOAD_AMQP_URL", d.amqp_url),
-            management_url=_text(env, "OFFLOAD_MANAGEMENT_URL", d.management_url),
-            confirm_timeout=_number(env, "OFFLOAD_CONFIRM_TIMEOUT", d.confirm_timeout, minimum=0.05),
-            buffer_size=_integer(env, "OFFLOAD_BUFFER_SIZE", d.buffer_size, minimum=1),
-            blocked_connection_timeout=_number(
+            amqp_url=env_text(env, "OFFLOAD_AMQP_URL", d.amqp_url),
+            management_url=env_text(env, "OFFLOAD_MANAGEMENT_URL", d.management_url),
+            confirm_timeout=env_number(env, "OFFLOAD_CONFIRM_TIMEOUT", d.confirm_timeout, minimum=0.05),
+            buffer_size=env_integer(env, "OFFLOAD_BUFFER_SIZE", d.buffer_size, minimum=1),
+            blocked_connection_timeout=env_number(
                 env, "OFFLOAD_BLOCKED_TIMEOUT", d.blocked_connection_timeout, minimum=0.1
             ),
-            heartbeat=_integer(env, "OFFLOAD_HEARTBEAT", d.heartbeat, minimum=0),
-            prefetch=_integer(env, "OFFLOAD_PREFETCH", d.prefetch, minimum=1),
-            worker_threads=_integer(env, "OFFLOAD_WORKER_THREADS", d.worker_threads, minimum=1),
-            grace_period=_number(env, "OFFLOAD_GRACE_PERIOD", d.grace_period, minimum=0),
-            max_attempts=_integer(env, "OFFLOAD_MAX_ATTEMPTS", d.max_attempts, minimum=1),
-            delivery_limit=_integer(env, "OFFLOAD_DELIVERY_LIMIT", d.delivery_limit, minimum=1),
-            hard_time_limit=_number(env, "OFFLOAD_HARD_TIME_LIMIT", d.hard_time_limit, minimum=0.1),
+            heartbeat=env_integer(env, "OFFLOAD_HEARTBEAT", d.heartbeat, minimum=0),
+            prefetch=env_integer(env, "OFFLOAD_PREFETCH", d.prefetch, minimum=1),
+            worker_threads=env_integer(env, "OFFLOAD_WORKER_THREADS", d.worker_threads, minimum=1),
+            grace_period=env_number(env, "OFFLOAD_GRACE_PERIOD", d.grace_period, minimum=0),
+            max_attempts=env_integer(env, "OFFLOAD_MAX_ATTEMPTS", d.max_attempts, minimum=1),
+            delivery_limit=env_integer(env, "OFFLOAD_DELIVERY_LIMIT", d.delivery_limit, minimum=1),
+            hard_time_limit=env_number(env, "OFFLOAD_HARD_TIME_LIMIT", d.hard_time_limit, minimum=0.1),
             delay_tiers=_seconds_list(env, "OFFLOAD_DELAY_TIERS", d.delay_tiers),
-            reconnect_max_delay=_number(
+            reconnect_max_delay=env_number(
                 env, "OFFLOAD_RECONNECT_MAX_DELAY", d.reconnect_max_delay, minimum=0.1
             ),
-            service_name=_text(env, "OFFLOAD_SERVICE_NAME", service_name),
+            service_name=env_text(env, "OFFLOAD_SERVICE_NAME", service_name),
         )

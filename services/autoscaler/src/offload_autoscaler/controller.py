@@ -102,7 +102,7 @@ class ScaledObjectController:
             log.debug("no change", extra={"fields": fields})
         ACTIVE.labels(name).set(1 if decision.active else 0)
         DESIRED.labels(name).set(decision.desired)
-        CURRENT.labels(name).set(decision.desired if decision.desired != current else current)
+        CURRENT.labels(name).set(decision.desired)  # applied above, or already the count
         FALLBACK.labels(name).set(1 if decision.fallback else 0)
         POLL_DURATION.labels(name).observe(time.monotonic() - started)
         return decision

@@ -132,9 +132,8 @@ class AmqpSource:
             channel.close()
             return Observation(float(ok.method.message_count), 0)
         except Exception as exc:  # a missing queue closes the channel; any error is a failed reading
-            self._connection = (
-                None if self._connection is None or self._connection.is_closed else self._connection
-            )
+            if self._connection is not None and self._connection.is_closed:
+                self._connection = None  # reconnect on the next reading
             return Observation(None, 0, f"amqp: {type(exc).__name__}: {exc}")
 
     def close(self) -> None:

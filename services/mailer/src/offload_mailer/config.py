@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from offload_core.config import ConfigError
+from offload_core.config import ConfigError, env_integer, env_number
 
 LANES = ("high", "low")
 
@@ -66,12 +66,11 @@ class MailerConfig:
         security = env.get("OFFLOAD_SMTP_SECURITY", d.smtp_security).strip().lower()
         if security not in ("none", "starttls", "tls"):
             raise ConfigError(f"OFFLOAD_SMTP_SECURITY={security!r} must be none, starttls or tls")
-        try:
-            port = int(env.get("OFFLOAD_SMTP_PORT", d.smtp_port))
-            status_port = int(env.get("OFFLOAD_MAILER_STATUS_PORT", d.status_port))
-            timeout = float(env.get("OFFLOAD_SMTP_TIMEOUT", d.smtp_timeout))
-        except ValueError as exc:
-            raise ConfigError(f"mailer setting is not a number: {exc}") from None
+        port = env_integer(env, "OFFLOAD_SMTP_PORT", d.smtp_port, minimum=1)
+        status_port = env_integer(
+            env, "OFFLOAD_MAILER_STATUS_PORT", d.status_port, minimum=0
+        )  # 0: any free port
+        timeout = env_number(env, "OFFLOAD_SMTP_TIMEOUT", d.smtp_timeout, minimum=0.1)
         store_url = env.get("OFFLOAD_MAILER_STORE_URL", d.store_url).strip()
         if not store_url.startswith(("sqlite:///", "redis://", "rediss://")):
             raise ConfigError(

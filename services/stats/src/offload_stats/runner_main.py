@@ -9,7 +9,7 @@ import sys
 
 from prometheus_client import Counter
 
-from offload_core.config import ConfigError, CoreConfig
+from offload_core.config import ConfigError, CoreConfig, env_integer, env_number
 from offload_core.logs import configure_logging
 from offload_core.runner import BatchHandler, Message, Park, Runner
 from offload_core.status import serve_status
@@ -49,9 +49,9 @@ def main() -> None:
     configure_logging("stats")
     try:
         core = CoreConfig.from_env(service_name="stats")
-        batch_size = int(os.environ.get("OFFLOAD_STATS_BATCH_SIZE", "200"))
-        batch_wait = float(os.environ.get("OFFLOAD_STATS_BATCH_WAIT", "0.05"))
-        status_port = int(os.environ.get("OFFLOAD_STATS_STATUS_PORT", "9102"))
+        batch_size = env_integer(os.environ, "OFFLOAD_STATS_BATCH_SIZE", 200, minimum=1)
+        batch_wait = env_number(os.environ, "OFFLOAD_STATS_BATCH_WAIT", 0.05, minimum=0)
+        status_port = env_integer(os.environ, "OFFLOAD_STATS_STATUS_PORT", 9102, minimum=0)
         store = open_store(os.environ.get("OFFLOAD_STATS_STORE_URL", DEFAULT_STORE))
     except (ConfigError, ValueError) as exc:
         log.error("invalid configuration: %s", exc)
