@@ -3,6 +3,11 @@
 `replies` scripts answers to DATA ("451 4.3.0 try later", "550 5.1.1 no such user"),
 one per message, before it goes back to 250. stop()/start() take it off the network
 and bring it back on the same port.
+
+`security="starttls"` offers STARTTLS and refuses mail before it; `security="tls"` speaks
+TLS from the first byte. Both use a certificate for 127.0.0.1/localhost from a throwaway
+CA (trustme) whose PEM is at `ca_file`. `logins={"user": "password"}` requires AUTH (PLAIN
+or LOGIN, over TLS only); `sessions` records who logged in on each connection.
 """
 
 from __future__ import annotations
@@ -10,24 +15,66 @@ from __future__ import annotations
 import collections
 import email
 import email.policy
+import ssl
+import tempfile
 import threading
 import time
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
+import trustme
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from offload_testkit.processes import free_port
 
 
 class SmtpSink:
-    def __init__(self, port: int | None = None, delay: float = 0.0) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        delay: float = 0.0,
+        security: str = "none",
+        logins: dict[str, str] | None = None,
+    ) -> None:
+        if security not in ("none", "starttls", "tls"):
+            raise ValueError(f"security must be none, starttls or tls, not {security!r}")
         self.port = port or free_port()
         self.delay = delay
+        self.security = security
+        self.logins = logins
         self.replies: collections.deque[str] = collections.deque()
         self.messages: list[EmailMessage] = []
+        self.logged_in: list[str] = []
+        self.ca_file: str | None = None
+        self._server_context: ssl.SSLContext | None = None
+        if security != "none":
+            self._server_context = self._make_certificate()
         self._lock = threading.Lock()
         self._controller: Controller | None = None
+
+    def _make_certificate(self) -> ssl.SSLContext:
+        authority = trustme.CA(organization_name="offload test CA")
+        certificate = authority.issue_cert("127.0.0.1", "localhost")
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        certificate.configure_cert(context)
+        self._folder = tempfile.TemporaryDirectory(prefix="offload-smtp-ca-")
+        self.ca_file = str(Path(self._folder.name) / "ca.pem")
+        authority.cert_pem.write_to_path(self.ca_file)
+        return context
+
+    def _authenticate(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+    ) -> AuthResult:
+        if isinstance(data, LoginPassword):
+            user, password = data.login.decode(), data.password.decode()
+            session.login_data = None  # aiosmtpd <2 warns on every login while it is set
+            if self.logins and self.logins.get(user) == password:
+                with self._lock:
+                    self.logged_in.append(user)
+                return AuthResult(success=True)
+        return AuthResult(success=False, handled=False)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.delay:
@@ -40,7 +87,21 @@ class SmtpSink:
         return "250 2.0.0 OK"
 
     def start(self) -> SmtpSink:
-        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        options: dict[str, Any] = {}
+        if self.security == "starttls":
+            options.update(tls_context=self._server_context, require_starttls=True)
+        elif self.security == "tls":
+            options.update(ssl_context=self._server_context)
+        if self.logins is not None:
+            # With STARTTLS, AUTH is only offered once the channel is encrypted. aiosmtpd only
+            # recognises TLS begun by STARTTLS, so with implicit TLS (encrypted from the first
+            # byte) its check has to be switched off for AUTH to be offered at all.
+            options.update(
+                authenticator=self._authenticate,
+                auth_required=True,
+                auth_require_tls=self.security != "tls",
+            )
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port, **options)
         self._controller.start()
         return self
 

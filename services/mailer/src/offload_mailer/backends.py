@@ -47,7 +47,7 @@ class SmtpBackend:
 
     def _open(self) -> smtplib.SMTP:
         c = self.config
-        context = ssl.create_default_context()
+        context = ssl.create_default_context(cafile=c.smtp_ca_file)
         if c.smtp_security == "tls":
             connection: smtplib.SMTP = smtplib.SMTP_SSL(
                 c.smtp_host, c.smtp_port, local_hostname=c.helo_name, timeout=c.smtp_timeout, context=context
@@ -80,8 +80,27 @@ class SmtpBackend:
         if connection is None:
             try:
                 connection = self._open()
+            except smtplib.SMTPAuthenticationError as exc:
+                # Wrong credentials are the relay's or the operator's problem, not the message's:
+                # retry through the delay tiers (and park only after max attempts) instead of
+                # parking every signup at once.
+                log.error(
+                    "smtp login refused",
+                    extra={"fields": {"host": self.config.smtp_host, "code": exc.smtp_code}},
+                )
+                raise TransientMailError(
+                    f"SMTP login as {self.config.smtp_username!r} refused: {exc.smtp_code} "
+                    f"{exc.smtp_error.decode(errors='replace')}"
+                ) from exc
             except smtplib.SMTPResponseException as exc:
                 raise _classify(exc.smtp_code, exc.smtp_error, "connect") from exc
+            except ssl.SSLError as exc:
+                log.error(
+                    "smtp tls failed", extra={"fields": {"host": self.config.smtp_host, "error": str(exc)}}
+                )
+                raise TransientMailError(
+                    f"TLS with {self.config.smtp_host}:{self.config.smtp_port} failed: {exc}"
+                ) from exc
             except (OSError, smtplib.SMTPException) as exc:
                 raise TransientMailError(
                     f"cannot connect to {self.config.smtp_host}:{self.config.smtp_port}: {exc}"

@@ -34,6 +34,9 @@ class MailerConfig:
     smtp_security: str = "none"  # none | starttls | tls
     smtp_username: str | None = None
     smtp_password: str | None = None
+    # PEM bundle to verify the server's certificate with, for relays signed by a private CA;
+    # unset: the system's trust store. Verification is never switched off.
+    smtp_ca_file: str | None = None
     smtp_timeout: float = 10.0
     mail_from: str = "Fruit news <welcome@offload.localhost>"
     message_id_domain: str = "offload.localhost"
@@ -70,6 +73,15 @@ class MailerConfig:
         status_port = env_integer(
             env, "OFFLOAD_MAILER_STATUS_PORT", d.status_port, minimum=0
         )  # 0: any free port
+        username = env.get("OFFLOAD_SMTP_USERNAME") or None
+        if username and security == "none":
+            raise ConfigError(
+                "OFFLOAD_SMTP_USERNAME is set but OFFLOAD_SMTP_SECURITY=none would send the password "
+                "in clear text: set OFFLOAD_SMTP_SECURITY to starttls or tls"
+            )
+        ca_file = env.get("OFFLOAD_SMTP_CA_FILE", "").strip() or None
+        if ca_file and not Path(ca_file).is_file():
+            raise ConfigError(f"OFFLOAD_SMTP_CA_FILE={ca_file!r} is not a readable file")
         timeout = env_number(env, "OFFLOAD_SMTP_TIMEOUT", d.smtp_timeout, minimum=0.1)
         store_url = env.get("OFFLOAD_MAILER_STORE_URL", d.store_url).strip()
         if not store_url.startswith(("sqlite:///", "redis://", "rediss://")):
@@ -83,8 +95,9 @@ class MailerConfig:
             smtp_host=env.get("OFFLOAD_SMTP_HOST", d.smtp_host),
             smtp_port=port,
             smtp_security=security,
-            smtp_username=env.get("OFFLOAD_SMTP_USERNAME") or None,
+            smtp_username=username,
             smtp_password=_secret(env, "OFFLOAD_SMTP_PASSWORD"),
+            smtp_ca_file=ca_file,
             smtp_timeout=timeout,
             mail_from=env.get("OFFLOAD_MAIL_FROM", d.mail_from),
             message_id_domain=env.get("OFFLOAD_MESSAGE_ID_DOMAIN", d.message_id_domain),
