@@ -10,7 +10,7 @@ PACKAGES := libs/offload-core libs/offload-testkit $(wildcard services/*/pyproje
 PACKAGE_DIRS := $(patsubst %/pyproject.toml,%,$(PACKAGES))
 TEST_PATHS := libs $(wildcard services/*/tests) $(wildcard tests)
 
-.PHONY: help dev test images container-test lint format system-deps venv bench-core bench-web bench-mailer bench-stats bench-autoscaler chaos clean
+.PHONY: help dev test k8s-tools images container-test lint format system-deps venv bench-core bench-web bench-mailer bench-stats bench-autoscaler chaos clean
 
 help:
 	@echo "make dev         run the whole stack locally (installs what it needs)"
@@ -41,7 +41,11 @@ format: venv
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: system-deps venv lint
+# helm, kubeconform, their schemas and checkov, built or installed once into /var/cache/offload.
+k8s-tools: venv
+	@SCHEMA_PYTHON=$(BIN)/python scripts/k8s-tools.sh
+
+test: system-deps venv lint k8s-tools
 	$(BIN)/pytest -p no:logging -m "not containers" $(TEST_PATHS)
 
 # Images: BASE_IMAGE=python:3.11-slim-bookworm (the Dockerfiles' default) where a registry is

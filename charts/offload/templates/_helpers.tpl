@@ -1,0 +1,235 @@
+{{/* Names and labels, in the style of the prometheus-community charts. */}}
+
+{{- define "offload.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "offload.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "offload.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels shared by every object of the release. */}}
+{{- define "offload.labels" -}}
+helm.sh/chart: {{ include "offload.chart" . }}
+{{ include "offload.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: offload
+{{- end }}
+
+{{- define "offload.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "offload.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* Labels of one component: (dict "root" $ "component" "web"). */}}
+{{- define "offload.componentLabels" -}}
+{{ include "offload.labels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "offload.componentSelectorLabels" -}}
+{{ include "offload.selectorLabels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/* Resource name of one component: (dict "root" $ "component" "web"). */}}
+{{- define "offload.componentName" -}}
+{{- printf "%s-%s" (include "offload.fullname" .root) .component | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Image reference of an Offload image: (dict "root" $ "image" .Values.web.image). */}}
+{{- define "offload.image" -}}
+{{- printf "%s%s:%s" .root.Values.image.registry .image.repository (default .root.Chart.AppVersion .root.Values.image.tag) }}
+{{- end }}
+
+{{- define "offload.rabbitmqHost" -}}
+{{- include "offload.componentName" (dict "root" . "component" "rabbitmq") }}
+{{- end }}
+
+{{- define "offload.rabbitmqSecret" -}}
+{{- default (include "offload.componentName" (dict "root" . "component" "rabbitmq")) .Values.rabbitmq.auth.existingSecret }}
+{{- end }}
+
+{{- define "offload.redisSecret" -}}
+{{- default (include "offload.componentName" (dict "root" . "component" "redis")) .Values.redis.auth.existingSecret }}
+{{- end }}
+
+{{/*
+Broker URLs for a container's env. With the built-in broker they are composed from the
+Secret's username and password by Kubernetes' $(VAR) expansion, so the password never
+appears in a manifest; with an external broker they come whole from its Secret.
+*/}}
+{{- define "offload.brokerEnv" -}}
+{{- if .Values.rabbitmq.builtin }}
+- name: RABBITMQ_USERNAME
+  valueFrom:
+    secretKeyRef: {name: {{ include "offload.rabbitmqSecret" . }}, key: username}
+- name: RABBITMQ_PASSWORD
+  valueFrom:
+    secretKeyRef: {name: {{ include "offload.rabbitmqSecret" . }}, key: password}
+- name: OFFLOAD_AMQP_URL
+  value: "amqp://$(RABBITMQ_USERNAME):$(RABBITMQ_PASSWORD)@{{ include "offload.rabbitmqHost" . }}:5672/%2F"
+- name: OFFLOAD_MANAGEMENT_URL
+  value: "http://$(RABBITMQ_USERNAME):$(RABBITMQ_PASSWORD)@{{ include "offload.rabbitmqHost" . }}:15672"
+{{- else }}
+- name: OFFLOAD_AMQP_URL
+  valueFrom:
+    secretKeyRef: {name: {{ .Values.rabbitmq.external.existingSecret }}, key: {{ .Values.rabbitmq.external.amqpUrlKey }}}
+- name: OFFLOAD_MANAGEMENT_URL
+  valueFrom:
+    secretKeyRef: {name: {{ .Values.rabbitmq.external.existingSecret }}, key: {{ .Values.rabbitmq.external.managementUrlKey }}}
+{{- end }}
+{{- end }}
+
+{{/* Redis URL as OFFLOAD_REDIS_URL, for stores to reference as $(OFFLOAD_REDIS_URL). */}}
+{{- define "offload.redisEnv" -}}
+{{- if .Values.redis.builtin }}
+- name: REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef: {name: {{ include "offload.redisSecret" . }}, key: password}
+- name: OFFLOAD_REDIS_URL
+  value: "redis://:$(REDIS_PASSWORD)@{{ include "offload.componentName" (dict "root" . "component" "redis") }}:6379/0"
+{{- else }}
+- name: OFFLOAD_REDIS_URL
+  valueFrom:
+    secretKeyRef: {name: {{ .Values.redis.external.existingSecret }}, key: {{ .Values.redis.external.urlKey }}}
+{{- end }}
+{{- end }}
+
+{{/* Settings every Offload service reads. */}}
+{{- define "offload.commonEnv" -}}
+- name: OFFLOAD_LOG_FORMAT
+  value: {{ .Values.logFormat | quote }}
+- name: OFFLOAD_LOG_LEVEL
+  value: {{ .Values.logLevel | quote }}
+- name: OFFLOAD_DELAY_TIERS
+  value: {{ join "," .Values.runners.delayTiers | quote }}
+{{- end }}
+
+{{/* Settings of the queue runners: (dict "root" $ "component" "mailer"). */}}
+{{- define "offload.runnerEnv" -}}
+- name: OFFLOAD_SERVICE_NAME
+  value: {{ .component | quote }}
+- name: OFFLOAD_GRACE_PERIOD
+  value: {{ .root.Values.runners.gracePeriodSeconds | quote }}
+- name: OFFLOAD_MAX_ATTEMPTS
+  value: {{ .root.Values.runners.maxAttempts | quote }}
+{{- end }}
+
+{{/* Kubernetes must never kill a runner that is still draining. */}}
+{{- define "offload.runnerTerminationGrace" -}}
+{{- add .Values.runners.gracePeriodSeconds 15 }}
+{{- end }}
+
+{{/* Volumes every Offload pod gets: the root filesystem is read-only. */}}
+{{- define "offload.scratchVolumes" -}}
+- name: tmp
+  emptyDir: {}
+- name: state
+  emptyDir: {}
+{{- end }}
+
+{{- define "offload.scratchMounts" -}}
+- name: tmp
+  mountPath: /tmp
+- name: state
+  mountPath: /var/lib/offload
+{{- end }}
+
+{{/* Pod-level placement and security: (dict "root" $ "values" .Values.web). */}}
+{{- define "offload.podCommon" -}}
+{{- with .root.Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+securityContext:
+  {{- toYaml .root.Values.podSecurityContext | nindent 2 }}
+{{- with .values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/* True when runner Deployments leave their replica count to an autoscaler. */}}
+{{- define "offload.autoscaled" -}}
+{{- if ne .Values.autoscaling.engine "none" }}true{{ end }}
+{{- end }}
+
+{{/* Mail delivery settings of the mailer. */}}
+{{- define "offload.mailEnv" -}}
+{{- $smtp := .Values.mailer.smtp }}
+{{- $host := $smtp.host }}
+{{- if and (not $host) .Values.mailpit.enabled }}
+{{- $host = include "offload.componentName" (dict "root" . "component" "mailpit") }}
+{{- end }}
+{{- if $host }}
+- name: OFFLOAD_MAILER_BACKEND
+  value: smtp
+- name: OFFLOAD_SMTP_HOST
+  value: {{ $host | quote }}
+{{- if $smtp.host }}
+- name: OFFLOAD_SMTP_PORT
+  value: {{ $smtp.port | quote }}
+- name: OFFLOAD_SMTP_SECURITY
+  value: {{ $smtp.security | quote }}
+{{- else }}
+- name: OFFLOAD_SMTP_PORT
+  value: "1025"
+- name: OFFLOAD_SMTP_SECURITY
+  value: none
+{{- end }}
+- name: OFFLOAD_SMTP_TIMEOUT
+  value: {{ $smtp.timeoutSeconds | quote }}
+{{- if $smtp.username }}
+- name: OFFLOAD_SMTP_USERNAME
+  value: {{ $smtp.username | quote }}
+- name: OFFLOAD_SMTP_PASSWORD_FILE
+  value: /etc/offload/smtp/{{ $smtp.passwordKey }}
+{{- end }}
+{{- if $smtp.caSecret }}
+- name: OFFLOAD_SMTP_CA_FILE
+  value: /etc/offload/smtp-ca/ca.crt
+{{- end }}
+{{- else }}
+- name: OFFLOAD_MAILER_BACKEND
+  value: file
+{{- end }}
+{{- end }}
+
+{{/*
+The scaled runners, one entry per Deployment, shared by the offload and keda engines:
+a list of (name, queueRegex, autoscaling values).
+*/}}
+{{- define "offload.scaledRunners" -}}
+{{- $lanes := join "|" .Values.mailer.lanes }}
+- component: mailer
+  queueRegex: {{ printf "^mailer\\.signups\\.(%s)$" $lanes | quote }}
+  autoscaling:
+    {{- toYaml .Values.mailer.autoscaling | nindent 4 }}
+- component: stats-runner
+  queueRegex: "^stats\\.(activity|requests)$"
+  autoscaling:
+    {{- toYaml .Values.stats.runner.autoscaling | nindent 4 }}
+{{- end }}

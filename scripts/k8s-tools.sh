@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Kubernetes tooling for the chart checks, built from the Go module proxy at pinned versions
+# (no binary downloads, no registry): helm, kubeconform, and JSON schemas for kubeconform
+# generated from Kubernetes' own OpenAPI document and the KEDA and prometheus-operator CRDs.
+# Everything lands in $OFFLOAD_TOOLS (default /var/cache/offload/k8s-tools) and is reused.
+set -euo pipefail
+
+HELM_VERSION=v3.22.0
+KUBECONFORM_VERSION=v0.7.0
+KUBERNETES_VERSION=v1.35.4        # the OpenAPI document the manifests are checked against
+KEDA_VERSION=v2.21.0
+PROMETHEUS_OPERATOR_VERSION=v0.85.0
+
+TOOLS=${OFFLOAD_TOOLS:-/var/cache/offload/k8s-tools}
+BIN=$TOOLS/bin
+SCHEMAS=$TOOLS/schemas/kubernetes-$KUBERNETES_VERSION
+mkdir -p "$BIN"
+# checkov (a manifest linter from PyPI) in a venv of its own: its pins clash with ours.
+CHECKOV_VENV=${OFFLOAD_CHECKOV_VENV:-/var/cache/offload/checkov-venv}
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+if ! cmp -s "$REPO/requirements/checkov-constraints.txt" "$CHECKOV_VENV/.constraints" 2>/dev/null; then
+  echo "k8s-tools: installing checkov into $CHECKOV_VENV"
+  python3 -m venv "$CHECKOV_VENV"
+  "$CHECKOV_VENV/bin/pip" install -q -c "$REPO/requirements/checkov-constraints.txt" -r "$REPO/requirements/checkov.in"
+  cp "$REPO/requirements/checkov-constraints.txt" "$CHECKOV_VENV/.constraints"
+fi
+
+stamp="$TOOLS/.versions"
+want="$HELM_VERSION $KUBECONFORM_VERSION $KUBERNETES_VERSION $KEDA_VERSION $PROMETHEUS_OPERATOR_VERSION schemas-2"
+if [[ -f $stamp && "$(cat "$stamp")" == "$want" && -x $BIN/helm && -x $BIN/kubeconform ]]; then
+  exit 0
+fi
+
+command -v go >/dev/null || { echo "k8s-tools: Go is needed (https://go.dev/dl/)" >&2; exit 1; }
+export GOFLAGS=-mod=mod
+
+# helm reports the Kubernetes version of its client-go as the default cluster version; the
+# release build sets it with -X, and without it `helm template` assumes v1.20.
+major=1; minor=37
+ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+  ldflags+=" -X $pkg.k8sVersionMajor=$major -X $pkg.k8sVersionMinor=$minor"
+done
+echo "k8s-tools: building helm $HELM_VERSION and kubeconform $KUBECONFORM_VERSION"
+GOBIN=$BIN go install -ldflags "$ldflags" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+GOBIN=$BIN go install -ldflags "-s -w" "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION"
+
+echo "k8s-tools: schemas from Kubernetes $KUBERNETES_VERSION, KEDA $KEDA_VERSION, prometheus-operator $PROMETHEUS_OPERATOR_VERSION"
+module_dir() { go mod download -json "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])'; }
+k8s=$(module_dir "k8s.io/kubernetes@$KUBERNETES_VERSION")
+keda=$(module_dir "github.com/kedacore/keda/v2@$KEDA_VERSION")
+promop=$(module_dir "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION")
+rm -rf "$SCHEMAS"
+"${SCHEMA_PYTHON:-python3}" "$(dirname "$0")/kube_schemas.py" "$SCHEMAS" \
+  --openapi "$k8s/api/openapi-spec/swagger.json" \
+  --crds "$keda/config/crd/bases/keda.sh_scaledobjects.yaml" \
+         "$keda/config/crd/bases/keda.sh_triggerauthentications.yaml" \
+         "$promop/example/prometheus-operator-crd/monitoring.coreos.com_podmonitors.yaml" \
+         "$promop/example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml" \
+         "$promop/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml"
+echo "$want" > "$stamp"
