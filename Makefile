@@ -10,11 +10,12 @@ PACKAGES := libs/offload-core libs/offload-testkit $(wildcard services/*/pyproje
 PACKAGE_DIRS := $(patsubst %/pyproject.toml,%,$(PACKAGES))
 TEST_PATHS := libs $(wildcard services/*/tests) $(wildcard tests)
 
-.PHONY: help dev test k8s-tools images container-test lint format system-deps venv bench-core bench-web bench-mailer bench-stats bench-autoscaler chaos clean
+.PHONY: help dev test k8s-tools k8s-manifests images container-test lint format system-deps venv bench-core bench-web bench-mailer bench-stats bench-autoscaler chaos clean
 
 help:
 	@echo "make dev         run the whole stack locally (installs what it needs)"
 	@echo "make test        lint + every test against private, real services"
+	@echo "make k8s-manifests  re-render k8s/base from charts/offload"
 	@echo "make images      build the service images (and a local base image without a registry)"
 	@echo "make container-test  run the images together and check a signup end to end"
 	@echo "make bench-core  messaging core vs raw pika (bench/ratio lines)"
@@ -44,6 +45,10 @@ format: venv
 # helm, kubeconform, their schemas and checkov, built or installed once into /var/cache/offload.
 k8s-tools: venv
 	@SCHEMA_PYTHON=$(BIN)/python scripts/k8s-tools.sh
+
+# k8s/base/offload.yaml from the chart (a test fails when it is stale).
+k8s-manifests: k8s-tools
+	$(BIN)/python scripts/render_k8s.py
 
 test: system-deps venv lint k8s-tools
 	$(BIN)/pytest -p no:logging -m "not containers" $(TEST_PATHS)

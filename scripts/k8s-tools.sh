@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Kubernetes tooling for the chart checks, built from the Go module proxy at pinned versions
-# (no binary downloads, no registry): helm, kubeconform, and JSON schemas for kubeconform
+# (no binary downloads, no registry): helm, kubeconform, kustomize, and JSON schemas for kubeconform
 # generated from Kubernetes' own OpenAPI document and the KEDA and prometheus-operator CRDs.
 # Everything lands in $OFFLOAD_TOOLS (default /var/cache/offload/k8s-tools) and is reused.
 set -euo pipefail
 
 HELM_VERSION=v3.22.0
 KUBECONFORM_VERSION=v0.7.0
+KUSTOMIZE_VERSION=v5.8.1            # v5.8.2+ need Go 1.27
 KUBERNETES_VERSION=v1.35.4        # the OpenAPI document the manifests are checked against
 KEDA_VERSION=v2.21.0
 PROMETHEUS_OPERATOR_VERSION=v0.85.0
@@ -26,8 +27,8 @@ if ! cmp -s "$REPO/requirements/checkov-constraints.txt" "$CHECKOV_VENV/.constra
 fi
 
 stamp="$TOOLS/.versions"
-want="$HELM_VERSION $KUBECONFORM_VERSION $KUBERNETES_VERSION $KEDA_VERSION $PROMETHEUS_OPERATOR_VERSION schemas-2"
-if [[ -f $stamp && "$(cat "$stamp")" == "$want" && -x $BIN/helm && -x $BIN/kubeconform ]]; then
+want="$HELM_VERSION $KUBECONFORM_VERSION $KUSTOMIZE_VERSION $KUBERNETES_VERSION $KEDA_VERSION $PROMETHEUS_OPERATOR_VERSION schemas-2"
+if [[ -f $stamp && "$(cat "$stamp")" == "$want" && -x $BIN/helm && -x $BIN/kubeconform && -x $BIN/kustomize ]]; then
   exit 0
 fi
 
@@ -44,6 +45,8 @@ done
 echo "k8s-tools: building helm $HELM_VERSION and kubeconform $KUBECONFORM_VERSION"
 GOBIN=$BIN go install -ldflags "$ldflags" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
 GOBIN=$BIN go install -ldflags "-s -w" "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION"
+echo "k8s-tools: building kustomize $KUSTOMIZE_VERSION"
+GOBIN=$BIN go install -ldflags "-s -w" "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION"
 
 echo "k8s-tools: schemas from Kubernetes $KUBERNETES_VERSION, KEDA $KEDA_VERSION, prometheus-operator $PROMETHEUS_OPERATOR_VERSION"
 module_dir() { go mod download -json "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])'; }

@@ -53,7 +53,8 @@ app.kubernetes.io/component: {{ .component }}
 
 {{/* Image reference of an Offload image: (dict "root" $ "image" .Values.web.image). */}}
 {{- define "offload.image" -}}
-{{- printf "%s%s:%s" .root.Values.image.registry .image.repository (default .root.Chart.AppVersion .root.Values.image.tag) }}
+{{- $tag := .image.tag | default .root.Values.image.tag | default .root.Chart.AppVersion }}
+{{- printf "%s%s:%s" .root.Values.image.registry .image.repository $tag }}
 {{- end }}
 
 {{- define "offload.rabbitmqHost" -}}
