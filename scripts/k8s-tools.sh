@@ -11,6 +11,7 @@ KUSTOMIZE_VERSION=v5.8.1            # v5.8.2+ need Go 1.27
 KUBERNETES_VERSION=v1.35.4        # the OpenAPI document the manifests are checked against
 KEDA_VERSION=v2.21.0
 PROMETHEUS_OPERATOR_VERSION=v0.85.0
+SKAFFOLD_VERSION=v2.16.1          # its newest config schema: skaffold/v4beta13
 
 TOOLS=${OFFLOAD_TOOLS:-/var/cache/offload/k8s-tools}
 BIN=$TOOLS/bin
@@ -27,7 +28,7 @@ if ! cmp -s "$REPO/requirements/checkov-constraints.txt" "$CHECKOV_VENV/.constra
 fi
 
 stamp="$TOOLS/.versions"
-want="$HELM_VERSION $KUBECONFORM_VERSION $KUSTOMIZE_VERSION $KUBERNETES_VERSION $KEDA_VERSION $PROMETHEUS_OPERATOR_VERSION schemas-2"
+want="$HELM_VERSION $KUBECONFORM_VERSION $KUSTOMIZE_VERSION $KUBERNETES_VERSION $KEDA_VERSION $PROMETHEUS_OPERATOR_VERSION $SKAFFOLD_VERSION schemas-3"
 if [[ -f $stamp && "$(cat "$stamp")" == "$want" && -x $BIN/helm && -x $BIN/kubeconform && -x $BIN/kustomize ]]; then
   exit 0
 fi
@@ -61,4 +62,8 @@ rm -rf "$SCHEMAS"
          "$promop/example/prometheus-operator-crd/monitoring.coreos.com_podmonitors.yaml" \
          "$promop/example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml" \
          "$promop/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml"
+# skaffold's published config schemas ship in its module (docs-v2/content/en/schemas).
+skaffold=$(module_dir "github.com/GoogleContainerTools/skaffold/v2@$SKAFFOLD_VERSION")
+mkdir -p "$TOOLS/schemas/skaffold"
+cp "$skaffold"/docs-v2/content/en/schemas/v4beta*.json "$TOOLS/schemas/skaffold/"
 echo "$want" > "$stamp"

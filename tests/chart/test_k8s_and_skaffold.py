@@ -1,20 +1,23 @@
 """k8s/ (plain manifests rendered from the chart, a kustomize overlay, the kind config) and
 skaffold.yaml, checked with the real helm, kustomize and kubeconform.
 
-The skaffold binary cannot be built here (its module is not on the Go module proxy this
-machine reaches) and its published JSON schema is not in any package registry, so
-skaffold.yaml is checked for what it must wire up: every artifact's Dockerfile and build
-arg, every image value it sets exists in the chart and ends up in the rendered pods, the
-profiles' patches point at existing paths, and the port-forwards name real Services."""
+skaffold.yaml is validated, with each profile applied, against skaffold's own published
+schema for its apiVersion (shipped in skaffold's Go module, fetched by scripts/k8s-tools.sh),
+and checked for what it must wire up: every artifact's Dockerfile and build arg, every image
+value it sets exists in the chart and ends up in the rendered pods, the profiles' patches
+point at existing paths, and the port-forwards name real Services."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import jsonpatch
+import jsonschema
 import pytest
 import yaml
 
@@ -106,6 +109,24 @@ def test_skaffold_artifacts_build_from_the_dockerfiles_with_the_base_image_arg()
         dockerfile = ROOT / artifact["context"] / artifact["docker"]["dockerfile"]
         assert "ARG BASE_IMAGE" in dockerfile.read_text(), dockerfile
         assert "BASE_IMAGE" in artifact["docker"]["buildArgs"]
+
+
+def skaffold_schema() -> dict:
+    version = SKAFFOLD["apiVersion"].removeprefix("skaffold/")
+    return json.loads((TOOLS / "schemas" / "skaffold" / f"{version}.json").read_text())
+
+
+def test_skaffold_config_matches_skaffolds_schema():
+    validator = jsonschema.Draft7Validator(skaffold_schema())
+    errors = [f"{list(e.path)}: {e.message}" for e in validator.iter_errors(SKAFFOLD)]
+    assert not errors
+    # A profile's patches are applied to the base config; the result must be valid too.
+    for profile in SKAFFOLD["profiles"]:
+        patched = jsonpatch.apply_patch(SKAFFOLD, profile.get("patches", []))
+        assert not [e.message for e in validator.iter_errors(patched)], profile["name"]
+    # The schema is strict: a misspelt field is refused, so the check above can fail.
+    misspelt = {**SKAFFOLD, "build": {**SKAFFOLD["build"], "artefacts": []}}
+    assert not validator.is_valid(misspelt)
 
 
 def skaffold_set_values(release: dict) -> dict[str, str]:
