@@ -10,11 +10,12 @@ PACKAGES := libs/offload-core libs/offload-testkit $(wildcard services/*/pyproje
 PACKAGE_DIRS := $(patsubst %/pyproject.toml,%,$(PACKAGES))
 TEST_PATHS := libs $(wildcard services/*/tests) $(wildcard tests)
 
-.PHONY: help dev test k8s-tools k8s-manifests images container-test lint format system-deps venv bench-core bench-web bench-mailer bench-stats bench-autoscaler chaos clean
+.PHONY: help dev test e2e kube-binaries k8s-tools k8s-manifests images container-test lint format system-deps venv bench-core bench-web bench-mailer bench-stats bench-autoscaler chaos clean
 
 help:
 	@echo "make dev         run the whole stack locally (installs what it needs)"
 	@echo "make test        lint + every test against private, real services"
+	@echo "make e2e         end-to-end suite on a cluster (OFFLOAD_E2E_PROVIDER=kind|existing|local)"
 	@echo "make k8s-manifests  re-render k8s/base from charts/offload"
 	@echo "make images      build the service images (and a local base image without a registry)"
 	@echo "make container-test  run the images together and check a signup end to end"
@@ -46,12 +47,22 @@ format: venv
 k8s-tools: venv
 	@SCHEMA_PYTHON=$(BIN)/python scripts/k8s-tools.sh
 
+# kube-apiserver and kube-controller-manager, built once into /var/cache/offload: the
+# tests' Kubernetes control plane (offload_testkit.kube) and the e2e `local` provider.
+kube-binaries:
+	@scripts/kube-binaries.sh
+
 # k8s/base/offload.yaml from the chart (a test fails when it is stale).
 k8s-manifests: k8s-tools
 	$(BIN)/python scripts/render_k8s.py
 
-test: system-deps venv lint k8s-tools
-	$(BIN)/pytest -p no:logging -m "not containers" $(TEST_PATHS)
+test: system-deps venv lint k8s-tools kube-binaries
+	$(BIN)/pytest -p no:logging -m "not containers and not e2e" $(TEST_PATHS)
+
+# The e2e suite: OFFLOAD_E2E_PROVIDER=kind|existing|local (default kind when kind and
+# docker are installed, else local: a control plane built here, see tests/e2e/).
+e2e: system-deps venv k8s-tools kube-binaries
+	$(BIN)/pytest -p no:logging tests/e2e
 
 # Images: BASE_IMAGE=python:3.11-slim-bookworm (the Dockerfiles' default) where a registry is
 # reachable; otherwise a Debian base built here with debootstrap (cached in /var/cache/offload).

@@ -210,6 +210,30 @@ def test_autoscaler_rbac_is_no_wider_than_the_scale_of_its_runners():
     assert not by_kind(render("keda-values.yaml"), "Role")
 
 
+def test_leader_election_adds_its_own_lease_and_standby_replicas():
+    docs = render(autoscaler__leaderElection__enabled="true", autoscaler__replicas="2")
+    [role] = by_kind(docs, "Role").values()
+    assert role["rules"][2:] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "resourceNames": ["r-offload-autoscaler"],
+            "verbs": ["get", "update"],
+        },
+    ]
+    deployment = by_kind(docs, "Deployment")["r-offload-autoscaler"]
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"] == {"type": "RollingUpdate"}
+    env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["OFFLOAD_AUTOSCALER_LEADER_ELECTION"]["value"] == "on"
+    assert env["OFFLOAD_AUTOSCALER_LEASE_NAME"]["value"] == "r-offload-autoscaler"
+    assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    # Without it: one replica, replaced (never two decision makers), and no Lease rights.
+    default = by_kind(render(), "Deployment")["r-offload-autoscaler"]
+    assert default["spec"]["replicas"] == 1 and default["spec"]["strategy"] == {"type": "Recreate"}
+
+
 def test_the_rendered_autoscaler_config_is_accepted_by_the_autoscaler(monkeypatch):
     """The ConfigMap goes through the autoscaler's own parser, as at its start in the cluster."""
     config = by_kind(render(mailer__lanes="{high}"), "ConfigMap")["r-offload-autoscaler"]
@@ -367,6 +391,7 @@ def test_monitoring_objects_wrap_the_checked_files():
         ({"mailer__lanes": "{urgent}"}, "/mailer/lanes/0"),
         ({"mailer__autoscaling__maxReplicaCount": "0"}, "/mailer/autoscaling/maxReplicaCount"),
         ({"rabbitmq__memoryHighWatermark": "2"}, "/rabbitmq/memoryHighWatermark"),
+        ({"autoscaler__replicas": "2"}, "/autoscaler/replicas"),
     ],
 )
 def test_values_schema_refuses_what_cannot_work(sets, message):

@@ -1,115 +1,97 @@
-"""The Kubernetes target through the real `kubernetes` client, against recorded bodies.
-
-No API server runs on this machine yet (see the e2e issue), so a loopback HTTP server
-replays an apps/v1 Deployment scale subresource as kube-apiserver 1.29 returns it (the
-autoscaling/v1 Scale body below) and records what the client sends. What is checked:
-the paths, verbs and patch body the target uses, and that it reads spec.replicas.
-"""
+"""The Kubernetes target against a real kube-apiserver (offload_testkit's control plane),
+authenticated as a ServiceAccount whose Role is as narrow as the chart's: get/patch/update on
+the scale subresource of the runner Deployments by name, and nothing else."""
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import uuid
 
 import pytest
 from kubernetes import client
 
 from offload_autoscaler.targets import KubernetesDeployment
-
-SCALE = {
-    "kind": "Scale",
-    "apiVersion": "autoscaling/v1",
-    "metadata": {
-        "name": "offload-mailer",
-        "namespace": "offload",
-        "uid": "5c0d4e0e-8d0f-4bb5-9a8e-2f1f0b2f3c11",
-        "resourceVersion": "1843",
-        "creationTimestamp": "2026-11-01T10:00:00Z",
-    },
-    "spec": {"replicas": 2},
-    "status": {
-        "replicas": 2,
-        "selector": "app.kubernetes.io/name=offload,app.kubernetes.io/component=mailer",
-    },
-}
-PATH = "/apis/apps/v1/namespaces/offload/deployments/offload-mailer/scale"
+from offload_testkit.kube import api_client, service_account_token
 
 
-class RecordedApiServer:
-    def __init__(self) -> None:
-        self.scale = json.loads(json.dumps(SCALE))
-        self.requests: list[tuple[str, str, str, dict | None]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _reply(self, status: int, body: dict) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self) -> None:
-                outer.requests.append(("GET", self.path, "", None))
-                if self.path == PATH:
-                    self._reply(200, outer.scale)
-                else:
-                    self._reply(
-                        404,
-                        {
-                            "kind": "Status",
-                            "apiVersion": "v1",
-                            "status": "Failure",
-                            "code": 404,
-                            "reason": "NotFound",
-                            "message": "not found",
-                        },
-                    )
-
-            def do_PATCH(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                outer.requests.append(("PATCH", self.path, self.headers["Content-Type"], body))
-                outer.scale["spec"]["replicas"] = body["spec"]["replicas"]
-                self._reply(200, outer.scale)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+def deployment(name: str) -> dict:
+    labels = {"app": name}
+    return {
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "runner", "image": "offload-mailer:dev"}]},
+            },
+        },
+    }
 
 
 @pytest.fixture
-def api_server():
-    server = RecordedApiServer()
-    yield server
-    server.server.shutdown()
-
-
-def test_reads_and_patches_only_the_scale_subresource(api_server):
-    configuration = client.Configuration(host=api_server.url)
-    target = KubernetesDeployment(
-        "offload-mailer", "offload", api=client.AppsV1Api(client.ApiClient(configuration))
+def namespace(kube_control_plane) -> str:
+    admin = api_client(kube_control_plane.kubeconfig)
+    name = f"target-{uuid.uuid4().hex[:8]}"
+    core, apps, rbac = client.CoreV1Api(admin), client.AppsV1Api(admin), client.RbacAuthorizationV1Api(admin)
+    core.create_namespace({"metadata": {"name": name}})
+    for deployment_name in ("offload-mailer", "offload-web"):
+        apps.create_namespaced_deployment(name, deployment(deployment_name))
+    core.create_namespaced_service_account(name, {"metadata": {"name": "autoscaler"}})
+    rbac.create_namespaced_role(
+        name,
+        {
+            "metadata": {"name": "autoscaler"},
+            "rules": [
+                {
+                    "apiGroups": ["apps"],
+                    "resources": ["deployments/scale"],
+                    "resourceNames": ["offload-mailer"],
+                    "verbs": ["get", "patch", "update"],
+                }
+            ],
+        },
     )
+    rbac.create_namespaced_role_binding(
+        name,
+        {
+            "metadata": {"name": "autoscaler"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "autoscaler"},
+            "subjects": [{"kind": "ServiceAccount", "name": "autoscaler", "namespace": name}],
+        },
+    )
+    yield name
+    core.delete_namespace(name)
+
+
+@pytest.fixture
+def autoscaler_api(kube_control_plane, namespace, tmp_path) -> client.AppsV1Api:
+    token = service_account_token(kube_control_plane.kubeconfig, namespace, "autoscaler")
+    kubeconfig = kube_control_plane.service_account_kubeconfig(token, tmp_path / "autoscaler.kubeconfig")
+    return client.AppsV1Api(api_client(kubeconfig))
+
+
+def test_reads_and_scales_through_the_scale_subresource(kube_control_plane, namespace, autoscaler_api):
+    target = KubernetesDeployment("offload-mailer", namespace, api=autoscaler_api)
     assert target.current() == 2
     target.scale(5)
     assert target.current() == 5
-    verbs = [(verb, path) for verb, path, _, _ in api_server.requests]
-    assert verbs == [("GET", PATH), ("PATCH", PATH), ("GET", PATH)]
-    _, _, content_type, body = api_server.requests[1]
-    assert body == {"spec": {"replicas": 5}}
-    assert content_type in ("application/merge-patch+json", "application/strategic-merge-patch+json")
+    admin = client.AppsV1Api(api_client(kube_control_plane.kubeconfig))
+    assert admin.read_namespaced_deployment("offload-mailer", namespace).spec.replicas == 5
 
 
-def test_a_missing_deployment_is_an_error_not_zero(api_server):
-    configuration = client.Configuration(host=api_server.url)
-    target = KubernetesDeployment("nope", "offload", api=client.AppsV1Api(client.ApiClient(configuration)))
+def test_the_role_allows_nothing_beyond_the_named_scale(namespace, autoscaler_api):
+    other = KubernetesDeployment("offload-web", namespace, api=autoscaler_api)
+    with pytest.raises(client.ApiException) as error:
+        other.scale(3)
+    assert error.value.status == 403
+    with pytest.raises(client.ApiException) as error:
+        autoscaler_api.delete_namespaced_deployment("offload-mailer", namespace)
+    assert error.value.status == 403
+
+
+def test_a_missing_deployment_is_an_error_not_zero(kube_control_plane, namespace):
+    admin = client.AppsV1Api(api_client(kube_control_plane.kubeconfig))
+    target = KubernetesDeployment("nope", namespace, api=admin)
     with pytest.raises(client.ApiException) as error:
         target.current()
     assert error.value.status == 404

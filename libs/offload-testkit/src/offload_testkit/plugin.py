@@ -1,4 +1,5 @@
-"""pytest fixtures: private RabbitMQ (a vhost per test), Redis and SMTP servers, all real."""
+"""pytest fixtures: private RabbitMQ (a vhost per test), Redis, SMTP servers and a Kubernetes
+control plane, all real."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from offload_core.config import CoreConfig
 from offload_core.publisher import Publisher
 from offload_core.topology import stack_topology
+from offload_testkit.kube import LocalControlPlane
 from offload_testkit.rabbitmq import PrivateBroker
 from offload_testkit.redis_server import PrivateRedis
 from offload_testkit.smtp import SmtpSink
@@ -98,3 +100,14 @@ def stack_publisher(core_config: CoreConfig) -> Iterator[Publisher]:
     assert publisher.wait_ready(10)
     yield publisher
     publisher.close()
+
+
+@pytest.fixture(scope="session")
+def kube_control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalControlPlane]:
+    """etcd + kube-apiserver + kube-controller-manager on loopback (about 10 s to start)."""
+    control_plane = LocalControlPlane(tmp_path_factory.mktemp("kube"))
+    try:
+        control_plane.start()
+        yield control_plane
+    finally:
+        control_plane.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -109,8 +110,13 @@ class ScaledObjectController:
 
 
 class Autoscaler:
-    def __init__(self, controllers: list[ScaledObjectController]) -> None:
+    """Polls every scaled object on its interval; with leader election, only while leading."""
+
+    def __init__(
+        self, controllers: list[ScaledObjectController], is_leader: Callable[[], bool] | None = None
+    ) -> None:
         self.controllers = controllers
+        self.is_leader = is_leader
         self._stop = threading.Event()
         self.ready = threading.Event()
 
@@ -121,6 +127,12 @@ class Autoscaler:
         next_poll = {id(c): 0.0 for c in self.controllers}
         while not self._stop.is_set():
             now = time.monotonic()
+            if self.is_leader is not None and not self.is_leader():
+                # A standby polls nothing; once it leads, every object is polled at once.
+                next_poll = dict.fromkeys(next_poll, 0.0)
+                self.ready.set()
+                self._stop.wait(0.5)
+                continue
             for controller in self.controllers:
                 if now >= next_poll[id(controller)]:
                     controller.poll(time.monotonic())

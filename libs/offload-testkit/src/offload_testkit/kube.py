@@ -1,0 +1,218 @@
+"""A Kubernetes control plane on loopback, assembled from upstream parts: etcd (Debian),
+kube-apiserver and kube-controller-manager (built by scripts/kube-binaries.sh).
+
+It has its own PKI (trustme CA, an admin client certificate in system:masters, a
+ServiceAccount signing key), so RBAC, TokenRequest and optimistic concurrency are the real
+API server's. No kubelet runs: Pods are created by the controllers and stay Pending.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import requests
+import trustme
+import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from offload_testkit.processes import free_port
+
+KUBE_BIN = Path(os.environ.get("OFFLOAD_KUBE_BIN", "/var/cache/offload/kubernetes-v1.35.4/bin"))
+
+
+class ClusterError(RuntimeError):
+    """The cluster could not be created or reached; the message says which step failed."""
+
+
+def kubeconfig_document(server: str, ca_pem: bytes, user: dict[str, str], name: str) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": name,
+                "cluster": {
+                    "server": server,
+                    "certificate-authority-data": base64.b64encode(ca_pem).decode(),
+                },
+            }
+        ],
+        "users": [{"name": name, "user": user}],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
+        "current-context": name,
+    }
+
+
+class LocalControlPlane:
+    """etcd + kube-apiserver + kube-controller-manager on loopback, with their own PKI."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.kubeconfig = workdir / "admin.kubeconfig"
+        self.processes: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.api_port = free_port()
+        self.server = f"https://127.0.0.1:{self.api_port}"
+        self.ca = trustme.CA(organization_name="offload e2e")
+
+    def start(self) -> None:
+        for binary in ("kube-apiserver", "kube-controller-manager"):
+            if not (KUBE_BIN / binary).exists():
+                raise ClusterError(f"{KUBE_BIN / binary} is missing: run scripts/kube-binaries.sh")
+        if shutil.which("etcd") is None:
+            raise ClusterError("etcd is missing: apt-get install etcd-server")
+        pki = self.workdir / "pki"
+        pki.mkdir(parents=True)
+        self.ca.cert_pem.write_to_path(pki / "ca.crt")
+        serving = self.ca.issue_cert(
+            "127.0.0.1", "localhost", "kubernetes", "kubernetes.default.svc", common_name="kube-apiserver"
+        )
+        serving.cert_chain_pems[0].write_to_path(pki / "apiserver.crt")
+        serving.private_key_pem.write_to_path(pki / "apiserver.key")
+        # Client certificates: the user is the CN, the groups are the O.
+        admin = self.ca.issue_cert(
+            "offload-e2e-admin", common_name="offload-e2e-admin", organization_name="system:masters"
+        )
+        service_accounts = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        (pki / "sa.key").write_bytes(
+            service_accounts.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        (pki / "sa.pub").write_bytes(
+            service_accounts.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+        self.kubeconfig.write_text(
+            yaml.safe_dump(
+                kubeconfig_document(
+                    self.server,
+                    self.ca.cert_pem.bytes(),
+                    {
+                        "client-certificate-data": base64.b64encode(
+                            admin.cert_chain_pems[0].bytes()
+                        ).decode(),
+                        "client-key-data": base64.b64encode(admin.private_key_pem.bytes()).decode(),
+                    },
+                    "offload-e2e",
+                )
+            )
+        )
+        etcd_client, etcd_peer = free_port(), free_port()
+        self._spawn(
+            "etcd",
+            [
+                "etcd",
+                "--name=offload-e2e",
+                f"--data-dir={self.workdir / 'etcd'}",
+                f"--listen-client-urls=http://127.0.0.1:{etcd_client}",
+                f"--advertise-client-urls=http://127.0.0.1:{etcd_client}",
+                f"--listen-peer-urls=http://127.0.0.1:{etcd_peer}",
+                f"--initial-advertise-peer-urls=http://127.0.0.1:{etcd_peer}",
+                f"--initial-cluster=offload-e2e=http://127.0.0.1:{etcd_peer}",
+            ],
+        )
+        self._spawn(
+            "kube-apiserver",
+            [
+                str(KUBE_BIN / "kube-apiserver"),
+                f"--etcd-servers=http://127.0.0.1:{etcd_client}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={self.api_port}",
+                f"--cert-dir={self.workdir / 'apiserver-certs'}",
+                f"--tls-cert-file={pki / 'apiserver.crt'}",
+                f"--tls-private-key-file={pki / 'apiserver.key'}",
+                f"--client-ca-file={pki / 'ca.crt'}",
+                "--authorization-mode=Node,RBAC",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-account-key-file={pki / 'sa.pub'}",
+                f"--service-account-signing-key-file={pki / 'sa.key'}",
+                "--service-cluster-ip-range=10.96.0.0/16",
+                "--allow-privileged=true",
+            ],
+        )
+        self._wait_ready()
+        self._spawn(
+            "kube-controller-manager",
+            [
+                str(KUBE_BIN / "kube-controller-manager"),
+                f"--kubeconfig={self.kubeconfig}",
+                f"--authentication-kubeconfig={self.kubeconfig}",
+                f"--authorization-kubeconfig={self.kubeconfig}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={free_port()}",
+                "--leader-elect=false",
+                f"--service-account-private-key-file={pki / 'sa.key'}",
+                f"--root-ca-file={pki / 'ca.crt'}",
+                "--use-service-account-credentials=true",
+                "--controllers=*",
+            ],
+        )
+
+    def _spawn(self, name: str, args: list[str]) -> None:
+        log = (self.workdir / f"{name}.log").open("wb")
+        self.processes.append((name, subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)))
+
+    def _wait_ready(self, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            for name, process in self.processes:
+                if process.poll() is not None:
+                    raise ClusterError(f"{name} exited ({process.returncode}):\n{self.log_tail(name)}")
+            try:
+                with self.ca.cert_pem.tempfile() as ca:
+                    response = requests.get(f"{self.server}/readyz", verify=ca, timeout=5)
+                # Anonymous requests may read /readyz (system:public-info-viewer).
+                if response.status_code == 200:
+                    return
+                last = f"{response.status_code} {response.text[-300:]}"
+            except requests.RequestException as exc:
+                last = repr(exc)
+            time.sleep(0.5)
+        raise ClusterError(
+            f"kube-apiserver not ready after {timeout}s: {last}\n{self.log_tail('kube-apiserver')}"
+        )
+
+    def log_tail(self, name: str, lines: int = 40) -> str:
+        path = self.workdir / f"{name}.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+    def service_account_kubeconfig(self, token: str, path: Path) -> Path:
+        """A kubeconfig that authenticates as a ServiceAccount (its token from TokenRequest)."""
+        path.write_text(
+            yaml.safe_dump(kubeconfig_document(self.server, self.ca.cert_pem.bytes(), {"token": token}, "sa"))
+        )
+        return path
+
+    def close(self) -> None:
+        for _name, process in reversed(self.processes):
+            process.terminate()
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def api_client(kubeconfig: Path):  # noqa: ANN201 - kubernetes.client.ApiClient (imported lazily)
+    """A `kubernetes` client for this kubeconfig, independent of the process-wide default."""
+    from kubernetes import config
+
+    return config.new_client_from_config(config_file=str(kubeconfig))
+
+
+def service_account_token(kubeconfig: Path, namespace: str, name: str, seconds: int = 3600) -> str:
+    """A token for a ServiceAccount from the TokenRequest API (what a pod's projected volume gets)."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(api_client(kubeconfig))
+    request = {"spec": {"audiences": [], "expirationSeconds": seconds}}
+    return core.create_namespaced_service_account_token(name, namespace, request).status.token

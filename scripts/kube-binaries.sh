@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Kubernetes control-plane binaries for the e2e suite's `local` provider, built with Go from
+# the module proxy at a pinned version and cached in /var/cache/offload (kept across runs).
+#
+# k8s.io/kubernetes is not meant to be consumed as a module: its go.mod points the k8s.io/*
+# staging modules at ./staging, which the proxy's zip leaves out. A small wrapper module
+# replaces each of them with its published v0.<minor>.<patch> twin, as library users do.
+# etcd comes from Debian (scripts/system-deps.sh).
+set -euo pipefail
+
+KUBERNETES_VERSION=v1.35.4
+COMPONENTS=(kube-apiserver kube-controller-manager)
+
+CACHE=${OFFLOAD_KUBE_CACHE:-/var/cache/offload/kubernetes-$KUBERNETES_VERSION}
+BIN=$CACHE/bin
+stamp=$BIN/.built
+if [[ -f $stamp && "$(cat "$stamp")" == "${COMPONENTS[*]}" ]]; then
+  exit 0
+fi
+
+staging_version="v0.${KUBERNETES_VERSION#v1.}"
+src=$CACHE/src
+mkdir -p "$src" "$BIN"
+cd "$src"
+export GOFLAGS=-mod=mod GOTOOLCHAIN=local
+go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" >/dev/null
+kube_gomod=$(go env GOMODCACHE)/k8s.io/kubernetes@$KUBERNETES_VERSION/go.mod
+{
+  echo "module offload.local/kube-binaries"
+  echo
+  echo "go $(awk '$1 == "go" {print $2; exit}' "$kube_gomod")"
+  echo
+  echo "require k8s.io/kubernetes $KUBERNETES_VERSION"
+  awk -v v="$staging_version" '$2 == "=>" && $3 ~ /^\.\/staging\// {print "replace " $1 " => " $1 " " v}' "$kube_gomod"
+} > go.mod
+{
+  echo "//go:build tools"
+  echo
+  echo "package tools"
+  echo
+  echo "import ("
+  for component in "${COMPONENTS[@]}"; do echo "	_ \"k8s.io/kubernetes/cmd/$component\""; done
+  echo ")"
+} > tools.go
+echo "kube-binaries: building ${COMPONENTS[*]} $KUBERNETES_VERSION (several minutes when the Go cache is cold)"
+go mod tidy >/dev/null 2>&1 || go mod tidy
+version_flags="-X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSION"
+version_flags+=" -X k8s.io/component-base/version.gitMajor=1"
+version_flags+=" -X k8s.io/component-base/version.gitMinor=$(cut -d. -f2 <<<"$KUBERNETES_VERSION")"
+version_flags+=" -X k8s.io/component-base/version.gitTreeState=clean"
+packages=()
+for component in "${COMPONENTS[@]}"; do packages+=("k8s.io/kubernetes/cmd/$component"); done
+go build -trimpath -ldflags "-s -w $version_flags" -o "$BIN/" "${packages[@]}"
+echo "${COMPONENTS[*]}" > "$stamp"
