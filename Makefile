@@ -62,7 +62,7 @@ test: system-deps venv lint k8s-tools kube-binaries
 # The e2e suite: OFFLOAD_E2E_PROVIDER=kind|existing|local (default kind when kind and
 # docker are installed, else local: a control plane built here, see tests/e2e/).
 e2e: system-deps venv k8s-tools kube-binaries
-	$(BIN)/pytest -p no:logging tests/e2e
+	$(BIN)/pytest -p no:logging -m e2e tests/e2e
 
 # Images: BASE_IMAGE=python:3.11-slim-bookworm (the Dockerfiles' default) where a registry is
 # reachable; otherwise a Debian base built here with debootstrap (cached in /var/cache/offload).

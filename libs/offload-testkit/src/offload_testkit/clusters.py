@@ -1,0 +1,171 @@
+"""The clusters the e2e suite runs against, one class per provider (OFFLOAD_E2E_PROVIDER).
+
+- `kind`: a kind cluster from k8s/kind-cluster.yaml with the images built and loaded.
+- `existing`: whatever cluster KUBECONFIG points at; images must be reachable by it.
+- `local`: a control plane assembled here from upstream parts (etcd from Debian,
+  kube-apiserver and kube-controller-manager built by scripts/kube-binaries.sh). It has no
+  kubelet, so it runs no pod: Deployments get their ReplicaSets and Pods, which stay
+  Pending. Scenarios that need running pods say so with `needs_pods` and are skipped there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from offload_testkit.kube import ClusterError, LocalControlPlane, service_account_token
+
+ROOT = Path(__file__).resolve().parents[4]  # the repository (the testkit is installed editable)
+K8S_TOOLS = Path(os.environ.get("OFFLOAD_K8S_TOOLS", "/var/cache/offload/k8s-tools"))
+HELM = K8S_TOOLS / "bin" / "helm"
+# Where the e2e suite installs the chart.
+E2E_NAMESPACE = os.environ.get("OFFLOAD_E2E_NAMESPACE", "offload-e2e")
+
+
+def run(
+    args: list[str], *, env: dict[str, str] | None = None, timeout: float = 600, check: bool = True
+) -> str:
+    result = subprocess.run(args, capture_output=True, text=True, env=env, timeout=timeout)
+    if check and result.returncode != 0:
+        raise ClusterError(
+            f"{' '.join(args[:3])} failed ({result.returncode}):\n{result.stdout}{result.stderr}"
+        )
+    return result.stdout
+
+
+@dataclass
+class Cluster:
+    """What a scenario needs from any provider."""
+
+    provider: str
+    kubeconfig: Path
+    runs_pods: bool
+    values_files: list[Path] = field(default_factory=list)
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+
+    def helm(self, *args: str, timeout: float = 600, check: bool = True) -> str:
+        return run([str(HELM), *args], env=self.env(), timeout=timeout, check=check)
+
+    def service_account_kubeconfig(self, namespace: str, name: str, path: Path) -> Path:
+        """This cluster's kubeconfig, authenticated as a ServiceAccount (a TokenRequest token)."""
+        token = service_account_token(self.kubeconfig, namespace, name)
+        config = yaml.safe_load(self.kubeconfig.read_text())
+        context = next(c for c in config["contexts"] if c["name"] == config["current-context"])
+        config["users"] = [{"name": "service-account", "user": {"token": token}}]
+        context["context"]["user"] = "service-account"
+        config["contexts"] = [context]
+        path.write_text(yaml.safe_dump(config))
+        return path
+
+    def close(self) -> None:
+        pass
+
+
+class LocalCluster(Cluster):
+    """The `local` provider: offload_testkit's control plane (no kubelet, so no running pod)."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.control_plane = LocalControlPlane(workdir)
+        super().__init__("local", self.control_plane.kubeconfig, runs_pods=False)
+
+    def start(self) -> None:
+        self.control_plane.start()
+
+    def close(self) -> None:
+        self.control_plane.close()
+
+
+class KindCluster(Cluster):
+    """A kind cluster from k8s/kind-cluster.yaml with our images built (`make images`) and
+    loaded; RabbitMQ, Redis and Mailpit come from their public images, pulled by the nodes."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.name = os.environ.get("OFFLOAD_E2E_KIND_NAME", "offload-e2e")
+        self.tag = os.environ.get("IMAGE_TAG", "dev")
+        images = workdir / "kind-images.yaml"
+        images.write_text(yaml.safe_dump({"image": {"tag": self.tag, "pullPolicy": "Never"}}))
+        super().__init__(
+            "kind",
+            workdir / "kind.kubeconfig",
+            runs_pods=True,
+            values_files=[ROOT / "k8s" / "kind-values.yaml", images],
+        )
+
+    def start(self) -> None:
+        if shutil.which("kind") is None:
+            raise ClusterError("kind is not installed (go install sigs.k8s.io/kind@latest)")
+        run(
+            [
+                "kind", "create", "cluster", "--name", self.name,
+                "--config", str(ROOT / "k8s" / "kind-cluster.yaml"),
+                "--kubeconfig", str(self.kubeconfig), "--wait", "180s",
+            ],
+            timeout=900,
+        )  # fmt: skip
+        run(["make", "-C", str(ROOT), "images", f"IMAGE_TAG={self.tag}"], timeout=1800)
+        for service in ("web", "mailer", "stats", "autoscaler"):
+            run(["kind", "load", "docker-image", "--name", self.name, f"offload-{service}:{self.tag}"])
+
+    def close(self) -> None:
+        if os.environ.get("OFFLOAD_E2E_KEEP_CLUSTER") != "1":
+            run(["kind", "delete", "cluster", "--name", self.name], check=False)
+
+
+class ExistingCluster(Cluster):
+    """The cluster in KUBECONFIG. Extra helm values (images, registry) from OFFLOAD_E2E_VALUES."""
+
+    def __init__(self, workdir: Path) -> None:
+        kubeconfig = os.environ.get("KUBECONFIG", str(Path.home() / ".kube" / "config"))
+        values = [Path(p) for p in os.environ.get("OFFLOAD_E2E_VALUES", "").split(",") if p]
+        super().__init__("existing", Path(kubeconfig), runs_pods=True, values_files=values)
+        del workdir
+
+    def start(self) -> None:
+        if not self.kubeconfig.exists():
+            raise ClusterError(f"no kubeconfig at {self.kubeconfig}")
+
+
+PROVIDERS: dict[str, type[LocalCluster] | type[KindCluster] | type[ExistingCluster]] = {
+    "local": LocalCluster,
+    "kind": KindCluster,
+    "existing": ExistingCluster,
+}
+
+
+def default_provider() -> str:
+    return "kind" if shutil.which("kind") and shutil.which("docker") else "local"
+
+
+@contextlib.contextmanager
+def port_forward(cluster: Cluster, namespace: str, target: str, port: int) -> Iterator[str]:
+    """`kubectl port-forward` to `target` (e.g. svc/offload-web) on a free local port; yields its URL."""
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        raise ClusterError("kubectl is needed to reach services inside the cluster")
+    process = subprocess.Popen(
+        [kubectl, "port-forward", "-n", namespace, target, f"127.0.0.1:0:{port}"],
+        env=cluster.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()  # "Forwarding from 127.0.0.1:41234 -> 8000"
+        match = re.search(r"127\.0\.0\.1:(\d+)", line)
+        if match is None:
+            raise ClusterError(f"port-forward to {target} failed: {line}{process.stdout.read(2000)}")
+        yield f"http://127.0.0.1:{match.group(1)}"
+    finally:
+        process.terminate()
+        process.wait(10)

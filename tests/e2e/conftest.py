@@ -1,0 +1,112 @@
+"""The e2e suite's cluster, release and failure reports.
+
+OFFLOAD_E2E_PROVIDER chooses the cluster (kind | existing | local; default kind when kind
+and docker are installed, else local). Every test module here sets `pytestmark = pytest.mark.e2e`:
+`make test` leaves them out, `make e2e` runs them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Generator, Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+from offload_testkit.clusters import E2E_NAMESPACE as NAMESPACE
+from offload_testkit.clusters import PROVIDERS, ROOT, Cluster, default_provider
+from offload_testkit.kube import api_client
+
+RELEASE = "offload"
+E2E_VALUES = Path(__file__).with_name("e2e-values.yaml")
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    provider = os.environ.get("OFFLOAD_E2E_PROVIDER") or default_provider()
+    if provider not in PROVIDERS:
+        raise pytest.UsageError(f"OFFLOAD_E2E_PROVIDER={provider!r}: choose one of {', '.join(PROVIDERS)}")
+    created = PROVIDERS[provider](tmp_path_factory.mktemp(f"e2e-{provider}"))
+    try:
+        created.start()
+        yield created
+    finally:
+        created.close()
+
+
+@pytest.fixture(scope="session")
+def admin(cluster: Cluster) -> client.ApiClient:
+    return api_client(cluster.kubeconfig)
+
+
+def helm_values_args(cluster: Cluster, *extra: Path) -> list[str]:
+    args = []
+    for values in [*cluster.values_files, E2E_VALUES, *extra]:
+        args += ["-f", str(values)]
+    return args
+
+
+@pytest.fixture(scope="session")
+def release(cluster: Cluster) -> str:
+    """The chart installed once for the session (the last scenario uninstalls it)."""
+    wait = ["--wait", "--timeout", "10m"] if cluster.runs_pods else []
+    cluster.helm(
+        "install", RELEASE, str(ROOT / "charts" / "offload"), "-n", NAMESPACE, "--create-namespace",
+        *helm_values_args(cluster), *wait, timeout=900,
+    )  # fmt: skip
+    return RELEASE
+
+
+needs_pods = pytest.mark.needs_pods
+
+
+@pytest.fixture(autouse=True)
+def _skip_without_pods(request: pytest.FixtureRequest) -> None:
+    if request.node.get_closest_marker("needs_pods") is None:
+        return
+    cluster: Cluster = request.getfixturevalue("cluster")
+    if not cluster.runs_pods:
+        pytest.skip(f"needs running pods; the {cluster.provider} provider has no kubelet")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.failed and call.when == "call" and "cluster" in getattr(item, "funcargs", {}):
+        report.sections.append(("cluster state", cluster_state(item.funcargs["cluster"])))
+    return report
+
+
+def cluster_state(cluster: Cluster) -> str:
+    """What a person needs after a failure: pods, events, and the logs of unready pods."""
+    lines = []
+    try:
+        core = client.CoreV1Api(api_client(cluster.kubeconfig))
+        apps = client.AppsV1Api(api_client(cluster.kubeconfig))
+        for d in apps.list_namespaced_deployment(NAMESPACE).items:
+            lines.append(
+                f"deployment {d.metadata.name}: spec={d.spec.replicas} ready={d.status.ready_replicas or 0}"
+            )
+        for pod in core.list_namespaced_pod(NAMESPACE).items:
+            lines.append(f"pod {pod.metadata.name}: {pod.status.phase}")
+        for event in core.list_namespaced_event(NAMESPACE).items[-40:]:
+            involved = event.involved_object
+            lines.append(f"event {involved.kind}/{involved.name}: {event.reason} {event.message}")
+        if cluster.runs_pods:
+            for pod in core.list_namespaced_pod(NAMESPACE).items:
+                if pod.status.phase != "Running":
+                    continue
+                for container in pod.spec.containers:
+                    log = core.read_namespaced_pod_log(
+                        pod.metadata.name, NAMESPACE, container=container.name, tail_lines=30
+                    )
+                    lines.append(f"--- logs {pod.metadata.name}/{container.name}\n{log}")
+    except Exception as exc:  # the report must not hide the failure it explains
+        lines.append(f"(could not read the cluster state: {exc!r})")
+    log_tail = getattr(getattr(cluster, "control_plane", None), "log_tail", None)
+    if log_tail is not None:
+        lines.append("--- kube-controller-manager\n" + log_tail("kube-controller-manager", 20))
+    return "\n".join(lines)

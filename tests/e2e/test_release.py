@@ -1,0 +1,280 @@
+"""The chart's life on a cluster: install, scale by queue depth, upgrade, uninstall.
+
+The scenarios run in file order on one release. Those marked `needs_pods` talk to the running
+stack (web, stats, Mailpit through `kubectl port-forward`) and are skipped on the `local`
+provider, which has no kubelet; there, the autoscaler runs as a process on this machine with
+the chart's rendered config, the ServiceAccount token and the RBAC the chart grants, and
+scales the release's Deployment from a real RabbitMQ backlog.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import pika
+import pytest
+import requests
+import yaml
+from kubernetes import client
+
+from offload_core.topology import declare, stack_topology
+from offload_testkit.amqp import wait_for
+from offload_testkit.clusters import E2E_NAMESPACE as NAMESPACE
+from offload_testkit.clusters import ROOT, Cluster, port_forward
+from offload_testkit.kube import api_client
+from offload_testkit.stack import start_autoscaler
+
+pytestmark = pytest.mark.e2e
+
+MAILER, WEB, AUTOSCALER = "offload-mailer", "offload-web", "offload-autoscaler"
+
+
+def mailer_replicas(admin: client.ApiClient) -> int:
+    return client.AppsV1Api(admin).read_namespaced_deployment_scale(MAILER, NAMESPACE).spec.replicas
+
+
+def rendered(cluster: Cluster, release: str, kind: str) -> set[str]:
+    manifest = cluster.helm("get", "manifest", release, "-n", NAMESPACE)
+    return {d["metadata"]["name"] for d in yaml.safe_load_all(manifest) if d and d["kind"] == kind}
+
+
+def test_install_creates_every_component(cluster: Cluster, release: str, admin: client.ApiClient):
+    apps = client.AppsV1Api(admin)
+    expected = rendered(cluster, release, "Deployment")
+    assert {WEB, MAILER, "offload-stats-runner", "offload-stats-api", AUTOSCALER} <= expected
+    deployments = {d.metadata.name: d for d in apps.list_namespaced_deployment(NAMESPACE).items}
+    assert expected <= set(deployments)
+    statefulsets = {s.metadata.name for s in apps.list_namespaced_stateful_set(NAMESPACE).items}
+    assert rendered(cluster, release, "StatefulSet") == statefulsets == {"offload-rabbitmq", "offload-redis"}
+    if cluster.runs_pods:
+        for name in expected:
+            deployment = deployments[name]
+            assert deployment.status.available_replicas == deployment.spec.replicas, name
+        return
+
+    # No kubelet: the controllers still did their part, a ReplicaSet and Pods per Deployment.
+    def deployments_with_pods() -> set[str]:
+        replica_sets = {
+            rs.metadata.name: rs.metadata.owner_references[0].name
+            for rs in apps.list_namespaced_replica_set(NAMESPACE).items
+        }
+        return {
+            replica_sets[ref.name]
+            for pod in client.CoreV1Api(admin).list_namespaced_pod(NAMESPACE).items
+            for ref in pod.metadata.owner_references or []
+            if ref.kind == "ReplicaSet" and ref.name in replica_sets
+        }
+
+    wait_for(
+        lambda: expected <= deployments_with_pods(), timeout=60, interval=0.5, what="Pods of every Deployment"
+    )
+
+
+def can(api: client.AuthorizationV1Api, verb: str, resource: str, name: str = "", **extra: str) -> bool:
+    review = {
+        "spec": {
+            "resourceAttributes": {
+                "namespace": extra.get("namespace", NAMESPACE),
+                "verb": verb,
+                "group": extra.get("group", "apps"),
+                "resource": resource,
+                "subresource": extra.get("subresource", ""),
+                "name": name,
+            }
+        }
+    }
+    return api.create_self_subject_access_review(review).status.allowed
+
+
+def test_the_autoscaler_may_change_the_runners_scale_and_nothing_more(cluster, release, tmp_path):
+    """Asked of the API server as the autoscaler's ServiceAccount (SelfSubjectAccessReview)."""
+    kubeconfig = cluster.service_account_kubeconfig(NAMESPACE, AUTOSCALER, tmp_path / "autoscaler.kubeconfig")
+    api = client.AuthorizationV1Api(api_client(kubeconfig))
+    for runner in (MAILER, "offload-stats-runner"):
+        for verb in ("get", "patch", "update"):
+            assert can(api, verb, "deployments", runner, subresource="scale"), (verb, runner)
+    assert not can(api, "patch", "deployments", WEB, subresource="scale")
+    assert not can(api, "patch", "deployments", MAILER)  # the Deployment itself: no
+    assert not can(api, "delete", "deployments", MAILER)
+    assert not can(api, "create", "deployments")
+    assert not can(api, "get", "secrets", "offload-rabbitmq", group="")
+    assert not can(api, "list", "pods", group="")
+    assert not can(api, "patch", "deployments", MAILER, subresource="scale", namespace="kube-system")
+    # Leader election: its own Lease only.
+    assert can(api, "update", "leases", AUTOSCALER, group="coordination.k8s.io")
+    assert not can(api, "update", "leases", "kube-controller-manager", group="coordination.k8s.io")
+
+
+def test_the_autoscaler_scales_the_mailer_from_a_rabbitmq_backlog(
+    cluster, release, admin, rabbitmq_broker, tmp_path
+):
+    """Control plane only: where pods run, the in-cluster autoscaler owns the scale (see the burst)."""
+    if cluster.runs_pods:
+        pytest.skip("the in-cluster autoscaler scales here; covered by the burst scenario")
+    core, apps = client.CoreV1Api(admin), client.AppsV1Api(admin)
+    config = core.read_namespaced_config_map(AUTOSCALER, NAMESPACE).data["autoscaler.yaml"]
+    (tmp_path / "autoscaler.yaml").write_text(config)
+    # The chart's settings for the autoscaler (leader election here), minus paths and ports.
+    [container] = apps.read_namespaced_deployment(AUTOSCALER, NAMESPACE).spec.template.spec.containers
+    local = {"OFFLOAD_AUTOSCALER_CONFIG", "OFFLOAD_AUTOSCALER_STATUS_PORT"}
+    chart_env = {
+        e.name: e.value
+        for e in container.env
+        if e.value is not None and e.name.startswith("OFFLOAD_AUTOSCALER_") and e.name not in local
+    }
+    assert chart_env["OFFLOAD_AUTOSCALER_LEADER_ELECTION"] == "on"
+    kubeconfig = cluster.service_account_kubeconfig(NAMESPACE, AUTOSCALER, tmp_path / "autoscaler.kubeconfig")
+    url = rabbitmq_broker.amqp_url("/")
+    declare(url, stack_topology())
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    channel = connection.channel()
+    channel.confirm_delivery()
+    for i in range(100):
+        channel.basic_publish("", "mailer.signups.low", json.dumps({"n": i}).encode())
+    web_before = apps.read_namespaced_deployment_scale(WEB, NAMESPACE).spec.replicas
+    env = {
+        **chart_env,
+        "OFFLOAD_AUTOSCALER_CONFIG": str(tmp_path / "autoscaler.yaml"),
+        "OFFLOAD_AUTOSCALER_NAMESPACE": NAMESPACE,
+        "OFFLOAD_MANAGEMENT_URL": rabbitmq_broker.management_url_with_credentials(),
+        "KUBECONFIG": str(kubeconfig),
+        "POD_NAME": "autoscaler-on-this-machine",
+    }
+    autoscalers = [start_autoscaler(env, tmp_path, name=f"autoscaler-{i}") for i in range(2)]
+    try:
+        # 100 messages, 10 per replica, at most 4: the mailer goes to 4 (the HPA's +4 pods step).
+        wait_for(lambda: mailer_replicas(admin) == 4, timeout=60, interval=0.5, what="mailer at 4 replicas")
+        lease = client.CoordinationV1Api(admin).read_namespaced_lease(AUTOSCALER, NAMESPACE)
+        assert lease.spec.holder_identity.startswith("autoscaler-on-this-machine_")
+        channel.queue_purge("mailer.signups.low")
+        # Queue empty, minReplicaCount 1: down to 1 after the 5 s stabilization window.
+        wait_for(lambda: mailer_replicas(admin) == 1, timeout=60, interval=0.5, what="mailer back at 1")
+        assert apps.read_namespaced_deployment_scale(WEB, NAMESPACE).spec.replicas == web_before
+    finally:
+        connection.close()
+        for autoscaler in autoscalers:
+            autoscaler.terminate()
+    logs = "".join((tmp_path / f"autoscaler-{i}.log").read_text() for i in range(2))
+    assert logs.count("became leader") == 1, logs[-3000:]
+
+
+@pytest.mark.needs_pods
+def test_helm_test_passes(cluster, release):
+    cluster.helm("test", release, "-n", NAMESPACE, "--timeout", "5m", timeout=600)
+
+
+@pytest.mark.needs_pods
+def test_a_signup_is_mailed_once_and_counted(cluster, release):
+    with (
+        port_forward(cluster, NAMESPACE, f"svc/{WEB}", 80) as web,
+        port_forward(cluster, NAMESPACE, "svc/offload-stats-api", 80) as stats,
+        port_forward(cluster, NAMESPACE, "svc/offload-mailpit", 8025) as mailpit,
+    ):
+        before = requests.get(f"{stats}/api/v1/stats", timeout=10).json()["signups"]["total"]
+        email = f"e2e-{uuid.uuid4().hex[:8]}@example.com"
+        answer = requests.post(
+            f"{web}/api/v1/signups", json={"name": "E2E", "email": email, "fruit": "kiwi"}, timeout=10
+        )
+        assert answer.status_code == 202, answer.text
+
+        def mails_to_signup() -> int:
+            found = requests.get(f"{mailpit}/api/v1/search", params={"query": f"to:{email}"}, timeout=10)
+            return found.json()["messages_count"]
+
+        wait_for(mails_to_signup, timeout=60, interval=1, what="the welcome email")
+        wait_for(
+            lambda: (
+                requests.get(f"{stats}/api/v1/stats", timeout=10).json()["signups"]["total"] == before + 1
+            ),
+            timeout=60,
+            interval=1,
+            what="stats counting the signup",
+        )
+        time.sleep(5)
+        assert mails_to_signup() == 1
+
+
+@pytest.mark.needs_pods
+def test_a_burst_scales_the_mailer_to_its_max_and_back(cluster, release, admin):
+    with (
+        port_forward(cluster, NAMESPACE, f"svc/{WEB}", 80) as web,
+        port_forward(cluster, NAMESPACE, "svc/offload-mailpit", 8025) as mailpit,
+    ):
+        total_before = requests.get(f"{mailpit}/api/v1/messages", timeout=10).json()["total"]
+        batch = [
+            {"name": f"Burst {i}", "email": f"burst-{uuid.uuid4().hex[:8]}@example.com", "fruit": "apple"}
+            for i in range(200)
+        ]
+        for start in range(0, 200, 50):
+            answer = requests.post(f"{web}/api/v1/signups:batch", json=batch[start : start + 50], timeout=30)
+            assert answer.status_code == 202, answer.text
+        wait_for(lambda: mailer_replicas(admin) == 4, timeout=120, interval=1, what="mailer at its max")
+        wait_for(
+            lambda: (
+                requests.get(f"{mailpit}/api/v1/messages", timeout=10).json()["total"] >= total_before + 200
+            ),
+            timeout=300,
+            interval=2,
+            what="200 new emails",
+        )
+        wait_for(lambda: mailer_replicas(admin) == 1, timeout=180, interval=2, what="mailer back at its min")
+        assert requests.get(f"{mailpit}/api/v1/messages", timeout=10).json()["total"] == total_before + 200
+
+
+@pytest.mark.needs_pods
+def test_time_on_queue_is_served_by_the_runners(cluster, release):
+    with port_forward(cluster, NAMESPACE, f"deploy/{MAILER}", 9101) as mailer:
+        metrics = requests.get(f"{mailer}/metrics", timeout=10).text
+    assert "offload_message_time_on_queue_seconds_bucket" in metrics
+
+
+def test_upgrade_keeps_the_autoscaled_replica_count(cluster, release, admin):
+    apps = client.AppsV1Api(admin)
+    # Nothing may change the scale meanwhile, so the autoscalers are stopped for this check.
+    apps.patch_namespaced_deployment_scale(AUTOSCALER, NAMESPACE, {"spec": {"replicas": 0}})
+    apps.patch_namespaced_deployment_scale(MAILER, NAMESPACE, {"spec": {"replicas": 3}})
+    revision = apps.read_namespaced_deployment(WEB, NAMESPACE).metadata.generation
+    cluster.helm(
+        "upgrade", release, str(ROOT / "charts" / "offload"), "-n", NAMESPACE, "--reuse-values",
+        "--set", "web.replicaCount=3", "--set", "mailer.autoscaling.maxReplicaCount=5",
+    )  # fmt: skip
+    web = apps.read_namespaced_deployment(WEB, NAMESPACE)
+    assert web.spec.replicas == 3 and web.metadata.generation > revision  # the upgrade was applied
+    assert mailer_replicas(admin) == 3  # and left the autoscaled count alone
+    config = client.CoreV1Api(admin).read_namespaced_config_map(AUTOSCALER, NAMESPACE).data["autoscaler.yaml"]
+    assert "maxReplicaCount: 5" in config
+
+
+def test_uninstall_leaves_only_what_the_chart_documents(cluster, release, admin):
+    cluster.helm("uninstall", release, "-n", NAMESPACE, "--wait", "--timeout", "3m")
+    core, apps = client.CoreV1Api(admin), client.AppsV1Api(admin)
+    label = f"app.kubernetes.io/instance={release}"
+
+    def chart_objects() -> dict[str, set[str]]:
+        return {
+            "deployments": {d.metadata.name for d in apps.list_namespaced_deployment(NAMESPACE).items},
+            "statefulsets": {s.metadata.name for s in apps.list_namespaced_stateful_set(NAMESPACE).items},
+            "services": {s.metadata.name for s in core.list_namespaced_service(NAMESPACE).items},
+            "configmaps": {
+                c.metadata.name
+                for c in core.list_namespaced_config_map(NAMESPACE, label_selector=label).items
+            },
+            "serviceaccounts": {
+                s.metadata.name
+                for s in core.list_namespaced_service_account(NAMESPACE, label_selector=label).items
+            },
+            "secrets": {s.metadata.name for s in core.list_namespaced_secret(NAMESPACE).items},
+        }
+
+    # Documented (charts/offload/README.md): the two generated Secrets, and the volumes.
+    kept = {"secrets": {"offload-rabbitmq", "offload-redis"}}
+    wait_for(
+        lambda: all(names == kept.get(kind, set()) for kind, names in chart_objects().items()),
+        timeout=60,
+        interval=1,
+        what="only the documented objects left",
+    )
+    claims = {c.metadata.name for c in core.list_namespaced_persistent_volume_claim(NAMESPACE).items}
+    assert all(name.startswith(("data-offload-rabbitmq-", "data-offload-redis-")) for name in claims), claims
