@@ -20,12 +20,17 @@ listeners.tcp.default = 127.0.0.1:${amqp_port}
 management.tcp.port = ${management_port}
 management.tcp.ip = 127.0.0.1
 prometheus.tcp.ip = 127.0.0.1
+collect_statistics_interval = 1000
 CONF
+# Quorum queues report their depth once per tick (5 s by default): the local autoscaler
+# of `make dev` should see a backlog within a second.
+echo "[{rabbit, [{quorum_tick_interval, 1000}]}]." > "$state/advanced.config"
 export RABBITMQ_NODENAME="offload-dev@localhost"
 export RABBITMQ_MNESIA_BASE="$state/mnesia"
 export RABBITMQ_LOG_BASE="$state/log"
 export RABBITMQ_ENABLED_PLUGINS_FILE="$state/enabled_plugins"
 export RABBITMQ_CONFIG_FILE="$state/rabbitmq"
+export RABBITMQ_ADVANCED_CONFIG_FILE="$state/advanced.config"
 export RABBITMQ_DIST_PORT=${OFFLOAD_DEV_DIST_PORT:-25672}
 export HOME=${HOME:-$state}
 echo "starting a private RabbitMQ node on 127.0.0.1:${amqp_port} (management http://127.0.0.1:${management_port}, guest/guest)"

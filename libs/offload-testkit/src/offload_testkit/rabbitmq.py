@@ -42,6 +42,10 @@ class PrivateBroker:
             "management.sample_retention_policies.basic.minute = 1\n"
             "management.sample_retention_policies.detailed.10 = 1\n"
         )
+        # Quorum queues report their depth to the management API on every "tick" (5 s by
+        # default, and only settable in advanced.config): tick every 500 ms like the stats.
+        advanced = workdir / "advanced.config"
+        advanced.write_text("[{rabbit, [{quorum_tick_interval, 500}]}].\n")
         self.executor = RabbitMqExecutor(
             RABBITMQ_SERVER,
             "127.0.0.1",
@@ -56,6 +60,7 @@ class PrivateBroker:
         self.executor._envvars.update(
             {
                 "RABBITMQ_CONFIG_FILE": str(config.with_suffix("")),
+                "RABBITMQ_ADVANCED_CONFIG_FILE": str(advanced),
                 "RABBITMQ_NODENAME": f"offload-test-{self.amqp_port}@localhost",
             }
         )
