@@ -128,6 +128,34 @@ def test_kill_9_during_sends_every_signup_gets_one_email_outside_the_window(
     assert ready_count(amqp_url, "mailer.signups.high.parked") == 0
 
 
+@pytest.mark.parametrize("store", ["sqlite", "redis"])
+def test_two_copies_of_a_signup_in_flight_at_once_send_one_email(
+    store, mailers, redis_mailers, stack_publisher, smtp_sink, amqp_url
+):
+    """A publisher republishes what the broker had not confirmed when its connection dropped,
+    so one signup can be in the queue twice; copies handled at the same moment by different
+    workers must still give one email (the store's claim), not one each."""
+    processes = mailers if store == "sqlite" else redis_mailers
+    smtp_sink.delay = 0.3  # every send overlaps with its twin's
+    sent = [signup(name=f"Twin {i}") for i in range(12)]
+    for envelope in sent:
+        stack_publisher.publish(envelope)
+        stack_publisher.publish(envelope)
+    for _ in range(2):
+        processes.start(OFFLOAD_WORKER_THREADS="4", OFFLOAD_PREFETCH="4")
+    expected = {f"<signup-{e.id}@offload.localhost>" for e in sent}
+    wait_for(
+        lambda: expected <= set(smtp_sink.by_header("Message-ID")), timeout=60, what="every signup mailed"
+    )
+    logs = lambda: "".join(p.log_path.read_text() for p in processes.running)  # noqa: E731
+    # Every twin that lost the claim comes back after a delay tier and is skipped as sent.
+    wait_for(lambda: logs().count("already sent, skipping") >= len(sent), timeout=30, what="twins skipped")
+    assert "another worker is sending this signup" in logs()  # the race really happened
+    copies = smtp_sink.by_header("Message-ID")
+    assert {k: len(v) for k, v in copies.items() if len(v) > 1} == {}
+    assert len(copies) == len(sent)
+
+
 def test_status_endpoints_and_sigterm_exit(mailers):
     import requests
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import threading
+import time
 
 from prometheus_client import Counter
 
@@ -38,17 +41,25 @@ class WelcomeMailer:
         self.store = store
         self.publisher = publisher
         self.max_attempts = max_attempts
+        # Longer than one send can take (connect + TLS + DATA, each bounded by the SMTP
+        # timeout); a claim left by a crashed worker frees itself after this, so the
+        # redelivered signup waits at most this long.
+        self.claim_seconds = 3 * config.smtp_timeout + 5
         for outcome in ("sent", "duplicate_skipped", "retried", "failed"):
             EMAILS.labels(outcome)  # at 0 from the start, so rate() sees the first of each
 
     def handle(self, message: Message) -> None:
         signup_id = message.id
         if self.store.was_sent(signup_id):
-            # A redelivery of a signup whose email went out: do not send again, but make sure
-            # the mail.sent event exists (its id is derived, so stats counts it once).
-            EMAILS.labels("duplicate_skipped").inc()
-            log.info("already sent, skipping", extra={"fields": {"signup_id": signup_id}})
-            self._announce("mail.sent", message, {"signup_id": signup_id, "fruit": message.data["fruit"]})
+            self._skip_as_sent(message)
+            return
+        owner = f"{os.getpid()}-{threading.get_ident()}"
+        if not self._claim(signup_id, owner):
+            EMAILS.labels("retried").inc()
+            raise Retry("another worker still holds the claim on this signup")
+        if self.store.was_sent(signup_id):  # the other copy went out while we waited
+            self.store.release(signup_id, owner)
+            self._skip_as_sent(message)
             return
         try:
             email = compose(
@@ -60,8 +71,10 @@ class WelcomeMailer:
             )
             self.backend.send(email)
         except (TemplateProblem, PermanentMailError) as exc:
+            self.store.release(signup_id, owner)
             self._give_up(message, str(exc))
         except TransientMailError as exc:
+            self.store.release(signup_id, owner)
             if message.attempt >= self.max_attempts:
                 self._give_up(message, f"gave up after {message.attempt} attempts: {exc}")
             EMAILS.labels("retried").inc()
@@ -74,6 +87,30 @@ class WelcomeMailer:
             message,
             {"signup_id": signup_id, "fruit": message.data["fruit"], "attempt": message.attempt},
         )
+
+    def _skip_as_sent(self, message: Message) -> None:
+        # A redelivery of a signup whose email went out: do not send again, but make sure
+        # the mail.sent event exists (its id is derived, so stats counts it once).
+        EMAILS.labels("duplicate_skipped").inc()
+        log.info("already sent, skipping", extra={"fields": {"signup_id": message.id}})
+        self._announce("mail.sent", message, {"signup_id": message.id, "fruit": message.data["fruit"]})
+
+    def _claim(self, signup_id: str, owner: str) -> bool:
+        """Claim the signup; while another copy holds it, wait for that send to finish (True:
+        the caller then finds it sent) or for a crashed holder's claim to expire, rather
+        than send a second email. False only if the claim stayed taken all along."""
+        deadline = time.monotonic() + self.claim_seconds
+        waiting = False
+        while not self.store.claim(signup_id, owner, self.claim_seconds):
+            if self.store.was_sent(signup_id):
+                return True
+            if time.monotonic() > deadline:
+                return False
+            if not waiting:
+                log.info("another worker is sending this signup", extra={"fields": {"signup_id": signup_id}})
+                waiting = True
+            time.sleep(0.1)
+        return True
 
     def _give_up(self, message: Message, reason: str) -> None:
         EMAILS.labels("failed").inc()

@@ -2,6 +2,11 @@
 
 The mailer checks the store before sending and writes it right after the SMTP server
 accepted the mail. The one duplicate window left is a crash between those two steps.
+
+Two copies of one signup can be in flight at once (a publisher republishes what the broker
+had not confirmed when its connection dropped, so the queue may hold the message twice):
+before sending, a worker *claims* the signup, atomically and for a limited time, and a
+worker that cannot claim it retries later instead of sending too.
 """
 
 from __future__ import annotations
@@ -21,6 +26,12 @@ REDIS_TTL_SECONDS = 90 * 24 * 3600
 class SentStore(Protocol):
     def was_sent(self, signup_id: str) -> bool: ...
 
+    def claim(self, signup_id: str, owner: str, seconds: float) -> bool:
+        """True if `owner` may send now; False while another owner's claim is live."""
+        ...
+
+    def release(self, signup_id: str, owner: str) -> None: ...
+
     def mark_sent(self, signup_id: str) -> None: ...
 
 
@@ -33,6 +44,10 @@ class SqliteSentStore:
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS sent (signup_id TEXT PRIMARY KEY, sent_at REAL NOT NULL)"
         )
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS sending"
+            " (signup_id TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at REAL NOT NULL)"
+        )
         self._lock = threading.Lock()
 
     def was_sent(self, signup_id: str) -> bool:
@@ -42,18 +57,56 @@ class SqliteSentStore:
                 is not None
             )
 
+    def claim(self, signup_id: str, owner: str, seconds: float) -> bool:
+        now = time.time()
+        with self._lock:
+            # IMMEDIATE takes the write lock first: other processes on the file wait, so the
+            # check and the insert are one step for all of them.
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute(
+                    "DELETE FROM sending WHERE signup_id = ? AND expires_at < ?", (signup_id, now)
+                )
+                inserted = self._db.execute(
+                    "INSERT OR IGNORE INTO sending VALUES (?, ?, ?)", (signup_id, owner, now + seconds)
+                ).rowcount
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return inserted == 1
+
+    def release(self, signup_id: str, owner: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM sending WHERE signup_id = ? AND owner = ?", (signup_id, owner))
+
     def mark_sent(self, signup_id: str) -> None:
         with self._lock:
             self._db.execute("INSERT OR IGNORE INTO sent VALUES (?, ?)", (signup_id, time.time()))
+            self._db.execute("DELETE FROM sending WHERE signup_id = ?", (signup_id,))
+
+
+# Delete the claim only if it is still ours (it may have expired and been taken by another).
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 
 
 class RedisSentStore:
-    def __init__(self, url: str, prefix: str = "offload:mailer:sent:") -> None:
+    def __init__(
+        self, url: str, prefix: str = "offload:mailer:sent:", claim_prefix: str = "offload:mailer:sending:"
+    ) -> None:
         self._redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
         self._prefix = prefix
+        self._claim_prefix = claim_prefix
+        self._release = self._redis.register_script(_RELEASE)
 
     def was_sent(self, signup_id: str) -> bool:
         return bool(self._redis.exists(self._prefix + signup_id))
+
+    def claim(self, signup_id: str, owner: str, seconds: float) -> bool:
+        return bool(self._redis.set(self._claim_prefix + signup_id, owner, nx=True, px=int(seconds * 1000)))
+
+    def release(self, signup_id: str, owner: str) -> None:
+        self._release(keys=[self._claim_prefix + signup_id], args=[owner])
 
     def mark_sent(self, signup_id: str) -> None:
         self._redis.set(self._prefix + signup_id, int(time.time()), ex=REDIS_TTL_SECONDS)
