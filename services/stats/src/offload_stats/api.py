@@ -24,9 +24,16 @@ class BadParameter(Exception):
         self.name, self.reason = name, reason
 
 
+def _single_param(name: str) -> str | None:
+    values = request.args.getlist(name)
+    if len(values) > 1:  # ?limit=1&limit=2 would otherwise quietly use the first
+        raise BadParameter(name, "must be given once")
+    return values[0] if values else None
+
+
 def _int_param(name: str, default: int, low: int, high: int) -> int:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
+    raw = _single_param(name)
+    if raw is None:
         return default
     try:
         value = int(raw)
@@ -73,7 +80,7 @@ def create_app(store: StatsStore | None = None) -> Flask:
 
     @app.get("/api/v1/stats/timeseries")
     def timeseries() -> Any:
-        metric = request.args.get("metric", "requests")
+        metric = _single_param("metric") or "requests"
         if metric not in SERIES:
             raise BadParameter("metric", f"must be one of {', '.join(SERIES)}")
         minutes = _int_param("minutes", 60, 1, 1440)
@@ -122,7 +129,11 @@ def create_app(store: StatsStore | None = None) -> Flask:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Any:
-        return _problem(exc.code or 500, exc.name, exc.description or exc.name)
+        response = _problem(exc.code or 500, exc.name, exc.description or exc.name)
+        for name, value in exc.get_headers():  # e.g. Allow on a 405 (RFC 9110)
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Any:
