@@ -232,3 +232,39 @@ def test_batch_handler_gets_many_messages_at_once_and_acks_them_after(core_confi
     assert max(batches) > 1 and max(batches) <= 100
     assert ready_count(amqp_url, "t.work") == 0
     assert ready_count(amqp_url, "t.work.parked") == 0
+
+
+def test_a_batch_handler_parks_only_the_messages_it_singles_out(core_config, publisher, amqp_url):
+    import dataclasses
+    import threading
+
+    from offload_core.runner import Runner
+
+    sent = [signup() for _ in range(6)]
+    unusable = {sent[1].id, sent[4].id}
+    handled: list[str] = []
+
+    def handle(messages: list[Message]) -> dict[str, str]:
+        handled.extend(m.id for m in messages if m.id not in unusable)
+        return {m.id: "cannot use this one" for m in messages if m.id in unusable}
+
+    for envelope in sent:
+        publisher.publish(envelope)
+    runner = Runner(
+        dataclasses.replace(core_config, prefetch=10, worker_threads=1),
+        TOPOLOGY,
+        batch_handlers={"t.work": handle},
+        batch_size=10,
+        batch_wait=0.5,
+    )
+    thread = threading.Thread(target=runner.run, kwargs={"install_signal_handlers": False}, daemon=True)
+    thread.start()
+    try:
+        parked = take(amqp_url, PARKED, expect=2)
+    finally:
+        runner.stop()
+        thread.join(10)
+    assert {p.json()["id"] for p in parked} == unusable
+    assert all(p.headers[PARK_REASON_HEADER] == "cannot use this one" for p in parked)
+    assert sorted(handled) == sorted(e.id for e in sent if e.id not in unusable)
+    assert ready_count(amqp_url, "t.work") == 0

@@ -84,7 +84,9 @@ class Message:
 Handler = Callable[[Message], None]
 # Gets every message of one queue taken in one go (up to batch_size); its outcome
 # (return, Retry, Park, exception) applies to each of them.
-BatchHandler = Callable[[list[Message]], None]
+# A batch handler settles the whole batch, except the messages it returns (id → reason):
+# those are parked one by one, so one message it cannot use does not park its neighbours.
+BatchHandler = Callable[[list[Message]], Mapping[str, str] | None]
 
 
 @dataclass(eq=False)
@@ -415,6 +417,7 @@ class Runner:
             tuple[_Delivery, int, float | None, str]
         ] = []  # delivery, attempt, time on queue, invalid
         messages: list[Message] = []
+        handled: list[_Delivery] = []  # the deliveries behind `messages`, in the same order
         for delivery in deliveries:
             headers = delivery.headers
             lane = str(headers.get(LANE_HEADER, "normal"))
@@ -431,14 +434,16 @@ class Runner:
                 prepared.append((delivery, attempt, time_on_queue, f"invalid message: {exc.reason}"))
                 continue
             prepared.append((delivery, attempt, time_on_queue, ""))
+            handled.append(delivery)
             correlation_id = delivery.properties.correlation_id
             messages.append(
                 Message(envelope, queue, lane, attempt, delivery.redelivered, correlation_id, headers)
             )
         outcome, reason = "acked", ""
+        singled_out: Mapping[str, str] = {}
         try:
             if messages:
-                handler(messages)
+                singled_out = handler(messages) or {}
         except Park as exc:
             outcome, reason = "parked", str(exc) or "parked by handler"
         except Retry as exc:
@@ -453,11 +458,15 @@ class Runner:
                     self._running.pop(delivery, None)
         duration = time.monotonic() - started
         metrics.HANDLER_DURATION.labels(queue).observe(duration)
+        message_ids = {id(d): m.id for d, m in zip(handled, messages, strict=True)}
         for delivery, attempt, time_on_queue, invalid in prepared:
             if not delivery.claim():
                 continue  # the watchdog settled it when the hard time limit passed
             if invalid:
                 self._finish(delivery, "invalid", invalid, attempt, time_on_queue, duration)
+            elif outcome == "acked" and message_ids.get(id(delivery)) in singled_out:
+                reason = singled_out[message_ids[id(delivery)]]
+                self._finish(delivery, "parked", reason, attempt, time_on_queue, duration)
             else:
                 self._finish(delivery, outcome, reason, attempt, time_on_queue, duration)
 

@@ -7,6 +7,7 @@ other's queues.
 
 from __future__ import annotations
 
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -78,6 +79,9 @@ class PrivateBroker:
         return f"http://guest:guest@127.0.0.1:{self.management_port}"
 
     def start(self) -> None:
+        # Nodes register with epmd; if the daemon went away with an earlier node's process
+        # group, this node fails to boot with no_epmd_port. `epmd -daemon` is idempotent.
+        subprocess.run(["epmd", "-daemon"], check=False)
         self.executor.start()
         self._wait_for_management()
 

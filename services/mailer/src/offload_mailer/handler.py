@@ -49,6 +49,9 @@ class WelcomeMailer:
             EMAILS.labels(outcome)  # at 0 from the start, so rate() sees the first of each
 
     def handle(self, message: Message) -> None:
+        if message.envelope.type != "signup.created":
+            # A valid event of another kind routed here is a wiring mistake: no retry helps.
+            raise Park(f"the mailer handles signup.created, not {message.envelope.type}")
         signup_id = message.id
         if self.store.was_sent(signup_id):
             self._skip_as_sent(message)

@@ -11,7 +11,7 @@ from prometheus_client import Counter
 
 from offload_core.config import ConfigError, CoreConfig, env_integer, env_number
 from offload_core.logs import configure_logging
-from offload_core.runner import BatchHandler, Message, Park, Runner
+from offload_core.runner import BatchHandler, Message, Runner
 from offload_core.status import serve_status
 from offload_core.topology import stack_topology
 from offload_stats.counting import increments
@@ -32,15 +32,19 @@ def make_batch_handler(store: StatsStore) -> BatchHandler:
     for result in ("new", "duplicate"):
         EVENTS_COUNTED.labels(result)  # at 0 from the start, so rate() sees the first of each
 
-    def count(messages: list[Message]) -> None:
-        try:
-            batch = [increments(m.envelope) for m in messages]
-        except (ValueError, KeyError) as exc:
-            # A type stats cannot count is a deployment error, not a transient one.
-            raise Park(f"cannot count: {exc}") from exc
+    def count(messages: list[Message]) -> dict[str, str]:
+        batch, uncountable = [], {}
+        for message in messages:
+            try:
+                batch.append(increments(message.envelope))
+            except (ValueError, KeyError) as exc:
+                # A type stats cannot count is a deployment error, not a transient one: park
+                # that message, count the rest.
+                uncountable[message.id] = f"cannot count: {exc}"
         new = store.apply(batch)
         EVENTS_COUNTED.labels("new").inc(new)
         EVENTS_COUNTED.labels("duplicate").inc(len(batch) - new)
+        return uncountable
 
     return count
 
