@@ -284,7 +284,7 @@ def test_keda_objects_carry_the_same_settings_and_no_credentials():
     }
     [auth] = by_kind(docs, "TriggerAuthentication").values()
     assert auth["spec"]["secretTargetRef"] == [
-        {"parameter": "host", "name": "r-offload-rabbitmq", "key": "management-url"}
+        {"parameter": "host", "name": "r-offload-rabbitmq", "key": "monitoring-url"}
     ]
     assert trigger["authenticationRef"] == {"name": auth["metadata"]["name"]}
     assert "r-offload-autoscaler" not in by_kind(docs, "Deployment")

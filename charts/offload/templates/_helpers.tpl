@@ -74,6 +74,12 @@ Broker URLs for a container's env. With the built-in broker they are composed fr
 Secret's username and password by Kubernetes' $(VAR) expansion, so the password never
 appears in a manifest; with an external broker they come whole from its Secret.
 */}}
+{{/* True when the chart generates the built-in broker's Secret, and with it a user that
+     may only read the management API (the autoscaler's queue depths). */}}
+{{- define "offload.rabbitmqMonitoringUser" -}}
+{{- if and .Values.rabbitmq.builtin (not .Values.rabbitmq.auth.existingSecret) }}true{{ end }}
+{{- end }}
+
 {{- define "offload.brokerEnv" -}}
 {{- if .Values.rabbitmq.builtin }}
 - name: RABBITMQ_USERNAME
@@ -84,8 +90,19 @@ appears in a manifest; with an external broker they come whole from its Secret.
     secretKeyRef: {name: {{ include "offload.rabbitmqSecret" . }}, key: password}
 - name: OFFLOAD_AMQP_URL
   value: "amqp://$(RABBITMQ_USERNAME):$(RABBITMQ_PASSWORD)@{{ include "offload.rabbitmqHost" . }}:5672/%2F"
+{{- if include "offload.rabbitmqMonitoringUser" . }}
+- name: RABBITMQ_MONITORING_USERNAME
+  valueFrom:
+    secretKeyRef: {name: {{ include "offload.rabbitmqSecret" . }}, key: monitoring-username}
+- name: RABBITMQ_MONITORING_PASSWORD
+  valueFrom:
+    secretKeyRef: {name: {{ include "offload.rabbitmqSecret" . }}, key: monitoring-password}
+- name: OFFLOAD_MANAGEMENT_URL
+  value: "http://$(RABBITMQ_MONITORING_USERNAME):$(RABBITMQ_MONITORING_PASSWORD)@{{ include "offload.rabbitmqHost" . }}:15672"
+{{- else }}
 - name: OFFLOAD_MANAGEMENT_URL
   value: "http://$(RABBITMQ_USERNAME):$(RABBITMQ_PASSWORD)@{{ include "offload.rabbitmqHost" . }}:15672"
+{{- end }}
 {{- else }}
 - name: OFFLOAD_AMQP_URL
   valueFrom:
