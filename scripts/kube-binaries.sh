@@ -5,16 +5,17 @@
 # k8s.io/kubernetes is not meant to be consumed as a module: its go.mod points the k8s.io/*
 # staging modules at ./staging, which the proxy's zip leaves out. A small wrapper module
 # replaces each of them with its published v0.<minor>.<patch> twin, as library users do.
-# etcd comes from Debian (scripts/system-deps.sh).
+# etcd, containerd, runc and the CNI plugins come from Debian (scripts/system-deps.sh); the
+# pod sandbox ("pause") binary is compiled here from the same module's build/pause/linux.
 set -euo pipefail
 
 KUBERNETES_VERSION=v1.35.4
-COMPONENTS=(kube-apiserver kube-controller-manager)
+COMPONENTS=(kube-apiserver kube-controller-manager kubelet)
 
 CACHE=${OFFLOAD_KUBE_CACHE:-/var/cache/offload/kubernetes-$KUBERNETES_VERSION}
 BIN=$CACHE/bin
 stamp=$BIN/.built
-if [[ -f $stamp && "$(cat "$stamp")" == "${COMPONENTS[*]}" ]]; then
+if [[ -f $stamp && "$(cat "$stamp")" == "${COMPONENTS[*]} pause" ]]; then
   exit 0
 fi
 
@@ -51,4 +52,6 @@ version_flags+=" -X k8s.io/component-base/version.gitTreeState=clean"
 packages=()
 for component in "${COMPONENTS[@]}"; do packages+=("k8s.io/kubernetes/cmd/$component"); done
 go build -trimpath -ldflags "-s -w $version_flags" -o "$BIN/" "${packages[@]}"
-echo "${COMPONENTS[*]}" > "$stamp"
+kube_src=$(go env GOMODCACHE)/k8s.io/kubernetes@$KUBERNETES_VERSION
+gcc -Os -static -DVERSION="$KUBERNETES_VERSION" -o "$BIN/pause" "$kube_src/build/pause/linux/pause.c"
+echo "${COMPONENTS[*]} pause" > "$stamp"

@@ -67,7 +67,10 @@ def _skip_without_pods(request: pytest.FixtureRequest) -> None:
         return
     cluster: Cluster = request.getfixturevalue("cluster")
     if not cluster.runs_pods:
-        pytest.skip(f"needs running pods; the {cluster.provider} provider has no kubelet")
+        pytest.skip(
+            f"needs the chart's pods running; the {cluster.provider} provider lacks the images, "
+            "a scheduler, kube-proxy and cluster DNS for them"
+        )
 
 
 @pytest.hookimpl(wrapper=True)

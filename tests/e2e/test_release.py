@@ -2,13 +2,14 @@
 
 The scenarios run in file order on one release. Those marked `needs_pods` talk to the running
 stack (web, stats, Mailpit through `kubectl port-forward`) and are skipped on the `local`
-provider, which has no kubelet; there, the autoscaler runs as a process on this machine with
-the chart's rendered config, the ServiceAccount token and the RBAC the chart grants, and
-scales the release's Deployment from a real RabbitMQ backlog.
+provider, whose node runs pods but not yet the chart's; there, the autoscaler runs as a
+process on this machine with the chart's rendered config, the ServiceAccount token and the
+RBAC the chart grants, and scales the release's Deployment from a real RabbitMQ backlog.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import time
 import uuid
@@ -23,7 +24,7 @@ from offload_core.topology import declare, stack_topology
 from offload_testkit.amqp import wait_for
 from offload_testkit.clusters import E2E_NAMESPACE as NAMESPACE
 from offload_testkit.clusters import ROOT, Cluster, port_forward
-from offload_testkit.kube import api_client
+from offload_testkit.kube import PAUSE_IMAGE, POD_SUBNET, api_client
 from offload_testkit.stack import start_autoscaler
 
 pytestmark = pytest.mark.e2e
@@ -54,7 +55,8 @@ def test_install_creates_every_component(cluster: Cluster, release: str, admin: 
             assert deployment.status.available_replicas == deployment.spec.replicas, name
         return
 
-    # No kubelet: the controllers still did their part, a ReplicaSet and Pods per Deployment.
+    # The chart's pods do not run here (see offload_testkit.clusters): the controllers still
+    # did their part, a ReplicaSet and Pods per Deployment.
     def deployments_with_pods() -> set[str]:
         replica_sets = {
             rs.metadata.name: rs.metadata.owner_references[0].name
@@ -70,6 +72,43 @@ def test_install_creates_every_component(cluster: Cluster, release: str, admin: 
     wait_for(
         lambda: expected <= deployments_with_pods(), timeout=60, interval=0.5, what="Pods of every Deployment"
     )
+
+
+def test_a_pod_runs_on_a_node_of_the_cluster(cluster: Cluster, release: str, admin: client.ApiClient):
+    """The cluster's nodes run pods (on `local`: containerd + kubelet built here, the pod
+    sandbox image built from upstream's pause.c). Bound to a node directly: no scheduler needed."""
+    core = client.CoreV1Api(admin)
+    nodes = [n.metadata.name for n in core.list_node().items]
+    assert nodes
+    wait_for(
+        lambda: any(
+            sa.metadata.name == "default" for sa in core.list_namespaced_service_account(NAMESPACE).items
+        ),
+        timeout=30,
+        what="the namespace's default ServiceAccount",
+    )
+    name = f"probe-{uuid.uuid4().hex[:6]}"
+    pod = {
+        "metadata": {"name": name},
+        "spec": {
+            "nodeName": nodes[0],
+            "automountServiceAccountToken": False,
+            "containers": [{"name": "pause", "image": PAUSE_IMAGE, "imagePullPolicy": "IfNotPresent"}],
+        },
+    }
+    core.create_namespaced_pod(NAMESPACE, pod)
+    try:
+        running = wait_for(
+            lambda: (p := core.read_namespaced_pod(name, NAMESPACE)).status.phase == "Running" and p,
+            timeout=90,
+            interval=1,
+            what="the probe pod running",
+        )
+        assert running.status.pod_ip
+        if cluster.provider == "local":
+            assert ipaddress.ip_address(running.status.pod_ip) in ipaddress.ip_network(POD_SUBNET)
+    finally:
+        core.delete_namespaced_pod(name, NAMESPACE, grace_period_seconds=0)
 
 
 def can(api: client.AuthorizationV1Api, verb: str, resource: str, name: str = "", **extra: str) -> bool:

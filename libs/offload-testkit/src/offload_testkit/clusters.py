@@ -2,10 +2,12 @@
 
 - `kind`: a kind cluster from k8s/kind-cluster.yaml with the images built and loaded.
 - `existing`: whatever cluster KUBECONFIG points at; images must be reachable by it.
-- `local`: a control plane assembled here from upstream parts (etcd from Debian,
-  kube-apiserver and kube-controller-manager built by scripts/kube-binaries.sh). It has no
-  kubelet, so it runs no pod: Deployments get their ReplicaSets and Pods, which stay
-  Pending. Scenarios that need running pods say so with `needs_pods` and are skipped there.
+- `local`: a cluster assembled here from upstream parts (etcd, containerd, runc and the CNI
+  plugins from Debian; kube-apiserver, kube-controller-manager, kubelet and the pause
+  binary built by scripts/kube-binaries.sh). Its node runs pods bound to it, but the
+  chart's own pods need what it lacks yet (our images imported, a scheduler, kube-proxy,
+  cluster DNS): the chart's Deployments get their ReplicaSets and Pods, which stay Pending.
+  Scenarios that need the chart's pods running say so with `needs_pods` and are skipped.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from offload_testkit.kube import ClusterError, LocalControlPlane, service_account_token
+from offload_testkit.kube import ClusterError, LocalControlPlane, LocalNode, service_account_token
 
 ROOT = Path(__file__).resolve().parents[4]  # the repository (the testkit is installed editable)
 K8S_TOOLS = Path(os.environ.get("OFFLOAD_K8S_TOOLS", "/var/cache/offload/k8s-tools"))
@@ -72,16 +74,21 @@ class Cluster:
 
 
 class LocalCluster(Cluster):
-    """The `local` provider: offload_testkit's control plane (no kubelet, so no running pod)."""
+    """The `local` provider: offload_testkit's control plane and one node (containerd +
+    kubelet). Pods bound to the node run; the chart's pods do not yet, since the images,
+    a scheduler, kube-proxy and cluster DNS are not part of it (`runs_pods` is False)."""
 
     def __init__(self, workdir: Path) -> None:
         self.control_plane = LocalControlPlane(workdir)
+        self.node = LocalNode(self.control_plane)
         super().__init__("local", self.control_plane.kubeconfig, runs_pods=False)
 
     def start(self) -> None:
         self.control_plane.start()
+        self.node.start()
 
     def close(self) -> None:
+        self.node.close()
         self.control_plane.close()
 
 

@@ -3,15 +3,20 @@ kube-apiserver and kube-controller-manager (built by scripts/kube-binaries.sh).
 
 It has its own PKI (trustme CA, an admin client certificate in system:masters, a
 ServiceAccount signing key), so RBAC, TokenRequest and optimistic concurrency are the real
-API server's. No kubelet runs: Pods are created by the controllers and stay Pending.
+API server's. Without a LocalNode, no kubelet runs: Pods are created by the controllers
+and stay Pending; with one (containerd + kubelet), pods bound to it run.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import io
+import json
 import os
 import shutil
 import subprocess
+import tarfile
 import time
 from pathlib import Path
 
@@ -216,3 +221,273 @@ def service_account_token(kubeconfig: Path, namespace: str, name: str, seconds: 
     core = client.CoreV1Api(api_client(kubeconfig))
     request = {"spec": {"audiences": [], "expirationSeconds": seconds}}
     return core.create_namespaced_service_account_token(name, namespace, request).status.token
+
+
+PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
+POD_SUBNET = "10.244.0.0/24"
+
+
+def pause_image_archive(pause_binary: Path, path: Path) -> Path:
+    """An OCI image archive holding only the pause binary: the pod sandbox image, built here
+    because no registry is reachable (containerd would otherwise pull it)."""
+
+    def blob(data: bytes) -> tuple[str, int]:
+        return "sha256:" + hashlib.sha256(data).hexdigest(), len(data)
+
+    layer_buffer = io.BytesIO()
+    with tarfile.open(fileobj=layer_buffer, mode="w") as layer_tar:
+        content = pause_binary.read_bytes()
+        info = tarfile.TarInfo("pause")
+        info.size, info.mode = len(content), 0o755
+        layer_tar.addfile(info, io.BytesIO(content))
+    layer = layer_buffer.getvalue()
+    layer_digest, layer_size = blob(layer)
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {"Entrypoint": ["/pause"], "User": "65535:65535"},
+            "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+        }
+    ).encode()
+    config_digest, config_size = blob(config)
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": config_digest,
+                "size": config_size,
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": layer_digest,
+                    "size": layer_size,
+                }
+            ],
+        }
+    ).encode()
+    manifest_digest, manifest_size = blob(manifest)
+    index = json.dumps(
+        {
+            "schemaVersion": 2,
+            "manifests": [
+                {
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": manifest_digest,
+                    "size": manifest_size,
+                    "annotations": {
+                        "io.containerd.image.name": PAUSE_IMAGE,
+                        "org.opencontainers.image.ref.name": PAUSE_IMAGE.rsplit(":", 1)[1],
+                    },
+                }
+            ],
+        }
+    ).encode()
+    with tarfile.open(path, "w") as archive:
+        for name, data in [
+            ("oci-layout", b'{"imageLayoutVersion": "1.0.0"}'),
+            ("index.json", index),
+            (f"blobs/sha256/{layer_digest[7:]}", layer),
+            (f"blobs/sha256/{config_digest[7:]}", config),
+            (f"blobs/sha256/{manifest_digest[7:]}", manifest),
+        ]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return path
+
+
+class LocalNode:
+    """A kubelet with containerd (and runc and the bridge CNI plugin, from Debian) registered
+    with a LocalControlPlane: pods bound to it run, on a bridge network routed from this host.
+
+    Runs as root. containerd's CRI must not give the sandbox a lower oom_score_adj than its
+    own (restrict_oom_score_adj): inside a container, as on these machines, runc otherwise
+    fails every sandbox with "can't get final child's PID from pipe". The kubelet is told
+    that cgroup v1 is acceptable (failCgroupV1: false; Kubernetes 1.35 refuses it by default).
+    """
+
+    def __init__(self, control_plane: LocalControlPlane, name: str = "offload-node") -> None:
+        self.control_plane = control_plane
+        self.name = name
+        self.workdir = control_plane.workdir / "node"
+        self.socket = self.workdir / "containerd.sock"
+        self.processes: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def start(self, timeout: float = 120.0) -> None:
+        for tool in ("containerd", "runc", "ctr"):
+            if shutil.which(tool) is None:
+                raise ClusterError(f"{tool} is missing: apt-get install containerd runc")
+        if not Path("/usr/lib/cni/bridge").exists():
+            raise ClusterError("the CNI plugins are missing: apt-get install containernetworking-plugins")
+        for binary in ("kubelet", "pause"):
+            if not (KUBE_BIN / binary).exists():
+                raise ClusterError(f"{KUBE_BIN / binary} is missing: run scripts/kube-binaries.sh")
+        work = self.workdir
+        (work / "cni").mkdir(parents=True)
+        (work / "cni" / "10-offload.conflist").write_text(
+            json.dumps(
+                {
+                    "cniVersion": "1.0.0",
+                    "name": "offload-local",
+                    "plugins": [
+                        {
+                            "type": "bridge",
+                            "bridge": "offload0",
+                            "isGateway": True,
+                            "ipMasq": True,
+                            "ipam": {"type": "host-local", "ranges": [[{"subnet": POD_SUBNET}]]},
+                        },
+                        {"type": "loopback"},
+                    ],
+                }
+            )
+        )
+        (work / "containerd.toml").write_text(
+            f"""version = 2
+root = "{work / "containerd-root"}"
+state = "{work / "containerd-state"}"
+[grpc]
+  address = "{self.socket}"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "{PAUSE_IMAGE}"
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+    runtime_type = "io.containerd.runc.v2"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "{work / "cni"}"
+"""
+        )
+        self._spawn("containerd", ["containerd", "--config", str(work / "containerd.toml")])
+        deadline = time.monotonic() + 30
+        while not self.socket.exists():
+            if time.monotonic() > deadline:
+                raise ClusterError(f"containerd did not start:\n{self.log_tail('containerd')}")
+            time.sleep(0.2)
+        archive = pause_image_archive(KUBE_BIN / "pause", work / "pause.tar")
+        subprocess.run(
+            ["ctr", "-a", str(self.socket), "-n", "k8s.io", "images", "import", str(archive)],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        pki = self.control_plane.workdir / "pki"
+        # The node's identity for the Node authorizer: system:node:<name> in system:nodes.
+        client_cert = self.control_plane.ca.issue_cert(
+            self.name, common_name=f"system:node:{self.name}", organization_name="system:nodes"
+        )
+        serving = self.control_plane.ca.issue_cert("127.0.0.1", self.name, common_name=self.name)
+        serving.cert_chain_pems[0].write_to_path(work / "kubelet.crt")
+        serving.private_key_pem.write_to_path(work / "kubelet.key")
+        kubeconfig = work / "kubelet.kubeconfig"
+        kubeconfig.write_text(
+            yaml.safe_dump(
+                kubeconfig_document(
+                    self.control_plane.server,
+                    self.control_plane.ca.cert_pem.bytes(),
+                    {
+                        "client-certificate-data": base64.b64encode(
+                            client_cert.cert_chain_pems[0].bytes()
+                        ).decode(),
+                        "client-key-data": base64.b64encode(client_cert.private_key_pem.bytes()).decode(),
+                    },
+                    "node",
+                )
+            )
+        )
+        config = {
+            "apiVersion": "kubelet.config.k8s.io/v1beta1",
+            "kind": "KubeletConfiguration",
+            "authentication": {
+                "anonymous": {"enabled": False},
+                "webhook": {"enabled": False},
+                "x509": {"clientCAFile": str(pki / "ca.crt")},
+            },
+            "authorization": {"mode": "AlwaysAllow"},
+            "address": "127.0.0.1",
+            "port": free_port(),
+            "readOnlyPort": 0,
+            "healthzPort": 0,
+            "tlsCertFile": str(work / "kubelet.crt"),
+            "tlsPrivateKeyFile": str(work / "kubelet.key"),
+            "containerRuntimeEndpoint": f"unix://{self.socket}",
+            "cgroupDriver": "cgroupfs",
+            "failCgroupV1": False,
+            "failSwapOn": False,
+            # A test node on a shared machine: no QoS cgroup tree, no evictions by disk level.
+            "cgroupsPerQOS": False,
+            "enforceNodeAllocatable": [],
+            "localStorageCapacityIsolation": False,
+            "evictionHard": {"memory.available": "50Mi", "nodefs.available": "1%", "imagefs.available": "1%"},
+            "imageGCHighThresholdPercent": 100,
+            "imageGCLowThresholdPercent": 99,
+        }
+        (work / "kubelet.yaml").write_text(yaml.safe_dump(config))
+        self._spawn(
+            "kubelet",
+            [
+                str(KUBE_BIN / "kubelet"),
+                f"--config={work / 'kubelet.yaml'}",
+                f"--kubeconfig={kubeconfig}",
+                f"--hostname-override={self.name}",
+                f"--root-dir={work / 'kubelet'}",
+                f"--cert-dir={work / 'kubelet-certs'}",
+            ],
+        )
+        self._wait_ready(timeout)
+
+    def _spawn(self, name: str, args: list[str]) -> None:
+        log = (self.workdir / f"{name}.log").open("wb")
+        self.processes.append((name, subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)))
+
+    def log_tail(self, name: str, lines: int = 40) -> str:
+        path = self.workdir / f"{name}.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+    def _wait_ready(self, timeout: float) -> None:
+        from kubernetes import client
+
+        core = client.CoreV1Api(api_client(self.control_plane.kubeconfig))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for name, process in self.processes:
+                if process.poll() is not None:
+                    raise ClusterError(f"{name} exited ({process.returncode}):\n{self.log_tail(name)}")
+            try:
+                conditions = core.read_node(self.name).status.conditions or []
+                if any(c.type == "Ready" and c.status == "True" for c in conditions):
+                    return
+            except client.ApiException:
+                pass
+            time.sleep(1)
+        raise ClusterError(f"node {self.name} not Ready after {timeout:g}s:\n{self.log_tail('kubelet')}")
+
+    def close(self) -> None:
+        for name, process in reversed(self.processes):
+            if name == "containerd":
+                # The kubelet leaves its pods running: stop them before their runtime goes.
+                self._remove_containers()
+            process.terminate()
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def _remove_containers(self) -> None:
+        ctr = ["ctr", "-a", str(self.socket), "-n", "k8s.io"]
+        listed = subprocess.run([*ctr, "tasks", "ls", "-q"], capture_output=True, text=True, timeout=30)
+        for task in listed.stdout.split():
+            subprocess.run([*ctr, "tasks", "kill", "-s", "SIGKILL", task], capture_output=True, timeout=30)
+        time.sleep(1)
+        for task in listed.stdout.split():
+            subprocess.run([*ctr, "tasks", "rm", "-f", task], capture_output=True, timeout=30)
+        containers = subprocess.run(
+            [*ctr, "containers", "ls", "-q"], capture_output=True, text=True, timeout=30
+        )
+        for container in containers.stdout.split():
+            subprocess.run([*ctr, "containers", "rm", container], capture_output=True, timeout=30)
