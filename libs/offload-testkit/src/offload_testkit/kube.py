@@ -477,6 +477,12 @@ state = "{work / "containerd-state"}"
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        # The kubelet bind-mounts its root dir and the pods' volumes: undo them, deepest first.
+        root = str(self.workdir)
+        with open("/proc/mounts") as mounts:
+            points = [line.split()[1] for line in mounts if line.split()[1].startswith(root)]
+        for point in sorted(points, reverse=True):
+            subprocess.run(["umount", "-l", point], capture_output=True, timeout=30)
 
     def _remove_containers(self) -> None:
         ctr = ["ctr", "-a", str(self.socket), "-n", "k8s.io"]
