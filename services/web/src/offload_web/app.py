@@ -7,8 +7,10 @@ Retry-After, never a hang and never an acceptance that was not confirmed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+import socket
 import time
 import uuid
 from concurrent.futures import Future
@@ -16,7 +18,7 @@ from typing import Any
 
 from flask import Flask, Response, g, jsonify, redirect, render_template, request
 from prometheus_client import Histogram
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestTimeout
 
 from offload_core.config import CoreConfig
 from offload_core.envelope import Envelope
@@ -94,6 +96,27 @@ def create_app(
         g.started = time.perf_counter()
         given = request.headers.get("X-Request-ID", "")
         g.request_id = given if REQUEST_ID.match(given) else uuid.uuid4().hex
+        receive_body()
+
+    def receive_body() -> None:
+        """Read the body now, under a deadline (413 first if it is declared too large)."""
+        if not request.content_length or request.method in ("GET", "HEAD"):
+            return
+        raw_socket = request.environ.get("gunicorn.socket")
+        if raw_socket is not None:
+            raw_socket.settimeout(web_config.body_timeout_seconds)
+        try:
+            request.get_data(cache=True)
+        except (ClientDisconnected, OSError) as exc:  # werkzeug reports the timeout as a disconnect
+            log.warning("request body not received in time", extra={"fields": {"error": repr(exc)}})
+            if raw_socket is not None:
+                # The rest of the body may still come: gunicorn would read it as the next
+                # request. Closing our reading side ends the connection after the 408.
+                with contextlib.suppress(OSError):
+                    raw_socket.shutdown(socket.SHUT_RD)
+            raise RequestTimeout(
+                f"the body did not arrive within {web_config.body_timeout_seconds:g} seconds"
+            ) from None
 
     @app.after_request
     def finish_request(response: Response) -> Response:
@@ -253,9 +276,10 @@ def create_app(
             )
             if exc.code == 405 and exc.valid_methods:  # type: ignore[attr-defined]
                 response.headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]
-            return response
-        html = render_template("error.html", code=exc.code, title=exc.name, detail=exc.description)
-        return html, exc.code or 500
+        else:
+            html = render_template("error.html", code=exc.code, title=exc.name, detail=exc.description)
+            response = Response(html, status=exc.code or 500, mimetype="text/html")
+        return response
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Any:

@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from offload_core.config import env_integer, env_switch
+from offload_core.config import env_integer, env_number, env_switch
 
 
 @dataclass(frozen=True)
@@ -17,6 +17,9 @@ class WebConfig:
     batch_limit: int = 100
     max_body_bytes: int = 64 * 1024
     retry_after_seconds: int = 5
+    # A client has this long to deliver a request body: a stalled upload must not hold one
+    # of gunicorn's threads for as long as the client likes (slowloris).
+    body_timeout_seconds: float = 10.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WebConfig:
@@ -28,4 +31,7 @@ class WebConfig:
             batch_limit=env_integer(env, "OFFLOAD_WEB_BATCH_LIMIT", d.batch_limit, minimum=1),
             max_body_bytes=env_integer(env, "OFFLOAD_WEB_MAX_BODY_BYTES", d.max_body_bytes, minimum=1),
             retry_after_seconds=env_integer(env, "OFFLOAD_WEB_RETRY_AFTER", d.retry_after_seconds, minimum=1),
+            body_timeout_seconds=env_number(
+                env, "OFFLOAD_WEB_BODY_TIMEOUT", d.body_timeout_seconds, minimum=0.1
+            ),
         )

@@ -22,6 +22,7 @@ def _problem_response(description: str, *, retry_after: bool = False) -> dict[st
 def openapi_document(batch_limit: int) -> dict[str, Any]:
     errors = {
         "400": _problem_response("The body is not valid JSON."),
+        "408": _problem_response("The body did not arrive within OFFLOAD_WEB_BODY_TIMEOUT seconds."),
         "413": _problem_response("The body is larger than the server accepts."),
         "415": _problem_response("The body is not application/json."),
         "422": _problem_response("One or more fields are invalid; each is named in `errors`."),
