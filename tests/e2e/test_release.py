@@ -181,8 +181,10 @@ def test_the_autoscaler_scales_the_mailer_from_a_rabbitmq_backlog(
         "KUBECONFIG": str(kubeconfig),
         "POD_NAME": "autoscaler-on-this-machine",
     }
-    autoscalers = [start_autoscaler(env, tmp_path, name=f"autoscaler-{i}") for i in range(2)]
+    autoscalers = []
     try:
+        for i in range(2):  # appended one by one: a failed start still stops the first
+            autoscalers.append(start_autoscaler(env, tmp_path, name=f"autoscaler-{i}"))
         # 100 messages, 10 per replica, at most 4: the mailer goes to 4 (the HPA's +4 pods step).
         wait_for(lambda: mailer_replicas(admin) == 4, timeout=60, interval=0.5, what="mailer at 4 replicas")
         lease = client.CoordinationV1Api(admin).read_namespaced_lease(AUTOSCALER, NAMESPACE)
