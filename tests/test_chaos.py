@@ -7,7 +7,9 @@ import pytest
 from offload_testkit.chaos import SCENARIOS, run_scenario
 from offload_testkit.plugin import own_rabbitmq_broker
 
-pytestmark = pytest.mark.slow
+# A scenario allows 120 s for the queues to drain after its fault, on top of starting the
+# stack and sending: the per-test limit has to be above that.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 # These tests restart or reconfigure the broker: a node of their own.
 rabbitmq_broker = own_rabbitmq_broker()
 

@@ -26,6 +26,10 @@ EMAILS = Counter(
 )
 
 
+# How long a worker waits on a twin's claim before handing the message back for later.
+CLAIM_WAIT_SECONDS = 2.0
+
+
 class WelcomeMailer:
     def __init__(
         self,
@@ -43,7 +47,7 @@ class WelcomeMailer:
         self.max_attempts = max_attempts
         # Longer than one send can take (connect + TLS + DATA, each bounded by the SMTP
         # timeout); a claim left by a crashed worker frees itself after this, so the
-        # redelivered signup waits at most this long.
+        # redelivered signup is retried through the delay tiers until then.
         self.claim_seconds = 3 * config.smtp_timeout + 5
         for outcome in ("sent", "duplicate_skipped", "retried", "failed"):
             EMAILS.labels(outcome)  # at 0 from the start, so rate() sees the first of each
@@ -99,10 +103,11 @@ class WelcomeMailer:
         self._announce("mail.sent", message, {"signup_id": message.id, "fruit": message.data["fruit"]})
 
     def _claim(self, signup_id: str, owner: str) -> bool:
-        """Claim the signup; while another copy holds it, wait for that send to finish (True:
-        the caller then finds it sent) or for a crashed holder's claim to expire, rather
-        than send a second email. False only if the claim stayed taken all along."""
-        deadline = time.monotonic() + self.claim_seconds
+        """Claim the signup. While another copy holds it, wait briefly for that send to finish
+        (True: the caller then finds it sent); if it takes longer, or the holder crashed and
+        its claim has yet to expire, False: the message comes back after a delay tier instead
+        of holding this worker thread."""
+        deadline = time.monotonic() + min(self.claim_seconds, CLAIM_WAIT_SECONDS)
         waiting = False
         while not self.store.claim(signup_id, owner, self.claim_seconds):
             if self.store.was_sent(signup_id):
