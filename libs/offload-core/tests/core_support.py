@@ -22,8 +22,23 @@ def signup() -> Envelope:
 
 
 class RunnerThread:
-    def __init__(self, config, handler, **overrides) -> None:
-        self.runner = Runner(dataclasses.replace(config, **overrides), TOPOLOGY, {QUEUE: handler})
+    """A Runner on QUEUE in a thread: `handler` per message, or `batch_handler` with
+    `batch_size`/`batch_wait`; other keywords override the CoreConfig."""
+
+    def __init__(
+        self, config, handler=None, *, batch_handler=None, batch_size=100, batch_wait=0.05, **overrides
+    ):
+        config = dataclasses.replace(config, **overrides)
+        if batch_handler is None:
+            self.runner = Runner(config, TOPOLOGY, {QUEUE: handler})
+        else:
+            self.runner = Runner(
+                config,
+                TOPOLOGY,
+                batch_handlers={QUEUE: batch_handler},
+                batch_size=batch_size,
+                batch_wait=batch_wait,
+            )
         self.exit_code: int | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
 

@@ -198,8 +198,6 @@ def test_kill_9_of_a_runner_redelivers_its_unacked_messages(publisher, amqp_url,
 
 
 def test_batch_handler_gets_many_messages_at_once_and_acks_them_after(core_config, publisher, amqp_url):
-    from offload_core.runner import Runner
-
     batches: list[int] = []
     failed_once: list[bool] = []
 
@@ -212,34 +210,16 @@ def test_batch_handler_gets_many_messages_at_once_and_acks_them_after(core_confi
     futures = [publisher.publish_async(signup()) for _ in range(300)]
     for future in futures:
         future.result(10)
-    import dataclasses
-    import threading
-
-    runner = Runner(
-        dataclasses.replace(core_config, prefetch=300, worker_threads=1),
-        TOPOLOGY,
-        batch_handlers={"t.work": handle},
-        batch_size=100,
-        batch_wait=0.2,
-    )
-    thread = threading.Thread(target=runner.run, kwargs={"install_signal_handlers": False}, daemon=True)
-    thread.start()
-    try:
+    with RunnerThread(
+        core_config, batch_handler=handle, batch_size=100, batch_wait=0.2, prefetch=300, worker_threads=1
+    ):
         wait_for(lambda: sum(batches) == 300, timeout=20, what="300 messages in batches")
-    finally:
-        runner.stop()
-        thread.join(10)
     assert max(batches) > 1 and max(batches) <= 100
     assert ready_count(amqp_url, "t.work") == 0
     assert ready_count(amqp_url, "t.work.parked") == 0
 
 
 def test_a_batch_handler_parks_only_the_messages_it_singles_out(core_config, publisher, amqp_url):
-    import dataclasses
-    import threading
-
-    from offload_core.runner import Runner
-
     sent = [signup() for _ in range(6)]
     unusable = {sent[1].id, sent[4].id}
     handled: list[str] = []
@@ -250,20 +230,10 @@ def test_a_batch_handler_parks_only_the_messages_it_singles_out(core_config, pub
 
     for envelope in sent:
         publisher.publish(envelope)
-    runner = Runner(
-        dataclasses.replace(core_config, prefetch=10, worker_threads=1),
-        TOPOLOGY,
-        batch_handlers={"t.work": handle},
-        batch_size=10,
-        batch_wait=0.5,
-    )
-    thread = threading.Thread(target=runner.run, kwargs={"install_signal_handlers": False}, daemon=True)
-    thread.start()
-    try:
+    with RunnerThread(
+        core_config, batch_handler=handle, batch_size=10, batch_wait=0.5, prefetch=10, worker_threads=1
+    ):
         parked = take(amqp_url, PARKED, expect=2)
-    finally:
-        runner.stop()
-        thread.join(10)
     assert {p.json()["id"] for p in parked} == unusable
     assert all(p.headers[PARK_REASON_HEADER] == "cannot use this one" for p in parked)
     assert sorted(handled) == sorted(e.id for e in sent if e.id not in unusable)

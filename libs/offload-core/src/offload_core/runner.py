@@ -413,11 +413,9 @@ class Runner:
                 delivery.started = started
                 self._running[delivery] = (started, threading.get_ident())
         queue = deliveries[0].queue
-        prepared: list[
-            tuple[_Delivery, int, float | None, str]
-        ] = []  # delivery, attempt, time on queue, invalid
+        # delivery, attempt, time on queue, why it is invalid ("" if valid), message id
+        prepared: list[tuple[_Delivery, int, float | None, str, str]] = []
         messages: list[Message] = []
-        handled: list[_Delivery] = []  # the deliveries behind `messages`, in the same order
         for delivery in deliveries:
             headers = delivery.headers
             lane = str(headers.get(LANE_HEADER, "normal"))
@@ -431,10 +429,9 @@ class Runner:
             try:
                 envelope = decode(delivery.body, delivery.properties, self.contracts)
             except ContractError as exc:
-                prepared.append((delivery, attempt, time_on_queue, f"invalid message: {exc.reason}"))
+                prepared.append((delivery, attempt, time_on_queue, f"invalid message: {exc.reason}", ""))
                 continue
-            prepared.append((delivery, attempt, time_on_queue, ""))
-            handled.append(delivery)
+            prepared.append((delivery, attempt, time_on_queue, "", envelope.id))
             correlation_id = delivery.properties.correlation_id
             messages.append(
                 Message(envelope, queue, lane, attempt, delivery.redelivered, correlation_id, headers)
@@ -458,15 +455,14 @@ class Runner:
                     self._running.pop(delivery, None)
         duration = time.monotonic() - started
         metrics.HANDLER_DURATION.labels(queue).observe(duration)
-        message_ids = {id(d): m.id for d, m in zip(handled, messages, strict=True)}
-        for delivery, attempt, time_on_queue, invalid in prepared:
+        for delivery, attempt, time_on_queue, invalid, message_id in prepared:
             if not delivery.claim():
                 continue  # the watchdog settled it when the hard time limit passed
             if invalid:
                 self._finish(delivery, "invalid", invalid, attempt, time_on_queue, duration)
-            elif outcome == "acked" and message_ids.get(id(delivery)) in singled_out:
-                reason = singled_out[message_ids[id(delivery)]]
-                self._finish(delivery, "parked", reason, attempt, time_on_queue, duration)
+            elif outcome == "acked" and message_id in singled_out:
+                park_reason = singled_out[message_id]
+                self._finish(delivery, "parked", park_reason, attempt, time_on_queue, duration)
             else:
                 self._finish(delivery, outcome, reason, attempt, time_on_queue, duration)
 
