@@ -10,7 +10,7 @@ import pytest
 from kubernetes import client
 
 from offload_autoscaler.targets import KubernetesDeployment
-from offload_testkit.kube import api_client, service_account_token
+from offload_testkit.kube import api_client, service_account_kubeconfig
 
 
 def deployment(name: str) -> dict:
@@ -65,8 +65,9 @@ def namespace(kube_control_plane) -> str:
 
 @pytest.fixture
 def autoscaler_api(kube_control_plane, namespace, tmp_path) -> client.AppsV1Api:
-    token = service_account_token(kube_control_plane.kubeconfig, namespace, "autoscaler")
-    kubeconfig = kube_control_plane.service_account_kubeconfig(token, tmp_path / "autoscaler.kubeconfig")
+    kubeconfig = service_account_kubeconfig(
+        kube_control_plane.kubeconfig, namespace, "autoscaler", tmp_path / "autoscaler.kubeconfig"
+    )
     return client.AppsV1Api(api_client(kubeconfig))
 
 

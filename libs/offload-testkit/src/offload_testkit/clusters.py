@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from offload_testkit.kube import ClusterError, LocalControlPlane, LocalNode, service_account_token
+from offload_testkit.kube import ClusterError, LocalControlPlane, LocalNode, service_account_kubeconfig
 
 ROOT = Path(__file__).resolve().parents[4]  # the repository (the testkit is installed editable)
 K8S_TOOLS = Path(os.environ.get("OFFLOAD_K8S_TOOLS", "/var/cache/offload/k8s-tools"))
@@ -60,14 +60,7 @@ class Cluster:
 
     def service_account_kubeconfig(self, namespace: str, name: str, path: Path) -> Path:
         """This cluster's kubeconfig, authenticated as a ServiceAccount (a TokenRequest token)."""
-        token = service_account_token(self.kubeconfig, namespace, name)
-        config = yaml.safe_load(self.kubeconfig.read_text())
-        context = next(c for c in config["contexts"] if c["name"] == config["current-context"])
-        config["users"] = [{"name": "service-account", "user": {"token": token}}]
-        context["context"]["user"] = "service-account"
-        config["contexts"] = [context]
-        path.write_text(yaml.safe_dump(config))
-        return path
+        return service_account_kubeconfig(self.kubeconfig, namespace, name, path)
 
     def close(self) -> None:
         pass

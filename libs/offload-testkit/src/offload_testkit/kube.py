@@ -10,6 +10,7 @@ and stay Pending; with one (containerd + kubelet), pods bound to it run.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 import json
@@ -26,7 +27,7 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from offload_testkit.processes import free_port
+from offload_testkit.processes import ServiceProcess, free_port
 
 KUBE_BIN = Path(os.environ.get("OFFLOAD_KUBE_BIN", "/var/cache/offload/kubernetes-v1.35.4/bin"))
 
@@ -54,13 +55,37 @@ def kubeconfig_document(server: str, ca_pem: bytes, user: dict[str, str], name: 
     }
 
 
-class LocalControlPlane:
-    """etcd + kube-apiserver + kube-controller-manager on loopback, with their own PKI."""
+class _Daemons:
+    """The long-running programs of one cluster part, each logging to <workdir>/<name>.log."""
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
+        self.processes: dict[str, ServiceProcess] = {}
+
+    def _spawn(self, name: str, args: list[str]) -> None:
+        self.processes[name] = ServiceProcess(args, env={}, log_path=self.workdir / f"{name}.log").start()
+
+    def _check_alive(self) -> None:
+        for name, service in self.processes.items():
+            assert service.process is not None
+            if service.process.poll() is not None:
+                raise ClusterError(f"{name} exited ({service.process.returncode}):\n{self.log_tail(name)}")
+
+    def log_tail(self, name: str, lines: int = 40) -> str:
+        path = self.workdir / f"{name}.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+    def _stop(self, name: str) -> None:
+        with contextlib.suppress(subprocess.TimeoutExpired):  # killed after the wait
+            self.processes[name].terminate()
+
+
+class LocalControlPlane(_Daemons):
+    """etcd + kube-apiserver + kube-controller-manager on loopback, with their own PKI."""
+
+    def __init__(self, workdir: Path) -> None:
+        super().__init__(workdir)
         self.kubeconfig = workdir / "admin.kubeconfig"
-        self.processes: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.api_port = free_port()
         self.server = f"https://127.0.0.1:{self.api_port}"
         self.ca = trustme.CA(organization_name="offload e2e")
@@ -161,17 +186,11 @@ class LocalControlPlane:
             ],
         )
 
-    def _spawn(self, name: str, args: list[str]) -> None:
-        log = (self.workdir / f"{name}.log").open("wb")
-        self.processes.append((name, subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)))
-
     def _wait_ready(self, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
         last = ""
         while time.monotonic() < deadline:
-            for name, process in self.processes:
-                if process.poll() is not None:
-                    raise ClusterError(f"{name} exited ({process.returncode}):\n{self.log_tail(name)}")
+            self._check_alive()
             try:
                 with self.ca.cert_pem.tempfile() as ca:
                     response = requests.get(f"{self.server}/readyz", verify=ca, timeout=5)
@@ -186,25 +205,9 @@ class LocalControlPlane:
             f"kube-apiserver not ready after {timeout}s: {last}\n{self.log_tail('kube-apiserver')}"
         )
 
-    def log_tail(self, name: str, lines: int = 40) -> str:
-        path = self.workdir / f"{name}.log"
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
-
-    def service_account_kubeconfig(self, token: str, path: Path) -> Path:
-        """A kubeconfig that authenticates as a ServiceAccount (its token from TokenRequest)."""
-        path.write_text(
-            yaml.safe_dump(kubeconfig_document(self.server, self.ca.cert_pem.bytes(), {"token": token}, "sa"))
-        )
-        return path
-
     def close(self) -> None:
-        for _name, process in reversed(self.processes):
-            process.terminate()
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        for name in reversed(list(self.processes)):
+            self._stop(name)
 
 
 def api_client(kubeconfig: Path):  # noqa: ANN201 - kubernetes.client.ApiClient (imported lazily)
@@ -221,6 +224,18 @@ def service_account_token(kubeconfig: Path, namespace: str, name: str, seconds: 
     core = client.CoreV1Api(api_client(kubeconfig))
     request = {"spec": {"audiences": [], "expirationSeconds": seconds}}
     return core.create_namespaced_service_account_token(name, namespace, request).status.token
+
+
+def service_account_kubeconfig(kubeconfig: Path, namespace: str, name: str, path: Path) -> Path:
+    """`kubeconfig`'s cluster, authenticated as a ServiceAccount (a TokenRequest token)."""
+    token = service_account_token(kubeconfig, namespace, name)
+    config = yaml.safe_load(kubeconfig.read_text())
+    context = next(c for c in config["contexts"] if c["name"] == config["current-context"])
+    config["users"] = [{"name": "service-account", "user": {"token": token}}]
+    context["context"]["user"] = "service-account"
+    config["contexts"] = [context]
+    path.write_text(yaml.safe_dump(config))
+    return path
 
 
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
@@ -300,7 +315,7 @@ def pause_image_archive(pause_binary: Path, path: Path) -> Path:
     return path
 
 
-class LocalNode:
+class LocalNode(_Daemons):
     """A kubelet with containerd (and runc and the bridge CNI plugin, from Debian) registered
     with a LocalControlPlane: pods bound to it run, on a bridge network routed from this host.
 
@@ -311,11 +326,10 @@ class LocalNode:
     """
 
     def __init__(self, control_plane: LocalControlPlane, name: str = "offload-node") -> None:
+        super().__init__(control_plane.workdir / "node")
         self.control_plane = control_plane
         self.name = name
-        self.workdir = control_plane.workdir / "node"
         self.socket = self.workdir / "containerd.sock"
-        self.processes: list[tuple[str, subprocess.Popen[bytes]]] = []
 
     def start(self, timeout: float = 120.0) -> None:
         for tool in ("containerd", "runc", "ctr"):
@@ -440,23 +454,13 @@ state = "{work / "containerd-state"}"
         )
         self._wait_ready(timeout)
 
-    def _spawn(self, name: str, args: list[str]) -> None:
-        log = (self.workdir / f"{name}.log").open("wb")
-        self.processes.append((name, subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)))
-
-    def log_tail(self, name: str, lines: int = 40) -> str:
-        path = self.workdir / f"{name}.log"
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
-
     def _wait_ready(self, timeout: float) -> None:
         from kubernetes import client
 
         core = client.CoreV1Api(api_client(self.control_plane.kubeconfig))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for name, process in self.processes:
-                if process.poll() is not None:
-                    raise ClusterError(f"{name} exited ({process.returncode}):\n{self.log_tail(name)}")
+            self._check_alive()
             try:
                 conditions = core.read_node(self.name).status.conditions or []
                 if any(c.type == "Ready" and c.status == "True" for c in conditions):
@@ -467,16 +471,11 @@ state = "{work / "containerd-state"}"
         raise ClusterError(f"node {self.name} not Ready after {timeout:g}s:\n{self.log_tail('kubelet')}")
 
     def close(self) -> None:
-        for name, process in reversed(self.processes):
+        for name in reversed(list(self.processes)):
             if name == "containerd":
                 # The kubelet leaves its pods running: stop them before their runtime goes.
                 self._remove_containers()
-            process.terminate()
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            self._stop(name)
         # The kubelet bind-mounts its root dir and the pods' volumes: undo them, deepest first.
         root = str(self.workdir)
         with open("/proc/mounts") as mounts:
