@@ -140,21 +140,20 @@ def skaffold_set_values(release: dict) -> dict[str, str]:
     return filled
 
 
+def skaffold_render(release: dict, *args: str) -> list[dict]:
+    """`helm template` of skaffold's helm release, as skaffold would deploy it."""
+    chart = str(ROOT / release["chartPath"])
+    return docs_of(run(str(HELM), "template", release["name"], chart, "-n", release["namespace"], *args))
+
+
 def test_skaffold_image_values_reach_the_rendered_pods():
     [release] = SKAFFOLD["deploy"]["helm"]["releases"]
     assert (ROOT / release["chartPath"] / "Chart.yaml").exists()
     sets = skaffold_set_values(release)
-    args = [
-        str(HELM),
-        "template",
-        release["name"],
-        str(ROOT / release["chartPath"]),
-        "-n",
-        release["namespace"],
-    ]
+    args = []
     for key, value in sets.items():
         args += ["--set", f"{key}={value}"]
-    docs = docs_of(run(*args))  # the chart's strict schema refuses a key it does not have
+    docs = skaffold_render(release, *args)  # the chart's strict schema refuses a key it does not have
     images = {
         c["image"]
         for d in docs
@@ -183,17 +182,10 @@ def test_skaffold_profiles_patch_existing_paths_and_forward_to_real_services():
         assert (ROOT / artifact["docker"]["dockerfile"]).exists()
     [values] = [p["value"] for p in profiles["kind"]["patches"] if p["path"].endswith("/valuesFiles")]
     [release] = SKAFFOLD["deploy"]["helm"]["releases"]
-    args = [
-        str(HELM),
-        "template",
-        release["name"],
-        str(ROOT / release["chartPath"]),
-        "-n",
-        release["namespace"],
-    ]
+    args = []
     for values_file in values:
         args += ["-f", str(ROOT / values_file)]
-    services = {d["metadata"]["name"]: d for d in docs_of(run(*args)) if d["kind"] == "Service"}
+    services = {d["metadata"]["name"]: d for d in skaffold_render(release, *args) if d["kind"] == "Service"}
     for forward in profiles["dev"]["portForward"]:
         service = services[forward["resourceName"]]
         assert forward["namespace"] == release["namespace"]

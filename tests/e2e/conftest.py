@@ -87,19 +87,20 @@ def cluster_state(cluster: Cluster) -> str:
     """What a person needs after a failure: pods, events, and the logs of unready pods."""
     lines = []
     try:
-        core = client.CoreV1Api(api_client(cluster.kubeconfig))
-        apps = client.AppsV1Api(api_client(cluster.kubeconfig))
+        api = api_client(cluster.kubeconfig)
+        core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
         for d in apps.list_namespaced_deployment(NAMESPACE).items:
             lines.append(
                 f"deployment {d.metadata.name}: spec={d.spec.replicas} ready={d.status.ready_replicas or 0}"
             )
-        for pod in core.list_namespaced_pod(NAMESPACE).items:
+        pods = core.list_namespaced_pod(NAMESPACE).items
+        for pod in pods:
             lines.append(f"pod {pod.metadata.name}: {pod.status.phase}")
         for event in core.list_namespaced_event(NAMESPACE).items[-40:]:
             involved = event.involved_object
             lines.append(f"event {involved.kind}/{involved.name}: {event.reason} {event.message}")
         if cluster.runs_pods:
-            for pod in core.list_namespaced_pod(NAMESPACE).items:
+            for pod in pods:
                 if pod.status.phase != "Running":
                     continue
                 for container in pod.spec.containers:
