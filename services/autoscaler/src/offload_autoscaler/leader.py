@@ -52,8 +52,9 @@ class LeaseLock:
 
         self.config = config
         self.api = api if api is not None else client.CoordinationV1Api()
-        # What we last saw of the Lease, and when (monotonic): expiry is judged from these.
-        self.observed: tuple[str | None, str | None, str | None] | None = None
+        # The Lease record last seen (holder, resourceVersion: every write changes it) and
+        # when, on the monotonic clock: expiry is judged from these.
+        self.observed: tuple[str | None, str | None] | None = None
         self.observed_at = 0.0
 
     def _body(self, holder: str, acquired: datetime, transitions: int, duration: int) -> dict[str, Any]:
@@ -87,11 +88,11 @@ class LeaseLock:
                 if create_exc.status == 409:  # another candidate created it first
                     return False
                 raise
-            self._observe(identity, body["spec"]["renewTime"], None)
+            self._observe(identity, None)
             return True
         spec = lease.spec
         holder = spec.holder_identity or None
-        record = (holder, str(spec.renew_time), lease.metadata.resource_version)
+        record = (holder, lease.metadata.resource_version)
         if record != self.observed:
             self._observe(*record)
         now = time.monotonic()
@@ -111,7 +112,7 @@ class LeaseLock:
             if exc.status == 409:
                 return False
             raise
-        self._observe(identity, str(updated.spec.renew_time), updated.metadata.resource_version)
+        self._observe(identity, updated.metadata.resource_version)
         if holder != identity:
             log.info("took over the lease", extra={"fields": {"lease": name, "previous_holder": holder}})
         return True
@@ -119,8 +120,8 @@ class LeaseLock:
     def held_by_other(self) -> bool:
         return self.observed is not None and self.observed[0] not in (None, self.config.identity)
 
-    def _observe(self, holder: str | None, renew_time: str | None, version: str | None) -> None:
-        self.observed, self.observed_at = (holder, renew_time, version), time.monotonic()
+    def _observe(self, holder: str | None, version: str | None) -> None:
+        self.observed, self.observed_at = (holder, version), time.monotonic()
 
     def release(self) -> None:
         """Hand the Lease back (empty holder, 1 s duration) so a standby need not wait it out."""
