@@ -17,7 +17,7 @@ help:
 	@echo "make test        lint + every test against private, real services"
 	@echo "make e2e         end-to-end suite on a cluster (OFFLOAD_E2E_PROVIDER=kind|existing|local)"
 	@echo "make k8s-manifests  re-render k8s/base from charts/offload"
-	@echo "make images      build the service images (and a local base image without a registry)"
+	@echo "make images      build the service images, and RabbitMQ/Redis/mail-sink images from Debian"
 	@echo "make container-test  run the images together and check a signup end to end"
 	@echo "make bench-core  messaging core vs raw pika (bench/ratio lines)"
 	@echo "make bench-web   web with/without publishing and analytics (wrk, siege)"
@@ -60,7 +60,7 @@ test: system-deps venv lint k8s-tools kube-binaries
 	$(BIN)/pytest -p no:logging -m "not containers and not e2e" $(TEST_PATHS)
 
 # The e2e suite: OFFLOAD_E2E_PROVIDER=kind|existing|local (default kind when kind and
-# docker are installed, else local: a control plane built here, see tests/e2e/).
+# docker are installed, else local: a one-node cluster built here, see tests/e2e/).
 e2e: system-deps venv k8s-tools kube-binaries
 	$(BIN)/pytest -p no:logging -m e2e tests/e2e
 
@@ -77,7 +77,10 @@ images:
 	  echo "building offload-$$svc:$(IMAGE_TAG)"; \
 	  docker build -q --build-arg BASE_IMAGE=$(BASE_IMAGE) -f services/$$svc/Dockerfile -t offload-$$svc:$(IMAGE_TAG) . || exit 1; \
 	done
-	docker build -q --build-arg BASE_IMAGE=$(BASE_IMAGE) -f deploy/docker/rabbitmq/Dockerfile -t offload-rabbitmq:$(IMAGE_TAG) .
+	@for part in rabbitmq redis mailsink; do \
+	  echo "building offload-$$part:$(IMAGE_TAG)"; \
+	  docker build -q --build-arg BASE_IMAGE=$(BASE_IMAGE) -f deploy/docker/$$part/Dockerfile -t offload-$$part:$(IMAGE_TAG) . || exit 1; \
+	done
 
 container-test: system-deps venv images
 	$(BIN)/pytest -p no:logging -m containers tests/containers

@@ -12,4 +12,12 @@ listeners.tcp.default = 5672
 management.tcp.port = 15672
 CONF
 export RABBITMQ_CONFIG_FILE="$conf"
-exec rabbitmq-server
+# Logs to stdout; the few files 3.10 still writes (upgrade log, crash dump) go under $HOME,
+# the data volume, since the root filesystem may be read-only.
+export RABBITMQ_LOGS="${RABBITMQ_LOGS:--}"
+export RABBITMQ_LOG_BASE="${RABBITMQ_LOG_BASE:-$HOME/log}"
+export ERL_CRASH_DUMP="${ERL_CRASH_DUMP:-$HOME/erl_crash.dump}"
+mkdir -p "$RABBITMQ_LOG_BASE"
+# Debian's /usr/sbin wrapper sends the output to /var/log/rabbitmq (read-only under the
+# chart) and keeps a shell as PID 1: run the server itself, logging to stdout.
+exec /usr/lib/rabbitmq/bin/rabbitmq-server
