@@ -220,6 +220,8 @@ affinity:
 {{- end }}
 - name: OFFLOAD_SMTP_TIMEOUT
   value: {{ $smtp.timeoutSeconds | quote }}
+- name: OFFLOAD_MAILER_MAX_SEND_RATE
+  value: {{ $smtp.maxSendRate | quote }}
 {{- if $smtp.username }}
 - name: OFFLOAD_SMTP_USERNAME
   value: {{ $smtp.username | quote }}

@@ -46,6 +46,9 @@ class MailerConfig:
     helo_name: str = field(default_factory=socket.gethostname)
     store_url: str = "sqlite:///.state/mailer-sent.db"
     status_port: int = 9101
+    # Emails per second this process may send (the relay's quota divided among replicas);
+    # 0: no ceiling.
+    max_send_rate: float = 0.0
 
     @property
     def queues(self) -> tuple[str, ...]:
@@ -83,6 +86,7 @@ class MailerConfig:
         if ca_file and not Path(ca_file).is_file():
             raise ConfigError(f"OFFLOAD_SMTP_CA_FILE={ca_file!r} is not a readable file")
         timeout = env_number(env, "OFFLOAD_SMTP_TIMEOUT", d.smtp_timeout, minimum=0.1)
+        max_send_rate = env_number(env, "OFFLOAD_MAILER_MAX_SEND_RATE", d.max_send_rate, minimum=0)
         store_url = env.get("OFFLOAD_MAILER_STORE_URL", d.store_url).strip()
         if not store_url.startswith(("sqlite:///", "redis://", "rediss://")):
             raise ConfigError(
@@ -104,4 +108,5 @@ class MailerConfig:
             helo_name=env.get("OFFLOAD_SMTP_HELO", d.helo_name),
             store_url=store_url,
             status_port=status_port,
+            max_send_rate=max_send_rate,
         )

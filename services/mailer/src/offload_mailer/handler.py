@@ -15,6 +15,7 @@ from offload_core.runner import Message, Park, Retry
 from offload_mailer.backends import MailBackend, PermanentMailError, TransientMailError
 from offload_mailer.compose import TemplateProblem, compose
 from offload_mailer.config import MailerConfig
+from offload_mailer.pacing import SendPacer
 from offload_mailer.store import SentStore
 
 log = logging.getLogger("offload.mailer")
@@ -49,6 +50,7 @@ class WelcomeMailer:
         # timeout); a claim left by a crashed worker frees itself after this, so the
         # redelivered signup is retried through the delay tiers until then.
         self.claim_seconds = 3 * config.smtp_timeout + 5
+        self.pacer = SendPacer(config.max_send_rate)
         for outcome in ("sent", "duplicate_skipped", "retried", "failed"):
             EMAILS.labels(outcome)  # at 0 from the start, so rate() sees the first of each
 
@@ -60,6 +62,8 @@ class WelcomeMailer:
         if self.store.was_sent(signup_id):
             self._skip_as_sent(message)
             return
+        # Paced before the claim, so that the claim's lifetime covers the send alone.
+        self.pacer.wait()
         owner = f"{os.getpid()}-{threading.get_ident()}"
         if not self._claim(signup_id, owner):
             EMAILS.labels("retried").inc()
