@@ -6,16 +6,19 @@
 # staging modules at ./staging, which the proxy's zip leaves out. A small wrapper module
 # replaces each of them with its published v0.<minor>.<patch> twin, as library users do.
 # etcd, containerd, runc and the CNI plugins come from Debian (scripts/system-deps.sh); the
-# pod sandbox ("pause") binary is compiled here from the same module's build/pause/linux.
+# pod sandbox ("pause") binary is compiled here from the same module's build/pause/linux, and
+# CoreDNS (the cluster DNS) is built from its own module, static, for a one-binary image.
 set -euo pipefail
 
 KUBERNETES_VERSION=v1.35.4
-COMPONENTS=(kube-apiserver kube-controller-manager kubelet)
+COMPONENTS=(kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubelet)
+COREDNS_VERSION=v1.13.1
 
 CACHE=${OFFLOAD_KUBE_CACHE:-/var/cache/offload/kubernetes-$KUBERNETES_VERSION}
 BIN=$CACHE/bin
 stamp=$BIN/.built
-if [[ -f $stamp && "$(cat "$stamp")" == "${COMPONENTS[*]} pause" ]]; then
+built="${COMPONENTS[*]} pause coredns-$COREDNS_VERSION"
+if [[ -f $stamp && "$(cat "$stamp")" == "$built" ]]; then
   exit 0
 fi
 
@@ -54,4 +57,6 @@ for component in "${COMPONENTS[@]}"; do packages+=("k8s.io/kubernetes/cmd/$compo
 go build -trimpath -ldflags "-s -w $version_flags" -o "$BIN/" "${packages[@]}"
 kube_src=$(go env GOMODCACHE)/k8s.io/kubernetes@$KUBERNETES_VERSION
 gcc -Os -static -DVERSION="$KUBERNETES_VERSION" -o "$BIN/pause" "$kube_src/build/pause/linux/pause.c"
-echo "${COMPONENTS[*]} pause" > "$stamp"
+echo "kube-binaries: building CoreDNS $COREDNS_VERSION"
+CGO_ENABLED=0 GOBIN=$BIN go install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@$COREDNS_VERSION"
+echo "$built" > "$stamp"

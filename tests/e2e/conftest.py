@@ -50,27 +50,11 @@ def helm_values_args(cluster: Cluster, *extra: Path) -> list[str]:
 @pytest.fixture(scope="session")
 def release(cluster: Cluster) -> str:
     """The chart installed once for the session (the last scenario uninstalls it)."""
-    wait = ["--wait", "--timeout", "10m"] if cluster.runs_pods else []
     cluster.helm(
         "install", RELEASE, str(ROOT / "charts" / "offload"), "-n", NAMESPACE, "--create-namespace",
-        *helm_values_args(cluster), *wait, timeout=900,
+        *helm_values_args(cluster), "--wait", "--timeout", "10m", timeout=900,
     )  # fmt: skip
     return RELEASE
-
-
-needs_pods = pytest.mark.needs_pods
-
-
-@pytest.fixture(autouse=True)
-def _skip_without_pods(request: pytest.FixtureRequest) -> None:
-    if request.node.get_closest_marker("needs_pods") is None:
-        return
-    cluster: Cluster = request.getfixturevalue("cluster")
-    if not cluster.runs_pods:
-        pytest.skip(
-            f"needs the chart's pods running; the {cluster.provider} provider lacks the images, "
-            "a scheduler, kube-proxy and cluster DNS for them"
-        )
 
 
 @pytest.hookimpl(wrapper=True)
@@ -99,15 +83,14 @@ def cluster_state(cluster: Cluster) -> str:
         for event in core.list_namespaced_event(NAMESPACE).items[-40:]:
             involved = event.involved_object
             lines.append(f"event {involved.kind}/{involved.name}: {event.reason} {event.message}")
-        if cluster.runs_pods:
-            for pod in pods:
-                if pod.status.phase != "Running":
-                    continue
-                for container in pod.spec.containers:
-                    log = core.read_namespaced_pod_log(
-                        pod.metadata.name, NAMESPACE, container=container.name, tail_lines=30
-                    )
-                    lines.append(f"--- logs {pod.metadata.name}/{container.name}\n{log}")
+        for pod in pods:
+            if pod.status.phase != "Running":
+                continue
+            for container in pod.spec.containers:
+                log = core.read_namespaced_pod_log(
+                    pod.metadata.name, NAMESPACE, container=container.name, tail_lines=30
+                )
+                lines.append(f"--- logs {pod.metadata.name}/{container.name}\n{log}")
     except Exception as exc:  # the report must not hide the failure it explains
         lines.append(f"(could not read the cluster state: {exc!r})")
     log_tail = getattr(getattr(cluster, "control_plane", None), "log_tail", None)

@@ -1,10 +1,7 @@
 """The chart's life on a cluster: install, scale by queue depth, upgrade, uninstall.
 
-The scenarios run in file order on one release. Those marked `needs_pods` talk to the running
-stack (web, stats, Mailpit through `kubectl port-forward`) and are skipped on the `local`
-provider, whose node runs pods but not yet the chart's; there, the autoscaler runs as a
-process on this machine with the chart's rendered config, the ServiceAccount token and the
-RBAC the chart grants, and scales the release's Deployment from a real RabbitMQ backlog.
+The scenarios run in file order on one release, and talk to the running stack (web, stats,
+the mail sink) through Cluster.service_url.
 """
 
 from __future__ import annotations
@@ -23,13 +20,15 @@ from kubernetes import client
 from offload_core.topology import declare, stack_topology
 from offload_testkit.amqp import wait_for
 from offload_testkit.clusters import E2E_NAMESPACE as NAMESPACE
-from offload_testkit.clusters import ROOT, Cluster, port_forward
+from offload_testkit.clusters import ROOT, Cluster
 from offload_testkit.kube import PAUSE_IMAGE, POD_SUBNET, api_client
 from offload_testkit.stack import start_autoscaler
 
-pytestmark = pytest.mark.e2e
+# Generous: the first scenario also builds the cluster and the images (minutes when cold).
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
 MAILER, WEB, AUTOSCALER = "offload-mailer", "offload-web", "offload-autoscaler"
+AUTOSCALER_PODS = "app.kubernetes.io/component=autoscaler"
 
 
 def mailer_replicas(admin: client.ApiClient) -> int:
@@ -49,34 +48,14 @@ def test_install_creates_every_component(cluster: Cluster, release: str, admin: 
     assert expected <= set(deployments)
     statefulsets = {s.metadata.name for s in apps.list_namespaced_stateful_set(NAMESPACE).items}
     assert rendered(cluster, release, "StatefulSet") == statefulsets == {"offload-rabbitmq", "offload-redis"}
-    if cluster.runs_pods:
-        for name in expected:
-            deployment = deployments[name]
-            assert deployment.status.available_replicas == deployment.spec.replicas, name
-        return
-
-    # The chart's pods do not run here (see offload_testkit.clusters): the controllers still
-    # did their part, a ReplicaSet and Pods per Deployment.
-    def deployments_with_pods() -> set[str]:
-        replica_sets = {
-            rs.metadata.name: rs.metadata.owner_references[0].name
-            for rs in apps.list_namespaced_replica_set(NAMESPACE).items
-        }
-        return {
-            replica_sets[ref.name]
-            for pod in client.CoreV1Api(admin).list_namespaced_pod(NAMESPACE).items
-            for ref in pod.metadata.owner_references or []
-            if ref.kind == "ReplicaSet" and ref.name in replica_sets
-        }
-
-    wait_for(
-        lambda: expected <= deployments_with_pods(), timeout=60, interval=0.5, what="Pods of every Deployment"
-    )
+    for name in expected:
+        deployment = deployments[name]
+        assert deployment.status.available_replicas == deployment.spec.replicas, name
 
 
 def test_a_pod_runs_on_a_node_of_the_cluster(cluster: Cluster, release: str, admin: client.ApiClient):
     """The cluster's nodes run pods (on `local`: containerd + kubelet built here, the pod
-    sandbox image built from upstream's pause.c). Bound to a node directly: no scheduler needed."""
+    sandbox image built from upstream's pause.c). Bound to a node directly, by name."""
     core = client.CoreV1Api(admin)
     nodes = [n.metadata.name for n in core.list_node().items]
     assert nodes
@@ -146,12 +125,13 @@ def test_the_autoscaler_may_change_the_runners_scale_and_nothing_more(cluster, r
     assert not can(api, "update", "leases", "kube-controller-manager", group="coordination.k8s.io")
 
 
-def test_the_autoscaler_scales_the_mailer_from_a_rabbitmq_backlog(
+def test_autoscalers_elect_a_leader_that_scales_from_a_rabbitmq_backlog(
     cluster, release, admin, rabbitmq_broker, tmp_path
 ):
-    """Control plane only: where pods run, the in-cluster autoscaler owns the scale (see the burst)."""
-    if cluster.runs_pods:
-        pytest.skip("the in-cluster autoscaler scales here; covered by the burst scenario")
+    """Two autoscalers on this machine, with the chart's rendered config and settings and the
+    ServiceAccount's token and RBAC, against a broker of their own: one leads and scales the
+    release's mailer from the backlog, and hands over when it stops. The in-cluster
+    autoscalers are scaled to 0 meanwhile, so that the scale and the Lease are theirs alone."""
     core, apps = client.CoreV1Api(admin), client.AppsV1Api(admin)
     config = core.read_namespaced_config_map(AUTOSCALER, NAMESPACE).data["autoscaler.yaml"]
     (tmp_path / "autoscaler.yaml").write_text(config)
@@ -173,6 +153,7 @@ def test_the_autoscaler_scales_the_mailer_from_a_rabbitmq_backlog(
     for i in range(100):
         channel.basic_publish("", "mailer.signups.low", json.dumps({"n": i}).encode())
     web_before = apps.read_namespaced_deployment_scale(WEB, NAMESPACE).spec.replicas
+    in_cluster = apps.read_namespaced_deployment_scale(AUTOSCALER, NAMESPACE).spec.replicas
     env = {
         **chart_env,
         "OFFLOAD_AUTOSCALER_CONFIG": str(tmp_path / "autoscaler.yaml"),
@@ -183,6 +164,13 @@ def test_the_autoscaler_scales_the_mailer_from_a_rabbitmq_backlog(
     }
     autoscalers = []
     try:
+        apps.patch_namespaced_deployment_scale(AUTOSCALER, NAMESPACE, {"spec": {"replicas": 0}})
+        wait_for(
+            lambda: not core.list_namespaced_pod(NAMESPACE, label_selector=AUTOSCALER_PODS).items,
+            timeout=90,
+            interval=1,
+            what="the in-cluster autoscalers gone",
+        )
         for i in range(2):  # appended one by one: a failed start still stops the first
             autoscalers.append(start_autoscaler(env, tmp_path, name=f"autoscaler-{i}"))
         # 100 messages, 10 per replica, at most 4: the mailer goes to 4 (the HPA's +4 pods step).
@@ -209,19 +197,18 @@ def test_the_autoscaler_scales_the_mailer_from_a_rabbitmq_backlog(
         connection.close()
         for autoscaler in autoscalers:
             autoscaler.terminate()
+        apps.patch_namespaced_deployment_scale(AUTOSCALER, NAMESPACE, {"spec": {"replicas": in_cluster}})
 
 
-@pytest.mark.needs_pods
 def test_helm_test_passes(cluster, release):
     cluster.helm("test", release, "-n", NAMESPACE, "--timeout", "5m", timeout=600)
 
 
-@pytest.mark.needs_pods
 def test_a_signup_is_mailed_once_and_counted(cluster, release):
     with (
-        port_forward(cluster, NAMESPACE, f"svc/{WEB}", 80) as web,
-        port_forward(cluster, NAMESPACE, "svc/offload-stats-api", 80) as stats,
-        port_forward(cluster, NAMESPACE, "svc/offload-mailpit", 8025) as mailpit,
+        cluster.service_url(NAMESPACE, f"svc/{WEB}", 80) as web,
+        cluster.service_url(NAMESPACE, "svc/offload-stats-api", 80) as stats,
+        cluster.service_url(NAMESPACE, "svc/offload-mailpit", 8025) as mailpit,
     ):
         before = requests.get(f"{stats}/api/v1/stats", timeout=10).json()["signups"]["total"]
         email = f"e2e-{uuid.uuid4().hex[:8]}@example.com"
@@ -247,11 +234,10 @@ def test_a_signup_is_mailed_once_and_counted(cluster, release):
         assert mails_to_signup() == 1
 
 
-@pytest.mark.needs_pods
 def test_a_burst_scales_the_mailer_to_its_max_and_back(cluster, release, admin):
     with (
-        port_forward(cluster, NAMESPACE, f"svc/{WEB}", 80) as web,
-        port_forward(cluster, NAMESPACE, "svc/offload-mailpit", 8025) as mailpit,
+        cluster.service_url(NAMESPACE, f"svc/{WEB}", 80) as web,
+        cluster.service_url(NAMESPACE, "svc/offload-mailpit", 8025) as mailpit,
     ):
         total_before = requests.get(f"{mailpit}/api/v1/messages", timeout=10).json()["total"]
         batch = [
@@ -274,9 +260,8 @@ def test_a_burst_scales_the_mailer_to_its_max_and_back(cluster, release, admin):
         assert requests.get(f"{mailpit}/api/v1/messages", timeout=10).json()["total"] == total_before + 200
 
 
-@pytest.mark.needs_pods
 def test_time_on_queue_is_served_by_the_runners(cluster, release):
-    with port_forward(cluster, NAMESPACE, f"deploy/{MAILER}", 9101) as mailer:
+    with cluster.service_url(NAMESPACE, f"deploy/{MAILER}", 9101) as mailer:
         metrics = requests.get(f"{mailer}/metrics", timeout=10).text
     assert "offload_message_time_on_queue_seconds_bucket" in metrics
 

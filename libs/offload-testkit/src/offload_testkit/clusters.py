@@ -2,12 +2,11 @@
 
 - `kind`: a kind cluster from k8s/kind-cluster.yaml with the images built and loaded.
 - `existing`: whatever cluster KUBECONFIG points at; images must be reachable by it.
-- `local`: a cluster assembled here from upstream parts (etcd, containerd, runc and the CNI
-  plugins from Debian; kube-apiserver, kube-controller-manager, kubelet and the pause
-  binary built by scripts/kube-binaries.sh). Its node runs pods bound to it, but the
-  chart's own pods need what it lacks yet (our images imported, a scheduler, kube-proxy,
-  cluster DNS): the chart's Deployments get their ReplicaSets and Pods, which stay Pending.
-  Scenarios that need the chart's pods running say so with `needs_pods` and are skipped.
+- `local`: a single-node cluster assembled here from upstream parts (etcd, containerd, runc,
+  the CNI plugins and iptables from Debian; kube-apiserver, kube-controller-manager,
+  kube-scheduler, kubelet, kube-proxy, pause and CoreDNS built by scripts/kube-binaries.sh),
+  running every image built by `make images` (RabbitMQ, Redis and a mail sink from Debian).
+  Services are reached at their cluster IPs, routed from this host by kube-proxy.
 """
 
 from __future__ import annotations
@@ -23,11 +22,14 @@ from pathlib import Path
 
 import yaml
 
-from offload_testkit.kube import ClusterError, LocalControlPlane, LocalNode, service_account_kubeconfig
+from offload_testkit.kube import ClusterError, LocalControlPlane, service_account_kubeconfig
+from offload_testkit.kube_node import LocalNode
 
 ROOT = Path(__file__).resolve().parents[4]  # the repository (the testkit is installed editable)
 K8S_TOOLS = Path(os.environ.get("OFFLOAD_K8S_TOOLS", "/var/cache/offload/k8s-tools"))
 HELM = K8S_TOOLS / "bin" / "helm"
+# What `make images` builds, all of which the local provider's node runs.
+LOCAL_IMAGES = ("web", "mailer", "stats", "autoscaler", "rabbitmq", "redis", "mailsink")
 # Where the e2e suite installs the chart.
 E2E_NAMESPACE = os.environ.get("OFFLOAD_E2E_NAMESPACE", "offload-e2e")
 
@@ -49,7 +51,6 @@ class Cluster:
 
     provider: str
     kubeconfig: Path
-    runs_pods: bool
     values_files: list[Path] = field(default_factory=list)
 
     def env(self) -> dict[str, str]:
@@ -57,6 +58,12 @@ class Cluster:
 
     def helm(self, *args: str, timeout: float = 600, check: bool = True) -> str:
         return run([str(HELM), *args], env=self.env(), timeout=timeout, check=check)
+
+    @contextlib.contextmanager
+    def service_url(self, namespace: str, target: str, port: int) -> Iterator[str]:
+        """An http:// URL reaching `target` (svc/NAME or deploy/NAME) on `port` from this machine."""
+        with port_forward(self, namespace, target, port) as url:
+            yield url
 
     def service_account_kubeconfig(self, namespace: str, name: str, path: Path) -> Path:
         """This cluster's kubeconfig, authenticated as a ServiceAccount (a TokenRequest token)."""
@@ -67,18 +74,57 @@ class Cluster:
 
 
 class LocalCluster(Cluster):
-    """The `local` provider: offload_testkit's control plane and one node (containerd +
-    kubelet). Pods bound to the node run; the chart's pods do not yet, since the images,
-    a scheduler, kube-proxy and cluster DNS are not part of it (`runs_pods` is False)."""
+    """The `local` provider: offload_testkit's control plane and one node, with the images of
+    `make images` imported into the node's containerd."""
 
     def __init__(self, workdir: Path) -> None:
         self.control_plane = LocalControlPlane(workdir)
         self.node = LocalNode(self.control_plane)
-        super().__init__("local", self.control_plane.kubeconfig, runs_pods=False)
+        self.tag = os.environ.get("IMAGE_TAG", "dev")
+        tags = workdir / "local-images.yaml"
+        tags.write_text(
+            yaml.safe_dump(
+                {"image": {"tag": self.tag}}
+                | {part: {"image": {"tag": self.tag}} for part in ("rabbitmq", "redis", "mailpit")}
+            )
+        )
+        super().__init__(
+            "local",
+            self.control_plane.kubeconfig,
+            values_files=[ROOT / "k8s" / "local-values.yaml", tags],
+        )
 
     def start(self) -> None:
+        run(["make", "-C", str(ROOT), "images", f"IMAGE_TAG={self.tag}"], timeout=1800)
         self.control_plane.start()
         self.node.start()
+        self.node.import_images([f"offload-{image}:{self.tag}" for image in LOCAL_IMAGES])
+
+    @contextlib.contextmanager
+    def service_url(self, namespace: str, target: str, port: int) -> Iterator[str]:
+        # kube-proxy routes cluster IPs from this host, and pod IPs are on its bridge.
+        from kubernetes import client
+
+        from offload_testkit.kube import api_client
+
+        kind, name = target.split("/", 1)
+        api = api_client(self.kubeconfig)
+        if kind == "svc":
+            address = client.CoreV1Api(api).read_namespaced_service(name, namespace).spec.cluster_ip
+        elif kind == "deploy":
+            selector = (
+                client.AppsV1Api(api).read_namespaced_deployment(name, namespace).spec.selector.match_labels
+            )
+            pods = client.CoreV1Api(api).list_namespaced_pod(
+                namespace, label_selector=",".join(f"{k}={v}" for k, v in selector.items())
+            )
+            running = [p.status.pod_ip for p in pods.items if p.status.phase == "Running" and p.status.pod_ip]
+            if not running:
+                raise ClusterError(f"no running pod of {target}")
+            address = running[0]
+        else:
+            raise ValueError(f"target must be svc/NAME or deploy/NAME, not {target!r}")
+        yield f"http://{address}:{port}"
 
     def close(self) -> None:
         self.node.close()
@@ -97,7 +143,6 @@ class KindCluster(Cluster):
         super().__init__(
             "kind",
             workdir / "kind.kubeconfig",
-            runs_pods=True,
             values_files=[ROOT / "k8s" / "kind-values.yaml", images],
         )
 
@@ -127,7 +172,7 @@ class ExistingCluster(Cluster):
     def __init__(self, workdir: Path) -> None:
         kubeconfig = os.environ.get("KUBECONFIG", str(Path.home() / ".kube" / "config"))
         values = [Path(p) for p in os.environ.get("OFFLOAD_E2E_VALUES", "").split(",") if p]
-        super().__init__("existing", Path(kubeconfig), runs_pods=True, values_files=values)
+        super().__init__("existing", Path(kubeconfig), values_files=values)
         del workdir
 
     def start(self) -> None:
