@@ -20,7 +20,7 @@ import logging
 import signal
 import threading
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -48,7 +48,7 @@ class Inbox:
             "From": {"Name": "", "Address": sender},
             "To": [{"Name": "", "Address": r} for r in recipients],
             "Subject": str(parsed.get("Subject", "")),
-            "Created": datetime.now(timezone.utc).isoformat(),
+            "Created": datetime.now(UTC).isoformat(),
             "Size": len(data),
         }
         with self._lock:
@@ -71,15 +71,17 @@ class SmtpHandler:
     def __init__(self, inbox: Inbox) -> None:
         self.inbox = inbox
 
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: ANN001, N802 - aiosmtpd's hook
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: ANN001 - aiosmtpd's hook
         message = self.inbox.add(envelope.mail_from, list(envelope.rcpt_tos), envelope.content)
-        log.info("received %s for %s: %s", message["MessageID"], ",".join(envelope.rcpt_tos), message["Subject"])
+        log.info(
+            "received %s for %s: %s", message["MessageID"], ",".join(envelope.rcpt_tos), message["Subject"]
+        )
         return "250 Message accepted for delivery"
 
 
 def http_handler(inbox: Inbox) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's hook
+        def do_GET(self) -> None:
             url = urlsplit(self.path)
             params = parse_qs(url.query)
             try:
@@ -105,7 +107,7 @@ def http_handler(inbox: Inbox) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - http.server's name
+        def log_message(self, format: str, *args: object) -> None:
             log.debug(format, *args)
 
     return Handler
