@@ -19,6 +19,12 @@ def request_event(path: str = "/", agent: str = "curl/8", status: int = 200) -> 
     return Envelope("http.request", data)
 
 
+def request_batch(*requests: Envelope) -> Envelope:
+    """The web's form: many request reports, each with its own id and time, in one event."""
+    items = [{"id": r.id, "occurred_at": r.occurred_at, **r.data} for r in requests]
+    return Envelope("http.request.batch", {"requests": items})
+
+
 def signup_event(fruit: str = "kiwi", lane: str = "high") -> Envelope:
     return Envelope("signup.created", {"name": "A", "email": "a@example.com", "fruit": fruit, "lane": lane})
 

@@ -22,7 +22,7 @@ def filled(tmp_path):
     store = SqliteStatsStore(str(path))
     events = [request_event("/", "Mozilla <b>"), request_event("/x", "curl/8"), request_event("/", "curl/8")]
     events += [signup_event("kiwi"), signup_event("pear", "low")]
-    store.apply([increments(e) for e in events])
+    store.apply([i for e in events for i in increments(e)])
     return store, path
 
 
@@ -44,6 +44,7 @@ def test_summary_lists_and_timeseries(filled):
         ("/api/v1/stats/user-agents?limit=101", "limit"),
         ("/api/v1/stats/paths?limit=abc", "limit"),
         ("/api/v1/stats/timeseries?metric=bogus", "metric"),
+        ("/api/v1/stats/timeseries?metric=", "metric"),
         ("/api/v1/stats/timeseries?minutes=0", "minutes"),
         ("/api/v1/stats/timeseries?minutes=99999", "minutes"),
         ("/api/v1/stats/user-agents?limit=&limit=5", "limit"),

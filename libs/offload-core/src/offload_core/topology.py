@@ -169,7 +169,8 @@ STACK_QUEUES: tuple[WorkQueue, ...] = (
     WorkQueue("mailer.signups.high", ("signup.created.high",)),
     WorkQueue("mailer.signups.low", ("signup.created.low",)),
     WorkQueue("stats.activity", ("signup.created.*", "mail.sent.*", "mail.failed.*")),
-    WorkQueue("stats.requests", ("http.request.*",)),
+    # One event per request, or (what the web sends) one per worker per quarter second.
+    WorkQueue("stats.requests", ("http.request.*", "http.request.batch.*")),
 )
 
 

@@ -80,7 +80,8 @@ def create_app(store: StatsStore | None = None) -> Flask:
 
     @app.get("/api/v1/stats/timeseries")
     def timeseries() -> Any:
-        metric = _single_param("metric") or "requests"
+        metric = _single_param("metric")
+        metric = "requests" if metric is None else metric  # given but empty is an error, like any other
         if metric not in SERIES:
             raise BadParameter("metric", f"must be one of {', '.join(SERIES)}")
         minutes = _int_param("minutes", 60, 1, 1440)

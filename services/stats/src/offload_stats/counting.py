@@ -30,15 +30,26 @@ def epoch_minute(occurred_at: str) -> int:
     return int(datetime.fromisoformat(occurred_at.replace("Z", "+00:00")).timestamp() // 60)
 
 
-def increments(envelope: Envelope) -> Increments:
+def _request_counters(data: dict) -> tuple[tuple[str, str], ...]:
+    return (
+        ("requests", "total"),
+        ("user_agent", data["user_agent"] or UNKNOWN_AGENT),
+        ("path", data["path"]),
+        ("status_class", f"{data['status'] // 100}xx"),
+    )
+
+
+def increments(envelope: Envelope) -> list[Increments]:
+    """What one message adds: one Increments per event it carries, each with the id it is
+    deduplicated on (a request batch carries many)."""
     data = envelope.data
+    if envelope.type == "http.request.batch":
+        return [
+            Increments(item["id"], _request_counters(item), "requests", epoch_minute(item["occurred_at"]))
+            for item in data["requests"]
+        ]
     if envelope.type == "http.request":
-        counters = (
-            ("requests", "total"),
-            ("user_agent", data["user_agent"] or UNKNOWN_AGENT),
-            ("path", data["path"]),
-            ("status_class", f"{data['status'] // 100}xx"),
-        )
+        counters = _request_counters(data)
     elif envelope.type == "signup.created":
         counters = (("signups", "total"), ("fruit", data["fruit"]), ("lane", data["lane"]))
     elif envelope.type == "mail.sent":
@@ -47,6 +58,5 @@ def increments(envelope: Envelope) -> Increments:
         counters = (("mails", "failed"),)
     else:
         raise ValueError(f"stats does not count {envelope.type}")
-    return Increments(
-        envelope.id, counters, SERIES_BY_TYPE[envelope.type], epoch_minute(envelope.occurred_at)
-    )
+    minute = epoch_minute(envelope.occurred_at)
+    return [Increments(envelope.id, counters, SERIES_BY_TYPE[envelope.type], minute)]

@@ -36,7 +36,7 @@ def make_batch_handler(store: StatsStore) -> BatchHandler:
         batch, uncountable = [], {}
         for message in messages:
             try:
-                batch.append(increments(message.envelope))
+                batch.extend(increments(message.envelope))
             except (ValueError, KeyError) as exc:
                 # A type stats cannot count is a deployment error, not a transient one: park
                 # that message, count the rest.

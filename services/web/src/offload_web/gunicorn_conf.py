@@ -1,8 +1,8 @@
 """gunicorn settings from environment variables, with multiprocess-safe metrics.
 
 Each worker builds the app (and so its own publisher connection) after the fork:
-no preload, because a pika connection must not cross a fork. On worker exit the
-publisher flushes the analytics buffer before the process goes.
+no preload, because a pika connection must not cross a fork. On worker exit the collected
+request reports and then the publisher's buffer are sent before the process goes.
 """
 
 from __future__ import annotations
@@ -29,6 +29,12 @@ preload_app = False
 
 def worker_exit(server: Any, worker: Any) -> None:
     app = getattr(worker, "wsgi", None)
-    publisher = getattr(app, "extensions", {}).get("offload_publisher") if app is not None else None
+    extensions = getattr(app, "extensions", {}) if app is not None else {}
+    # The collected request reports first, into the publisher's buffer; then the publisher
+    # sends its buffer and closes.
+    reports = extensions.get("offload_analytics")
+    if reports is not None:
+        reports.close(timeout=2.0)
+    publisher = extensions.get("offload_publisher")
     if publisher is not None:
         publisher.close(timeout=5.0)
