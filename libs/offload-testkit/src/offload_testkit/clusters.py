@@ -118,10 +118,17 @@ class LocalCluster(Cluster):
             pods = client.CoreV1Api(api).list_namespaced_pod(
                 namespace, label_selector=",".join(f"{k}={v}" for k, v in selector.items())
             )
-            running = [p.status.pod_ip for p in pods.items if p.status.phase == "Running" and p.status.pod_ip]
-            if not running:
-                raise ClusterError(f"no running pod of {target}")
-            address = running[0]
+            # Ready and not on its way out: a scaled-down pod stays Running while it drains.
+            ready = [
+                p.status.pod_ip
+                for p in pods.items
+                if p.metadata.deletion_timestamp is None
+                and p.status.pod_ip
+                and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
+            ]
+            if not ready:
+                raise ClusterError(f"no ready pod of {target}")
+            address = ready[0]
         else:
             raise ValueError(f"target must be svc/NAME or deploy/NAME, not {target!r}")
         yield f"http://{address}:{port}"
