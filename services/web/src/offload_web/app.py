@@ -87,6 +87,12 @@ def create_app(
                 failure = failure or exc
         if failure is not None:
             raise BrokerUnavailable(failure, accepted)
+        # One line per signup, so an operator can follow any of them from the request id on.
+        for signup_id in accepted:
+            log.info(
+                "signup accepted",
+                extra={"fields": {"signup_id": signup_id, "request_id": g.request_id, "lane": lane}},
+            )
         return accepted
 
     # -- request bookkeeping -----------------------------------------------------------
@@ -149,12 +155,11 @@ def create_app(
         if signup is None:
             return render_form(values, errors, 400)
         try:
-            [signup_id] = publish_signups([signup], "high")
+            publish_signups([signup], "high")
         except BrokerUnavailable:
             log.warning("signup refused: broker unavailable", extra={"fields": {"request_id": g.request_id}})
             html = render_template("unavailable.html", retry_after=web_config.retry_after_seconds)
             return html, 503, {"Retry-After": str(web_config.retry_after_seconds)}
-        log.info("signup accepted", extra={"fields": {"signup_id": signup_id, "request_id": g.request_id}})
         return redirect("/thanks", code=303)
 
     @app.get("/thanks")
