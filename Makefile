@@ -35,15 +35,16 @@ $(BIN)/.installed: requirements/constraints.txt requirements/dev.in $(wildcard l
 
 venv: $(BIN)/.installed
 
-lint: venv
+lint: system-deps venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	shellcheck scripts/*.sh deploy/docker/*/*.sh .ci/run
 
 format: venv
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-# helm, kubeconform, their schemas and checkov, built or installed once into /var/cache/offload.
+# helm, kubeconform, kustomize, actionlint, their schemas and checkov, built or installed once into /var/cache/offload.
 k8s-tools: venv
 	@SCHEMA_PYTHON=$(BIN)/python scripts/k8s-tools.sh
 

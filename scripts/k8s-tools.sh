@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Kubernetes tooling for the chart checks, built from the Go module proxy at pinned versions
-# (no binary downloads, no registry): helm, kubeconform, kustomize, and JSON schemas for kubeconform
+# (no binary downloads, no registry): helm, kubeconform, kustomize, actionlint (for the GitHub
+# workflow), and JSON schemas for kubeconform
 # generated from Kubernetes' own OpenAPI document and the KEDA and prometheus-operator CRDs.
 # Everything lands in $OFFLOAD_TOOLS (default /var/cache/offload/k8s-tools) and is reused.
 set -euo pipefail
@@ -12,6 +13,7 @@ KUBERNETES_VERSION=v1.35.4        # the OpenAPI document the manifests are check
 KEDA_VERSION=v2.21.0
 PROMETHEUS_OPERATOR_VERSION=v0.85.0
 SKAFFOLD_VERSION=v2.16.1          # its newest config schema: skaffold/v4beta13
+ACTIONLINT_VERSION=v1.7.7
 
 TOOLS=${OFFLOAD_TOOLS:-/var/cache/offload/k8s-tools}
 BIN=$TOOLS/bin
@@ -28,8 +30,8 @@ if ! cmp -s "$REPO/requirements/checkov-constraints.txt" "$CHECKOV_VENV/.constra
 fi
 
 stamp="$TOOLS/.versions"
-want="$HELM_VERSION $KUBECONFORM_VERSION $KUSTOMIZE_VERSION $KUBERNETES_VERSION $KEDA_VERSION $PROMETHEUS_OPERATOR_VERSION $SKAFFOLD_VERSION schemas-3"
-if [[ -f $stamp && "$(cat "$stamp")" == "$want" && -x $BIN/helm && -x $BIN/kubeconform && -x $BIN/kustomize ]]; then
+want="$HELM_VERSION $KUBECONFORM_VERSION $KUSTOMIZE_VERSION $KUBERNETES_VERSION $KEDA_VERSION $PROMETHEUS_OPERATOR_VERSION $SKAFFOLD_VERSION $ACTIONLINT_VERSION schemas-3"
+if [[ -f $stamp && "$(cat "$stamp")" == "$want" && -x $BIN/helm && -x $BIN/kubeconform && -x $BIN/kustomize && -x $BIN/actionlint ]]; then
   exit 0
 fi
 
@@ -48,6 +50,8 @@ GOBIN=$BIN go install -ldflags "$ldflags" "helm.sh/helm/v3/cmd/helm@$HELM_VERSIO
 GOBIN=$BIN go install -ldflags "-s -w" "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION"
 echo "k8s-tools: building kustomize $KUSTOMIZE_VERSION"
 GOBIN=$BIN go install -ldflags "-s -w" "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION"
+echo "k8s-tools: building actionlint $ACTIONLINT_VERSION"
+GOBIN=$BIN go install -ldflags "-s -w" "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION"
 
 echo "k8s-tools: schemas from Kubernetes $KUBERNETES_VERSION, KEDA $KEDA_VERSION, prometheus-operator $PROMETHEUS_OPERATOR_VERSION"
 module_dir() { go mod download -json "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])'; }

@@ -2,7 +2,7 @@
 # Install the Debian packages the tests and `make dev` need (root), or say how (not root).
 set -euo pipefail
 
-packages=(rabbitmq-server redis-server python3-venv chromium prometheus etcd-server containerd runc containernetworking-plugins iptables iproute2 gcc libc6-dev)
+packages=(rabbitmq-server redis-server python3-venv chromium prometheus etcd-server containerd runc containernetworking-plugins iptables iproute2 gcc libc6-dev shellcheck)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

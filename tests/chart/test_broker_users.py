@@ -9,7 +9,6 @@ through the API. The admin user keeps full rights.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 from pathlib import Path
@@ -22,21 +21,15 @@ import yaml
 
 from offload_autoscaler.sources import ManagementApiSource
 from offload_autoscaler.spec import parse_scaled_object
+from offload_testkit.k8s_tools import tool
 from offload_testkit.rabbitmq import PrivateBroker
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "offload"
-HELM = Path(os.environ.get("OFFLOAD_K8S_TOOLS", "/var/cache/offload/k8s-tools")) / "bin" / "helm"
-
-
-def need_tools() -> None:
-    if not HELM.exists():
-        pytest.fail(f"{HELM} is missing: run `make k8s-tools`")
 
 
 def rendered(template: str, *sets: str) -> dict:
-    need_tools()
-    args = [str(HELM), "template", "r", str(CHART), "-s", template]
+    args = [tool("helm"), "template", "r", str(CHART), "-s", template]
     for value in sets:
         args += ["--set", value]
     result = subprocess.run(args, capture_output=True, text=True, timeout=60)
@@ -132,9 +125,8 @@ def test_the_monitoring_user_reads_queue_depths_and_nothing_else(broker_with_cha
 
 
 def test_the_autoscaler_and_keda_use_the_monitoring_user():
-    need_tools()
     result = subprocess.run(
-        [str(HELM), "template", "r", str(CHART)], capture_output=True, text=True, timeout=60
+        [tool("helm"), "template", "r", str(CHART)], capture_output=True, text=True, timeout=60
     )
     docs = [d for d in yaml.safe_load_all(result.stdout) if d]
     [autoscaler] = [
@@ -145,7 +137,7 @@ def test_the_autoscaler_and_keda_use_the_monitoring_user():
         "http://$(RABBITMQ_MONITORING_USERNAME):$(RABBITMQ_MONITORING_PASSWORD)@"
     )
     keda_docs = subprocess.run(
-        [str(HELM), "template", "r", str(CHART), "--set", "autoscaling.engine=keda"],
+        [tool("helm"), "template", "r", str(CHART), "--set", "autoscaling.engine=keda"],
         capture_output=True,
         text=True,
         timeout=60,

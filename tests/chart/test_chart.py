@@ -5,7 +5,6 @@ checkov, and assertions on what the templates render. `make k8s-tools` builds th
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 from pathlib import Path
@@ -15,18 +14,10 @@ import pytest
 import yaml
 
 from offload_autoscaler.spec import parse_config
+from offload_testkit.k8s_tools import checkov, kubernetes_schemas, tool
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "offload"
-TOOLS = Path(os.environ.get("OFFLOAD_K8S_TOOLS", "/var/cache/offload/k8s-tools"))
-HELM = TOOLS / "bin" / "helm"
-KUBECONFORM = TOOLS / "bin" / "kubeconform"
-SCHEMAS = (
-    next(iter(sorted((TOOLS / "schemas").glob("kubernetes-*"))), None)
-    if (TOOLS / "schemas").is_dir()
-    else None
-)
-CHECKOV = Path(os.environ.get("OFFLOAD_CHECKOV", "/var/cache/offload/checkov-venv/bin/checkov"))
 CI_VALUES = sorted(p.name for p in (CHART / "ci").glob("*-values.yaml"))
 NAMESPACE = "offload"
 
@@ -46,15 +37,18 @@ CHECKOV_OBJECT_EXCEPTIONS = {
 }
 
 
-def need_tools() -> None:
-    missing = [str(p) for p in (HELM, KUBECONFORM) if not p.exists()] + ([] if SCHEMAS else ["schemas"])
-    if missing:
-        pytest.fail(f"missing {', '.join(missing)}: run `make k8s-tools`", pytrace=False)
-
-
 def helm(*args: str) -> subprocess.CompletedProcess[str]:
-    need_tools()
-    return subprocess.run([str(HELM), *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([tool("helm"), *args], capture_output=True, text=True, timeout=120)
+
+
+def kubeconform_schema_locations() -> list[str]:
+    schemas = kubernetes_schemas()
+    return [
+        "-schema-location",
+        f"{schemas}/{{{{ .ResourceKind }}}}{{{{ .KindSuffix }}}}.json",
+        "-schema-location",
+        f"{schemas}/{{{{ .Group }}}}/{{{{ .ResourceKind }}}}_{{{{ .ResourceAPIVersion }}}}.json",
+    ]
 
 
 def render(*values: str, **sets: str) -> list[dict[str, Any]]:
@@ -106,15 +100,12 @@ def test_rendered_manifests_pass_kubeconform_strict(values, tmp_path):
     manifests.write_text(result.stdout)
     check = subprocess.run(
         [
-            str(KUBECONFORM),
+            tool("kubeconform"),
             "-strict",
             "-summary",
             "-output",
             "json",
-            "-schema-location",
-            f"{SCHEMAS}/{{{{ .ResourceKind }}}}{{{{ .KindSuffix }}}}.json",
-            "-schema-location",
-            f"{SCHEMAS}/{{{{ .Group }}}}/{{{{ .ResourceKind }}}}_{{{{ .ResourceAPIVersion }}}}.json",
+            *kubeconform_schema_locations(),
             str(manifests),
         ],
         capture_output=True,
@@ -137,10 +128,9 @@ def test_kubeconform_would_catch_a_wrong_field(tmp_path):
     path.write_text(yaml.safe_dump(deployment))
     check = subprocess.run(
         [
-            str(KUBECONFORM),
+            tool("kubeconform"),
             "-strict",
-            "-schema-location",
-            f"{SCHEMAS}/{{{{ .ResourceKind }}}}{{{{ .KindSuffix }}}}.json",
+            *kubeconform_schema_locations(),
             str(path),
         ],
         capture_output=True,
@@ -404,12 +394,10 @@ def test_values_schema_refuses_what_cannot_work(sets, message):
 
 @pytest.mark.parametrize("values", ["network-policies-values.yaml", "external-services-values.yaml"])
 def test_checkov_finds_nothing_beyond_the_documented_exceptions(values, tmp_path):
-    if not CHECKOV.exists():
-        pytest.fail(f"missing {CHECKOV}: run `make k8s-tools`", pytrace=False)
     (tmp_path / "manifests.yaml").write_text(yaml.safe_dump_all(render(values)))
     result = subprocess.run(
         [
-            str(CHECKOV),
+            checkov(),
             "-d",
             str(tmp_path),
             "--framework",

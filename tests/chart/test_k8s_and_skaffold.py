@@ -9,8 +9,6 @@ point at existing paths, and the port-forwards name real Services."""
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import subprocess
 import sys
@@ -21,9 +19,9 @@ import jsonschema
 import pytest
 import yaml
 
+from offload_testkit.k8s_tools import kubernetes_schemas, skaffold_schema, tool
+
 ROOT = Path(__file__).resolve().parents[2]
-TOOLS = Path(os.environ.get("OFFLOAD_K8S_TOOLS", "/var/cache/offload/k8s-tools"))
-HELM, KUSTOMIZE, KUBECONFORM = (TOOLS / "bin" / n for n in ("helm", "kustomize", "kubeconform"))
 SKAFFOLD = yaml.safe_load((ROOT / "skaffold.yaml").read_text())
 
 
@@ -60,7 +58,7 @@ def test_dev_overlay_builds_and_validates(tmp_path):
     first = (overlay / "overlays" / "dev" / "rabbitmq.env").read_text()
     run(str(ROOT / "scripts" / "k8s-secrets.sh"), str(overlay / "overlays" / "dev"))
     assert (overlay / "overlays" / "dev" / "rabbitmq.env").read_text() == first  # never rotated by a re-run
-    built = run(str(KUSTOMIZE), "build", str(overlay / "overlays" / "dev"))
+    built = run(tool("kustomize"), "build", str(overlay / "overlays" / "dev"))
     docs = docs_of(built)
     assert {d["metadata"].get("namespace") for d in docs if d["kind"] != "Namespace"} == {"offload-dev"}
     secrets = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Secret"}
@@ -80,9 +78,9 @@ def test_dev_overlay_builds_and_validates(tmp_path):
     assert web["spec"]["replicas"] == 1
     path = tmp_path / "built.yaml"
     path.write_text(built)
-    schemas = next(iter(sorted((TOOLS / "schemas").glob("kubernetes-*"))))
+    schemas = kubernetes_schemas()
     run(
-        str(KUBECONFORM),
+        tool("kubeconform"),
         "-strict",
         "-schema-location",
         f"{schemas}/{{{{ .ResourceKind }}}}{{{{ .KindSuffix }}}}.json",
@@ -111,13 +109,12 @@ def test_skaffold_artifacts_build_from_the_dockerfiles_with_the_base_image_arg()
         assert "BASE_IMAGE" in artifact["docker"]["buildArgs"]
 
 
-def skaffold_schema() -> dict:
-    version = SKAFFOLD["apiVersion"].removeprefix("skaffold/")
-    return json.loads((TOOLS / "schemas" / "skaffold" / f"{version}.json").read_text())
+def skaffolds_own_schema() -> dict:
+    return skaffold_schema(SKAFFOLD["apiVersion"].removeprefix("skaffold/"))
 
 
 def test_skaffold_config_matches_skaffolds_schema():
-    validator = jsonschema.Draft7Validator(skaffold_schema())
+    validator = jsonschema.Draft7Validator(skaffolds_own_schema())
     errors = [f"{list(e.path)}: {e.message}" for e in validator.iter_errors(SKAFFOLD)]
     assert not errors
     # A profile's patches are applied to the base config; the result must be valid too.
@@ -143,7 +140,7 @@ def skaffold_set_values(release: dict) -> dict[str, str]:
 def skaffold_render(release: dict, *args: str) -> list[dict]:
     """`helm template` of skaffold's helm release, as skaffold would deploy it."""
     chart = str(ROOT / release["chartPath"])
-    return docs_of(run(str(HELM), "template", release["name"], chart, "-n", release["namespace"], *args))
+    return docs_of(run(tool("helm"), "template", release["name"], chart, "-n", release["namespace"], *args))
 
 
 def test_skaffold_image_values_reach_the_rendered_pods():
@@ -194,4 +191,4 @@ def test_skaffold_profiles_patch_existing_paths_and_forward_to_real_services():
 
 @pytest.mark.parametrize("values", ["k8s/kind-values.yaml", "k8s/render-values.yaml"])
 def test_k8s_values_files_lint(values):
-    run(str(HELM), "lint", "--strict", str(ROOT / "charts" / "offload"), "-f", str(ROOT / values))
+    run(tool("helm"), "lint", "--strict", str(ROOT / "charts" / "offload"), "-f", str(ROOT / values))

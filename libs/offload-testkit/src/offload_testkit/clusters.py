@@ -22,12 +22,11 @@ from pathlib import Path
 
 import yaml
 
+from offload_testkit.k8s_tools import tool
 from offload_testkit.kube import ClusterError, LocalControlPlane, service_account_kubeconfig
 from offload_testkit.kube_node import LocalNode
 
 ROOT = Path(__file__).resolve().parents[4]  # the repository (the testkit is installed editable)
-K8S_TOOLS = Path(os.environ.get("OFFLOAD_K8S_TOOLS", "/var/cache/offload/k8s-tools"))
-HELM = K8S_TOOLS / "bin" / "helm"
 # What `make images` builds, all of which the local provider's node runs.
 LOCAL_IMAGES = ("web", "mailer", "stats", "autoscaler", "rabbitmq", "redis", "mailsink")
 # Where the e2e suite installs the chart.
@@ -57,7 +56,7 @@ class Cluster:
         return {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
 
     def helm(self, *args: str, timeout: float = 600, check: bool = True) -> str:
-        return run([str(HELM), *args], env=self.env(), timeout=timeout, check=check)
+        return run([tool("helm"), *args], env=self.env(), timeout=timeout, check=check)
 
     @contextlib.contextmanager
     def service_url(self, namespace: str, target: str, port: int) -> Iterator[str]:

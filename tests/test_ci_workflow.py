@@ -1,0 +1,53 @@
+"""The GitHub workflow that runs the e2e suite on kind, checked by actionlint.
+
+No GitHub runner is reachable from here, so the workflow cannot run; actionlint is the next
+best thing: workflow syntax, expressions, the inputs of the actions it uses and, through
+shellcheck, the shell of its `run:` steps.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from offload_testkit.k8s_tools import tool
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOW = ROOT / ".github" / "workflows" / "e2e.yaml"
+
+
+def actionlint(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [tool("actionlint"), "-no-color", str(path)], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+
+
+def test_the_e2e_workflow_passes_actionlint_with_shellcheck():
+    assert shutil.which("shellcheck"), "shellcheck is missing: run `make system-deps`"
+    result = actionlint(WORKFLOW)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_actionlint_would_catch_a_broken_step(tmp_path):
+    """A guard that the check above can fail: a bad action input and a shell quoting slip."""
+    workflow = yaml.safe_load(WORKFLOW.read_text())
+    steps = workflow["jobs"]["kind"]["steps"]
+    steps[1]["with"]["pyhton-version"] = "3.11"
+    steps.append({"name": "broken", "run": "cd $HOME/some dir && ls"})
+    broken = tmp_path / ".github" / "workflows" / "e2e.yaml"
+    broken.parent.mkdir(parents=True)
+    broken.write_text(yaml.safe_dump(workflow, sort_keys=False))
+    result = actionlint(broken)
+    assert result.returncode == 1
+    assert "pyhton-version" in result.stdout
+    assert "shellcheck" in result.stdout
+
+
+def test_the_workflow_runs_the_suite_on_the_kind_provider():
+    workflow = yaml.safe_load(WORKFLOW.read_text())
+    [suite] = [s for s in workflow["jobs"]["kind"]["steps"] if s.get("env", {}).get("OFFLOAD_E2E_PROVIDER")]
+    assert suite["env"]["OFFLOAD_E2E_PROVIDER"] == "kind"
+    assert "-m e2e tests/e2e" in suite["run"]
