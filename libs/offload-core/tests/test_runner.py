@@ -178,6 +178,24 @@ def test_sigterm_finishes_in_flight_work_leaves_the_rest_queued_and_exits_0(publ
     assert wait_for(lambda: ready_count(amqp_url, QUEUE) == 4, what="4 messages back on the queue")
 
 
+@pytest.mark.parametrize(("hold", "exit_code"), [("1", 0), ("0", -signal.SIGTERM)])
+def test_sigterm_while_starting_exits_0_and_takes_nothing(publisher, amqp_url, tmp_path, hold, exit_code):
+    """A scale-down can reach a runner still starting. With the stop signal held (what the
+    services do) it exits 0 without consuming; without, the default action kills it."""
+    record = tmp_path / "record.txt"
+    for _ in range(3):
+        publisher.publish(signup())
+    process = start_runner_process(amqp_url, record, slow=0, STARTUP_SECONDS="2", HOLD_STOP_SIGNALS=hold)
+    try:
+        wait_for(lambda: lines(record, "booting"), timeout=20, what="the runner booting")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == exit_code, process.stdout.read().decode()
+    finally:
+        process.kill()
+    assert lines(record, "start") == []
+    assert ready_count(amqp_url, QUEUE) == 3
+
+
 def test_kill_9_of_a_runner_redelivers_its_unacked_messages(publisher, amqp_url, tmp_path):
     record = tmp_path / "record.txt"
     for _ in range(5):

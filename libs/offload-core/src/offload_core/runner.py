@@ -114,6 +114,18 @@ class _Delivery:
         return dict(self.properties.headers or {})
 
 
+_STOP_BEFORE_RUN = threading.Event()
+
+
+def hold_stop_signals() -> None:
+    """Call first in a runner's main. A SIGTERM or SIGINT that arrives while the process
+    connects and opens its stores is remembered instead of killing it; `Runner.run` then
+    returns 0 at once, having consumed nothing. (A scale-down often hits a runner that is
+    still starting; the default action would end it with status -15 instead of 0.)"""
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, lambda *_: _STOP_BEFORE_RUN.set())
+
+
 class Runner:
     def __init__(
         self,
@@ -178,6 +190,11 @@ class Runner:
         if install_signal_handlers:
             signal.signal(signal.SIGTERM, lambda *_: self.stop())
             signal.signal(signal.SIGINT, lambda *_: self.stop())
+            if _STOP_BEFORE_RUN.is_set():
+                log.info("stop requested while starting: exiting without consuming")
+                if self._own_publisher:
+                    self.publisher.close(timeout=2.0)
+                return 0
         self._create_metric_series()
         self.publisher.start()
         for _ in range(self.config.worker_threads):

@@ -8,7 +8,7 @@ import sys
 from offload_core.config import ConfigError, CoreConfig
 from offload_core.logs import configure_logging
 from offload_core.publisher import Publisher
-from offload_core.runner import Runner
+from offload_core.runner import Runner, hold_stop_signals
 from offload_core.status import serve_status
 from offload_core.topology import stack_topology
 from offload_mailer.backends import make_backend
@@ -20,6 +20,7 @@ log = logging.getLogger("offload.mailer")
 
 
 def main() -> None:
+    hold_stop_signals()
     configure_logging("mailer")
     try:
         core = CoreConfig.from_env(service_name="mailer")

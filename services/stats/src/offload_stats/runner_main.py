@@ -11,7 +11,7 @@ from prometheus_client import Counter
 
 from offload_core.config import ConfigError, CoreConfig, env_integer, env_number
 from offload_core.logs import configure_logging
-from offload_core.runner import BatchHandler, Message, Runner
+from offload_core.runner import BatchHandler, Message, Runner, hold_stop_signals
 from offload_core.status import serve_status
 from offload_core.topology import stack_topology
 from offload_stats.counting import increments
@@ -50,6 +50,7 @@ def make_batch_handler(store: StatsStore) -> BatchHandler:
 
 
 def main() -> None:
+    hold_stop_signals()
     configure_logging("stats")
     try:
         core = CoreConfig.from_env(service_name="stats")
