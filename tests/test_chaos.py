@@ -22,3 +22,6 @@ def test_scenario_loses_nothing_and_counts_exactly(scenario, rabbitmq_broker, re
     assert result.lost == 0, result.line()
     assert result.duplicates <= result.window, result.line()
     assert result.stats_exact, result.line()
+    assert result.false_202 == 0, result.line()
+    assert not result.problems, result.line()
+    assert result.passed  # what `make chaos` counts as a pass is exactly the checks above

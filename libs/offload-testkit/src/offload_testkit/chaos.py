@@ -53,16 +53,24 @@ class Result:
     stats_exact: bool
     window: int  # duplicates the mailer's documented window allows in this scenario
     false_202: int = 0  # signups answered 202 while the broker could not have confirmed them
+    problems: list[str] = dataclasses.field(default_factory=list)  # scenario-specific failed checks
 
     @property
     def passed(self) -> bool:
-        return self.lost == 0 and self.duplicates <= self.window and self.stats_exact and not self.false_202
+        return (
+            self.lost == 0
+            and self.duplicates <= self.window
+            and self.stats_exact
+            and not self.false_202
+            and not self.problems
+        )
 
     def line(self) -> str:
         return (
             f"chaos {self.scenario}: accepted={self.accepted} delivered={self.delivered} "
             f"duplicates={self.duplicates} lost={self.lost} stats_exact={'yes' if self.stats_exact else 'no'}"
             f" false_202={self.false_202} (documented window allows {self.window})"
+            + "".join(f"; {problem}" for problem in self.problems)
         )
 
 
@@ -138,6 +146,10 @@ class Stack:
         queues = requests.get(url, auth=("guest", "guest"), timeout=5).json()
         return all(q.get("messages_unacknowledged", 0) == 0 for q in queues if q["name"] in WORK_QUEUES)
 
+    def consumers(self, queue: str) -> int:
+        url = f"{self.broker.management_url}/api/queues/{self.vhost}/{queue}"
+        return requests.get(url, auth=("guest", "guest"), timeout=5).json().get("consumers", 0)
+
     def result(self, scenario: str, window: int, timeout: float = 120) -> Result:
         expected = {f"<signup-{i}@offload.localhost>" for i in self.accepted}
         deadline = time.monotonic() + timeout
@@ -155,7 +167,7 @@ class Stack:
         signups_counted = counters.get(("signups", "total"), 0)
         mails_counted = counters.get(("mails", "sent"), 0)
         stats_exact = signups_counted == len(emails) and mails_counted == len(emails)
-        return Result(
+        result = Result(
             scenario,
             len(self.accepted),
             delivered,
@@ -164,6 +176,12 @@ class Stack:
             stats_exact,
             window,
         )
+        if not stats_exact:
+            result.problems.append(
+                f"stats counted {signups_counted} signups and {mails_counted} sent mails"
+                f" for {len(emails)} distinct emails"
+            )
+        return result
 
     def close(self) -> None:
         for service in [self.web, self.stats, *self.mailers]:
@@ -234,7 +252,7 @@ def poison_message(stack: Stack, signups: int) -> Result:
     result = stack.result("poison_message", window=0)
     parked = ready_count(stack.amqp_url, "mailer.signups.high.parked")
     if parked != 1:
-        result.stats_exact = False  # report as a failure: the poison was not parked exactly once
+        result.problems.append(f"the poison message was parked {parked} times, not once")
     return result
 
 
@@ -280,14 +298,19 @@ def scale_down(stack: Stack, signups: int) -> Result:
     )
     try:
         pool.scale(3)
+        # Scale down mailers that are working, not ones still starting (tested in the core).
+        consuming = lambda: stack.consumers("mailer.signups.high") == 3  # noqa: E731
+        wait_for(consuming, timeout=60, what="three mailers consuming")
         sender = _in_background(lambda: stack.send(signups))
-        time.sleep(2)
+        time.sleep(1)
         pool.scale(1)
         stopped = list(pool.stopping)
         sender.join()
         result = stack.result("scale_down", window=0)
-        if len(stopped) != 2 or any(p.poll() != 0 for p in stopped):
-            result.stats_exact = False  # a SIGTERMed runner must have drained and exited 0
+        # A SIGTERMed runner must drain and exit 0 (its grace period is over long before now).
+        codes = [p.poll() for p in stopped]
+        if codes != [0, 0]:
+            result.problems.append(f"the two stopped mailers exited with {codes}, not [0, 0]")
         return result
     finally:
         pool.close()
