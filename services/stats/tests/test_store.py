@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 from stats_support import request_batch, request_event, signup_event
 
 from offload_core.envelope import Envelope
 from offload_stats import queries
 from offload_stats.counting import epoch_minute, increments
+from offload_stats.store import PRUNE_INTERVAL_SECONDS, SqliteStatsStore
 
 
 def test_counts_equal_the_events_applied(store):
@@ -48,3 +51,54 @@ def test_minute_buckets_follow_the_event_time(store):
     store.apply(increments(event))
     points = queries.timeseries(store, "requests", 3, now=minute * 60 + 30)
     assert [p["count"] for p in points] == [0, 0, 1]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_sqlite_forgets_event_ids_after_the_dedupe_ttl(tmp_path):
+    clock = FakeClock()
+    store = SqliteStatsStore(str(tmp_path / "stats.db"), dedupe_ttl=3 * PRUNE_INTERVAL_SECONDS, clock=clock)
+    old, recent = signup_event(), signup_event()
+    assert store.apply(increments(old)) == 1
+    clock.now += 2 * PRUNE_INTERVAL_SECONDS
+    assert store.apply(increments(recent)) == 1
+    clock.now += 2 * PRUNE_INTERVAL_SECONDS  # `old` is now past the TTL, `recent` is not
+    assert store.apply(increments(recent)) == 0
+    assert store.remembered() == 1
+    # The documented limit: a redelivery later than the TTL counts again.
+    assert store.apply(increments(old)) == 1
+    assert store.counters("signups") == {"total": 3}
+
+
+def test_sqlite_prunes_at_most_once_per_interval(tmp_path):
+    clock = FakeClock()
+    store = SqliteStatsStore(str(tmp_path / "stats.db"), dedupe_ttl=60, clock=clock)
+    store.apply(increments(signup_event()))
+    clock.now += 120  # past the TTL, but the last prune was less than an interval ago
+    store.apply(increments(signup_event()))
+    assert store.remembered() == 2
+    clock.now += PRUNE_INTERVAL_SECONDS
+    store.apply(increments(signup_event()))
+    assert store.remembered() == 1
+
+
+def test_a_file_from_before_seen_at_keeps_its_ids_for_a_full_ttl(tmp_path):
+    path = tmp_path / "stats.db"
+    event = signup_event()
+    [item] = increments(event)
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE processed (event_id TEXT PRIMARY KEY)")
+        db.execute("INSERT INTO processed VALUES (?)", (item.event_id,))
+    clock = FakeClock()
+    store = SqliteStatsStore(str(path), dedupe_ttl=2 * PRUNE_INTERVAL_SECONDS, clock=clock)
+    assert store.apply(increments(event)) == 0
+    clock.now += PRUNE_INTERVAL_SECONDS
+    assert store.apply(increments(event)) == 0
+    clock.now += 2 * PRUNE_INTERVAL_SECONDS
+    assert store.apply(increments(event)) == 1

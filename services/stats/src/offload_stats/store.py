@@ -4,9 +4,11 @@ that applies its increments (SQLite transaction / Redis Lua script), one per bat
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -16,6 +18,10 @@ from offload_stats.counting import Increments
 
 # Event ids are remembered this long; a redelivery later than that would count twice.
 DEDUPE_TTL_SECONDS = 30 * 24 * 3600
+# How often the SQLite store deletes the ids it no longer needs to remember.
+PRUNE_INTERVAL_SECONDS = 3600
+
+log = logging.getLogger("offload.stats.store")
 
 
 class StatsStore(Protocol):
@@ -38,13 +44,19 @@ _BUMP_SERIES = (
 
 
 class SqliteStatsStore:
-    def __init__(self, path: str) -> None:
+    """Counts in one SQLite file (WAL). The ids of counted events are kept for
+    `dedupe_ttl` seconds, like the Redis store's keys, and pruned at most once per
+    PRUNE_INTERVAL_SECONDS, so the file does not grow with every event ever counted."""
+
+    def __init__(
+        self, path: str, *, dedupe_ttl: int = DEDUPE_TTL_SECONDS, clock: Callable[[], float] = time.time
+    ) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(
             """
-            CREATE TABLE IF NOT EXISTS processed (event_id TEXT PRIMARY KEY);
+            CREATE TABLE IF NOT EXISTS processed (event_id TEXT PRIMARY KEY, seen_at INTEGER NOT NULL);
             CREATE TABLE IF NOT EXISTS counters (
                 family TEXT NOT NULL, key TEXT NOT NULL, value INTEGER NOT NULL, PRIMARY KEY (family, key));
             CREATE TABLE IF NOT EXISTS series (
@@ -52,16 +64,34 @@ class SqliteStatsStore:
                 PRIMARY KEY (name, minute));
             """
         )
+        self._dedupe_ttl = dedupe_ttl
+        self._clock = clock
+        self._migrate()
+        self._db.execute("CREATE INDEX IF NOT EXISTS processed_seen_at ON processed (seen_at)")
         self._lock = threading.Lock()
+        self._last_prune = float("-inf")
+
+    def _migrate(self) -> None:
+        # Files written before ids had a time: they count as seen now, and so are kept a full TTL.
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(processed)")}
+        if "seen_at" not in columns:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("ALTER TABLE processed ADD COLUMN seen_at INTEGER NOT NULL DEFAULT 0")
+            self._db.execute("UPDATE processed SET seen_at = ?", (int(self._clock()),))
+            self._db.execute("COMMIT")
 
     def apply(self, batch: Sequence[Increments]) -> int:
         new = 0
+        now = self._clock()
         with self._lock:
+            if now - self._last_prune >= PRUNE_INTERVAL_SECONDS:
+                self._prune(now)
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 for item in batch:
                     inserted = self._db.execute(
-                        "INSERT OR IGNORE INTO processed (event_id) VALUES (?)", (item.event_id,)
+                        "INSERT OR IGNORE INTO processed (event_id, seen_at) VALUES (?, ?)",
+                        (item.event_id, int(now)),
                     ).rowcount
                     if not inserted:
                         continue
@@ -73,6 +103,19 @@ class SqliteStatsStore:
                 self._db.execute("ROLLBACK")
                 raise
         return new
+
+    def _prune(self, now: float) -> None:
+        forgotten = self._db.execute(
+            "DELETE FROM processed WHERE seen_at < ?", (int(now - self._dedupe_ttl),)
+        ).rowcount
+        self._last_prune = now
+        if forgotten:
+            log.info("forgot old event ids", extra={"fields": {"forgotten": forgotten}})
+
+    def remembered(self) -> int:
+        """How many event ids the store keeps for deduplication."""
+        with self._lock:
+            return self._db.execute("SELECT count(*) FROM processed").fetchone()[0]
 
     def counters(self, family: str) -> dict[str, int]:
         with self._lock:
