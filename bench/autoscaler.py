@@ -2,8 +2,8 @@
 
 - seconds from a backlog crossing the activation threshold (the publish confirmed) to
   the scale call (pollingInterval 1 s; includes the management API's sampling lag);
-- scale changes under a steady load the runners keep up with, over a fixed window
-  (goal: no flapping).
+- scale changes under a steady load the runners keep up with, over 10 minutes after
+  30 s of settling (goal: no flapping).
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def reaction(running: Running) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--steady-seconds", type=int, default=120)
+    parser.add_argument("--steady-seconds", type=int, default=600, help="window counted after settling")
     parser.add_argument("--steady-rate", type=float, default=20.0)
     args = parser.parse_args()
     with private_broker() as (broker, workdir):

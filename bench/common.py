@@ -10,7 +10,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from offload_testkit.rabbitmq import PrivateBroker
-from offload_testkit.stack import start_web
+from offload_testkit.stack import Service, start_web
+
+
+def broker_pid(broker: PrivateBroker) -> int:
+    """The root of the broker's process tree (the start script, then the Erlang VM under it)."""
+    return broker.executor.process.pid
+
+
+def service_pid(service: Service) -> int:
+    """The root of a service's process tree (gunicorn's arbiter and its workers)."""
+    assert service.process.process is not None
+    return service.process.process.pid
 
 
 @contextlib.contextmanager
@@ -25,12 +36,12 @@ def private_broker() -> Iterator[tuple[PrivateBroker, Path]]:
 
 
 @contextlib.contextmanager
-def web_server(amqp_url: str, workdir: Path, name: str, **env: str) -> Iterator[str]:
+def web_server(amqp_url: str, workdir: Path, name: str, **env: str) -> Iterator[Service]:
     service = start_web(
         {"OFFLOAD_AMQP_URL": amqp_url, "OFFLOAD_LOG_LEVEL": "WARNING", **env}, workdir, name=name
     )
     try:
-        yield service.url
+        yield service
     finally:
         service.terminate()
 

@@ -7,6 +7,10 @@ the per-round ratios: this machine is shared, and a single pair of runs swings b
 2. GET / with the analytics middleware vs OFFLOAD_WEB_ANALYTICS=off. Goal >= 0.95.
 3. The IronMQ seed's siege table: response time, transaction rate, longest transaction,
    with and without queueing (POST signups), printed as `siege` lines.
+
+Each side also gets its CPU per request, split by process tree (web server, broker, wrk),
+and `ratio ..._cpu_limit`: off-side CPU over on-side CPU per request, the best throughput
+ratio two saturated cores allow when the broker runs on them too.
 """
 
 from __future__ import annotations
@@ -21,7 +25,10 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from common import private_broker, web_server, wrk
+from common import broker_pid, private_broker, service_pid, web_server, wrk
+from cpu import Measured, measure
+
+from offload_testkit.stack import Service
 
 BODY = json.dumps({"name": "Bench", "email": "bench@example.com", "fruit": "kiwi"})
 WRK_POST = f"""
@@ -44,23 +51,46 @@ def siege(url: str, seconds: int, concurrency: int, workdir: Path) -> dict[str, 
     return report
 
 
-def interleaved(on: Callable[[], float], off: Callable[[], float], rounds: int) -> tuple[float, float, float]:
+def interleaved(
+    on: Callable[[], Measured], off: Callable[[], Measured], rounds: int
+) -> tuple[list[Measured], list[Measured], float]:
     """Alternate the two sides (on-off, off-on, ...) so that both see the same noise of this
-    shared machine; returns the mean rate of each side and the median of the per-round ratios."""
-    on_rates, off_rates = [], []
+    shared machine; returns each side's rounds and the median of the per-round ratios."""
+    on_runs: list[Measured] = []
+    off_runs: list[Measured] = []
     for round_ in range(rounds):
         if round_ % 2:
-            off_rates.append(off())
-            on_rates.append(on())
+            off_runs.append(off())
+            on_runs.append(on())
         else:
-            on_rates.append(on())
-            off_rates.append(off())
-    ratios = [a / b for a, b in zip(on_rates, off_rates, strict=True)]
+            on_runs.append(on())
+            off_runs.append(off())
+    ratios = [a.rate / b.rate for a, b in zip(on_runs, off_runs, strict=True)]
     print(
         "rounds: "
-        + " ".join(f"{a:.0f}/{b:.0f}={r:.2f}" for a, b, r in zip(on_rates, off_rates, ratios, strict=True))
+        + " ".join(
+            f"{a.rate:.0f}/{b.rate:.0f}={r:.2f}" for a, b, r in zip(on_runs, off_runs, ratios, strict=True)
+        )
     )
-    return statistics.mean(on_rates), statistics.mean(off_rates), statistics.median(ratios)
+    return on_runs, off_runs, statistics.median(ratios)
+
+
+def print_comparison(
+    name: str, labels: tuple[str, str, str], on: list[Measured], off: list[Measured], ratio: float
+) -> None:
+    on_label, off_label, ratio_label = labels
+    print(f"bench {name}_{on_label}: {statistics.mean(m.rate for m in on):.0f} req/s")
+    print(f"bench {name}_{off_label}: {statistics.mean(m.rate for m in off):.0f} req/s")
+    print(f"ratio {name}_{ratio_label}: {ratio:.2f}")
+    for label, runs in ((on_label, on), (off_label, off)):
+        parts = " ".join(
+            f"{tree}={statistics.median(m.cpu_ms[tree] for m in runs):.3f}" for tree in runs[0].cpu_ms
+        )
+        print(f"bench {name}_cpu_{label}: {parts} ms per request")
+    # With both sides saturating the same cores, throughput is cores / CPU per request: this
+    # is the best ratio the CPU allows, whatever the latency.
+    limit = statistics.median(b.total_ms / a.total_ms for a, b in zip(on, off, strict=True))
+    print(f"ratio {name}_cpu_limit: {limit:.2f}")
 
 
 def main() -> int:
@@ -83,27 +113,37 @@ def main() -> int:
             web_server(url, workdir, "analytics-off", OFFLOAD_WEB_ANALYTICS="off")
         )
 
-        def signups(base: str) -> Callable[[], float]:
-            return lambda: wrk(
-                base + "/api/v1/signups", seconds=args.seconds, connections=args.connections, script=post
+        def signups(server: Service) -> Callable[[], Measured]:
+            url = server.url + "/api/v1/signups"
+            return lambda: measure(
+                lambda: wrk(url, seconds=args.seconds, connections=args.connections, script=post),
+                {"web": service_pid(server), "broker": broker_pid(broker)},
             )
 
-        def page(base: str) -> Callable[[], float]:
-            return lambda: wrk(base + "/", seconds=args.seconds, connections=args.connections)
+        def page(server: Service) -> Callable[[], Measured]:
+            url = server.url + "/"
+            return lambda: measure(
+                lambda: wrk(url, seconds=args.seconds, connections=args.connections),
+                {"web": service_pid(server), "broker": broker_pid(broker)},
+            )
 
-        for base in (all_on, publish_off, analytics_off):  # warm-up
-            wrk(base + "/api/v1/signups", seconds=1, connections=args.connections, script=post)
-            wrk(base + "/", seconds=1, connections=args.connections)
+        for server in (all_on, publish_off, analytics_off):  # warm-up
+            wrk(server.url + "/api/v1/signups", seconds=1, connections=args.connections, script=post)
+            wrk(server.url + "/", seconds=1, connections=args.connections)
         signup_on, signup_off, signup_ratio = interleaved(signups(all_on), signups(publish_off), args.rounds)
         page_on, page_off, page_ratio = interleaved(page(all_on), page(analytics_off), args.rounds)
-        siege_on = siege(all_on, args.siege_seconds, args.connections, workdir)
-        siege_off = siege(publish_off, args.siege_seconds, args.connections, workdir)
-    print(f"bench web_signup_publishing: {signup_on:.0f} req/s")
-    print(f"bench web_signup_not_publishing: {signup_off:.0f} req/s")
-    print(f"ratio web_signup_publishing_vs_not: {signup_ratio:.2f}")
-    print(f"bench web_page_analytics_on: {page_on:.0f} req/s")
-    print(f"bench web_page_analytics_off: {page_off:.0f} req/s")
-    print(f"ratio web_page_analytics_on_vs_off: {page_ratio:.2f}")
+        siege_on = siege(all_on.url, args.siege_seconds, args.connections, workdir)
+        siege_off = siege(publish_off.url, args.siege_seconds, args.connections, workdir)
+    print_comparison(
+        "web_signup",
+        ("publishing", "not_publishing", "publishing_vs_not"),
+        signup_on,
+        signup_off,
+        signup_ratio,
+    )
+    print_comparison(
+        "web_page", ("analytics_on", "analytics_off", "analytics_on_vs_off"), page_on, page_off, page_ratio
+    )
     for name, report in (("with_queueing", siege_on), ("without_queueing", siege_off)):
         print(
             f"siege {name}: response_time={report['response_time']:.3f}s "
