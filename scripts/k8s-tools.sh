@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Kubernetes tooling for the chart checks, built from the Go module proxy at pinned versions
-# (no binary downloads, no registry): helm, kubeconform, kustomize, actionlint (for the GitHub
-# workflow), and JSON schemas for kubeconform
+# (no binary downloads, no registry): helm, kubeconform, kustomize, skaffold, actionlint (for the
+# GitHub workflow), and JSON schemas for kubeconform
 # generated from Kubernetes' own OpenAPI document and the KEDA and prometheus-operator CRDs.
 # Everything lands in $OFFLOAD_TOOLS (default /var/cache/offload/k8s-tools) and is reused.
 set -euo pipefail
@@ -30,8 +30,8 @@ if ! cmp -s "$REPO/requirements/checkov-constraints.txt" "$CHECKOV_VENV/.constra
 fi
 
 stamp="$TOOLS/.versions"
-want="$HELM_VERSION $KUBECONFORM_VERSION $KUSTOMIZE_VERSION $KUBERNETES_VERSION $KEDA_VERSION $PROMETHEUS_OPERATOR_VERSION $SKAFFOLD_VERSION $ACTIONLINT_VERSION schemas-3"
-if [[ -f $stamp && "$(cat "$stamp")" == "$want" && -x $BIN/helm && -x $BIN/kubeconform && -x $BIN/kustomize && -x $BIN/actionlint ]]; then
+want="$HELM_VERSION $KUBECONFORM_VERSION $KUSTOMIZE_VERSION $KUBERNETES_VERSION $KEDA_VERSION $PROMETHEUS_OPERATOR_VERSION $SKAFFOLD_VERSION $ACTIONLINT_VERSION schemas-3 skaffold-bin"
+if [[ -f $stamp && "$(cat "$stamp")" == "$want" && -x $BIN/helm && -x $BIN/kubeconform && -x $BIN/kustomize && -x $BIN/actionlint && -x $BIN/skaffold ]]; then
   exit 0
 fi
 
@@ -70,4 +70,14 @@ rm -rf "$SCHEMAS"
 skaffold=$(module_dir "github.com/GoogleContainerTools/skaffold/v2@$SKAFFOLD_VERSION")
 mkdir -p "$TOOLS/schemas/skaffold"
 cp "$skaffold"/docs-v2/content/en/schemas/v4beta*.json "$TOOLS/schemas/skaffold/"
+# skaffold itself, from the same module. Its go.mod has replace directives, which
+# `go install pkg@version` refuses, so it is built in a writable copy of the module.
+echo "k8s-tools: building skaffold $SKAFFOLD_VERSION (about 5 minutes on two cores, once)"
+build=$(mktemp -d)
+cp -r "$skaffold"/. "$build"
+chmod -R u+w "$build"
+(cd "$build" && go build -trimpath -o "$BIN/skaffold" \
+  -ldflags "-s -w -X github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/version.version=$SKAFFOLD_VERSION" \
+  ./cmd/skaffold)
+rm -rf "$build"
 echo "$want" > "$stamp"

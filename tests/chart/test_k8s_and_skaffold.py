@@ -1,14 +1,17 @@
 """k8s/ (plain manifests rendered from the chart, a kustomize overlay, the kind config) and
 skaffold.yaml, checked with the real helm, kustomize and kubeconform.
 
-skaffold.yaml is validated, with each profile applied, against skaffold's own published
-schema for its apiVersion (shipped in skaffold's Go module, fetched by scripts/k8s-tools.sh),
-and checked for what it must wire up: every artifact's Dockerfile and build arg, every image
+skaffold.yaml is read by the real skaffold (built from its Go module by
+scripts/k8s-tools.sh): `skaffold diagnose` for each profile, and `skaffold render`, whose
+manifests must carry every image skaffold builds and pass kubeconform. It is also validated,
+with each profile applied, against skaffold's own published schema for its apiVersion, and
+checked for what it must wire up: every artifact's Dockerfile and build arg, every image
 value it sets exists in the chart and ends up in the rendered pods, the profiles' patches
 point at existing paths, and the port-forwards name real Services."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -192,3 +195,72 @@ def test_skaffold_profiles_patch_existing_paths_and_forward_to_real_services():
 @pytest.mark.parametrize("values", ["k8s/kind-values.yaml", "k8s/render-values.yaml"])
 def test_k8s_values_files_lint(values):
     run(tool("helm"), "lint", "--strict", str(ROOT / "charts" / "offload"), "-f", str(ROOT / values))
+
+
+def skaffold(*args: str, cwd: Path = ROOT) -> str:
+    """The real skaffold binary (built by `make k8s-tools`), with helm on its PATH, offline."""
+    env = {
+        **os.environ,
+        "PATH": f"{Path(tool('helm')).parent}{os.pathsep}{os.environ['PATH']}",
+        "SKAFFOLD_UPDATE_CHECK": "false",
+        "SKAFFOLD_INTERACTIVE": "false",
+    }
+    result = subprocess.run(
+        [tool("skaffold"), *args], capture_output=True, text=True, timeout=180, cwd=cwd, env=env
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+@pytest.mark.parametrize("profile", [None, "kind", "dev"])
+def test_skaffold_diagnose_reads_the_config(profile):
+    config = yaml.safe_load(skaffold("diagnose", "--yaml-only", *(["-p", profile] if profile else [])))
+    images = [a["image"] for a in config["build"]["artifacts"]]
+    expected = [f"offload-{s}" for s in ("web", "mailer", "stats", "autoscaler")]
+    assert images == expected + (["offload-rabbitmq"] if profile == "kind" else [])
+
+
+def test_skaffold_diagnose_refuses_a_misspelt_field(tmp_path):
+    """A guard that the check above can fail."""
+    broken = {**SKAFFOLD, "build": {**SKAFFOLD["build"], "artefacts": []}}
+    (tmp_path / "skaffold.yaml").write_text(yaml.safe_dump(broken))
+    result = subprocess.run(
+        [tool("skaffold"), "diagnose", "--yaml-only"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=tmp_path,
+    )
+    assert result.returncode != 0 and "artefacts" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("profile", [None, "kind"])
+def test_skaffold_render_wires_every_built_image_into_valid_manifests(profile, tmp_path):
+    rendered = skaffold(
+        "render", "--tag", "t123", "--digest-source", "tag", "--offline=true",
+        *(["-p", profile] if profile else []),
+    )  # fmt: skip
+    docs = docs_of(rendered)
+    images = set()
+    for doc in docs:
+        spec = (
+            doc["spec"]["template"]["spec"]
+            if doc["kind"] in ("Deployment", "StatefulSet")
+            else doc.get("spec")
+        )
+        if doc["kind"] in ("Deployment", "StatefulSet", "Pod"):
+            images |= {c["image"] for c in spec["containers"]}
+    artifacts = yaml.safe_load(skaffold("diagnose", "--yaml-only", *(["-p", profile] if profile else [])))
+    built = {f"{a['image']}:t123" for a in artifacts["build"]["artifacts"]}
+    assert built <= images, images
+    # Nothing of ours runs an image skaffold did not build.
+    assert {i for i in images if i.startswith("offload-")} == built
+    path = tmp_path / "rendered.yaml"
+    path.write_text(rendered)
+    run(
+        tool("kubeconform"),
+        "-strict",
+        "-schema-location",
+        f"{kubernetes_schemas()}/{{{{ .ResourceKind }}}}{{{{ .KindSuffix }}}}.json",
+        str(path),
+    )
