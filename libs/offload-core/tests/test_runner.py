@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -16,7 +20,7 @@ from prometheus_client import REGISTRY
 from runner_app import TOPOLOGY
 
 from offload_core.envelope import ATTEMPT_HEADER, PARK_REASON_HEADER
-from offload_core.runner import Message, Park, Retry
+from offload_core.runner import Message, Park, Retry, Runner
 from offload_testkit.amqp import ready_count, take, wait_for
 
 QUEUE = "t.work"
@@ -256,3 +260,22 @@ def test_a_batch_handler_parks_only_the_messages_it_singles_out(core_config, pub
     assert all(p.headers[PARK_REASON_HEADER] == "cannot use this one" for p in parked)
     assert sorted(handled) == sorted(e.id for e in sent if e.id not in unusable)
     assert ready_count(amqp_url, "t.work") == 0
+
+
+def test_a_broker_that_is_not_there_is_logged_on_the_first_and_every_tenth_attempt(core_config, caplog):
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = dataclasses.replace(
+        core_config, amqp_url=f"amqp://guest:guest@127.0.0.1:{port}/%2F", reconnect_max_delay=0.02
+    )
+    runner = Runner(config, TOPOLOGY, {QUEUE: lambda _m: None})
+    thread = threading.Thread(target=runner.run, kwargs={"install_signal_handlers": False}, daemon=True)
+    with caplog.at_level(logging.WARNING, logger="offload.runner"):
+        thread.start()
+        wait_for(lambda: runner._attempt >= 15, what="fifteen failed attempts")
+        runner.stop()
+        thread.join(5)
+    lines = [r for r in caplog.records if r.name == "offload.runner" and "reconnecting" in r.getMessage()]
+    assert [r.getMessage() for r in lines] == ["runner cannot reach the broker, reconnecting"] * 2
+    assert [r.fields["attempts"] for r in lines] == [1, 11]

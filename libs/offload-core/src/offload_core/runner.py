@@ -250,7 +250,9 @@ class Runner:
         self._connection = SelectConnection(
             self._params,
             on_open_callback=lambda c: c.channel(on_open_callback=self._on_channel_open),
-            on_open_error_callback=lambda _c, err: self._reconnect_later(err),
+            on_open_error_callback=lambda _c, err: self._reconnect_later(
+                err, "runner cannot reach the broker"
+            ),
             on_close_callback=self._on_connection_closed,
             custom_ioloop=self._ioloop,
         )
@@ -290,18 +292,27 @@ class Runner:
         if self._stopping:
             self._ioloop.stop()
             return
-        self._reconnect_later(reason)
+        self._reconnect_later(reason, "broker connection lost")
 
-    def _reconnect_later(self, reason: Exception) -> None:
+    def _reconnect_later(self, reason: Exception, what: str) -> None:
         if self._stopping:
             self._ioloop.stop()
             return
         self._attempt += 1
         delay = reconnect_delay(self._attempt, self.config.reconnect_max_delay)
-        log.warning(
-            "broker connection lost, reconnecting",
-            extra={"fields": {"reason": repr(reason), "retry_in_s": round(delay, 2)}},
-        )
+        # The first failure, then every tenth: a broker that takes a while to come up (or
+        # back) is a few lines, not one per attempt.
+        if self._attempt % 10 == 1:
+            log.warning(
+                f"{what}, reconnecting",
+                extra={
+                    "fields": {
+                        "reason": repr(reason),
+                        "attempts": self._attempt,
+                        "retry_in_s": round(delay, 2),
+                    }
+                },
+            )
         self._ioloop.call_later(delay, self._connect)
 
     def _on_message(
