@@ -92,7 +92,8 @@ dev: system-deps venv
 	@echo "stats:  http://127.0.0.1:8001/stats  (JSON under /api/v1/stats)"
 	@echo "mail:   .state/outbox/*.eml      (file backend; set OFFLOAD_MAILER_BACKEND=smtp for a server)"
 	@echo "broker: http://127.0.0.1:15672   (RabbitMQ management, guest/guest)"
-	$(BIN)/honcho -e .env.dev -f Procfile start
+	@scripts/dev-env.sh .env.dev > $(STATE)/dev.env
+	$(BIN)/honcho -e $(STATE)/dev.env -f Procfile start
 
 bench-core: system-deps venv
 	$(BIN)/python bench/core.py
