@@ -93,7 +93,7 @@ dev: system-deps venv
 	@echo "mail:   .state/outbox/*.eml      (file backend; set OFFLOAD_MAILER_BACKEND=smtp for a server)"
 	@echo "broker: http://127.0.0.1:15672   (RabbitMQ management, guest/guest)"
 	@scripts/dev-env.sh .env.dev > $(STATE)/dev.env
-	$(BIN)/honcho -e $(STATE)/dev.env -f Procfile start
+	$(BIN)/python scripts/dev_processes.py -e $(STATE)/dev.env -f Procfile start
 
 bench-core: system-deps venv
 	$(BIN)/python bench/core.py

@@ -56,3 +56,19 @@ def test_honcho_alone_lets_its_env_file_win(tmp_path):
     """Why scripts/dev-env.sh exists: given .env.dev itself, honcho overrides the caller."""
     seen = seen_by_a_process(ROOT / ".env.dev", tmp_path, OFFLOAD_MAILER_BACKEND="smtp")
     assert seen["OFFLOAD_MAILER_BACKEND"] == "file"
+
+
+def test_processes_get_time_to_stop_before_a_sigkill(tmp_path):
+    """A process that needs 7 s to stop after SIGTERM (the broker needs about 8) exits on
+    its own under `make dev`'s process manager; plain honcho kills it after 5 s."""
+    procfile = tmp_path / "Procfile"
+    procfile.write_text(
+        "slow: exec bash -c 'trap \"sleep 7; echo stopped cleanly; exit 0\" TERM; sleep 600 & wait'\n"
+        "quick: sleep 1\n"
+    )
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "dev_processes.py"), "-f", str(procfile), "start"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert "stopped cleanly" in output and "SIGKILL" not in output, output
