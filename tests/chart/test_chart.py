@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from offload_autoscaler.spec import parse_config
-from offload_testkit.k8s_tools import checkov, kubernetes_schemas, tool
+from offload_testkit.k8s_tools import checkov, kubeconform_schema_locations, tool
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "offload"
@@ -39,16 +39,6 @@ CHECKOV_OBJECT_EXCEPTIONS = {
 
 def helm(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([tool("helm"), *args], capture_output=True, text=True, timeout=120)
-
-
-def kubeconform_schema_locations() -> list[str]:
-    schemas = kubernetes_schemas()
-    return [
-        "-schema-location",
-        f"{schemas}/{{{{ .ResourceKind }}}}{{{{ .KindSuffix }}}}.json",
-        "-schema-location",
-        f"{schemas}/{{{{ .Group }}}}/{{{{ .ResourceKind }}}}_{{{{ .ResourceAPIVersion }}}}.json",
-    ]
 
 
 def render(*values: str, **sets: str) -> list[dict[str, Any]]:

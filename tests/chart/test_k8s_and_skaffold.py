@@ -22,7 +22,7 @@ import jsonschema
 import pytest
 import yaml
 
-from offload_testkit.k8s_tools import kubernetes_schemas, skaffold_schema, tool
+from offload_testkit.k8s_tools import kubeconform_schema_locations, skaffold_schema, tool
 
 ROOT = Path(__file__).resolve().parents[2]
 SKAFFOLD = yaml.safe_load((ROOT / "skaffold.yaml").read_text())
@@ -81,14 +81,7 @@ def test_dev_overlay_builds_and_validates(tmp_path):
     assert web["spec"]["replicas"] == 1
     path = tmp_path / "built.yaml"
     path.write_text(built)
-    schemas = kubernetes_schemas()
-    run(
-        tool("kubeconform"),
-        "-strict",
-        "-schema-location",
-        f"{schemas}/{{{{ .ResourceKind }}}}{{{{ .KindSuffix }}}}.json",
-        str(path),
-    )
+    run(tool("kubeconform"), "-strict", *kubeconform_schema_locations(), str(path))
 
 
 def test_kind_config_maps_the_web_node_port():
@@ -257,10 +250,4 @@ def test_skaffold_render_wires_every_built_image_into_valid_manifests(profile, t
     assert {i for i in images if i.startswith("offload-")} == built
     path = tmp_path / "rendered.yaml"
     path.write_text(rendered)
-    run(
-        tool("kubeconform"),
-        "-strict",
-        "-schema-location",
-        f"{kubernetes_schemas()}/{{{{ .ResourceKind }}}}{{{{ .KindSuffix }}}}.json",
-        str(path),
-    )
+    run(tool("kubeconform"), "-strict", *kubeconform_schema_locations(), str(path))

@@ -1,4 +1,4 @@
-"""Reconnect delays shared by the publisher and the runner."""
+"""Reconnect delays, and which failed attempts to log, shared by the publisher and the runner."""
 
 from __future__ import annotations
 
@@ -13,3 +13,9 @@ def reconnect_delay(attempt: int, maximum: float, base: float = 0.1) -> float:
     """
     ceiling = min(maximum, base * 2 ** max(attempt, 0))
     return random.uniform(ceiling / 2, ceiling)
+
+
+def worth_logging(failures: int) -> bool:
+    """The first failure, then every tenth: an outage, or a broker slow to come up, is a
+    few log lines, not one per attempt."""
+    return failures % 10 == 1

@@ -31,7 +31,7 @@ from pika.adapters.select_connection import IOLoop, SelectConnection
 from pika.channel import Channel
 
 from offload_core import metrics
-from offload_core.backoff import reconnect_delay
+from offload_core.backoff import reconnect_delay, worth_logging
 from offload_core.config import CoreConfig
 from offload_core.contracts import Contracts, default_contracts
 from offload_core.envelope import MAX_BODY_BYTES, Envelope
@@ -391,7 +391,7 @@ class Publisher:
 
     def _on_connection_error(self, _connection: SelectConnection, error: Exception) -> None:
         self.last_error = repr(error)
-        if self._attempt % 10 == 0:  # the first failure, then every tenth: one line per outage, not a flood
+        if worth_logging(self._attempt + 1):  # the failures so far, this one included
             log.warning(
                 "publisher cannot reach the broker, retrying",
                 extra={"fields": {"error": repr(error), "attempts": self._attempt + 1}},

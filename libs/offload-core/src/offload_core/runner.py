@@ -35,7 +35,7 @@ from pika.adapters.select_connection import IOLoop, SelectConnection
 from pika.channel import Channel
 
 from offload_core import metrics
-from offload_core.backoff import reconnect_delay
+from offload_core.backoff import reconnect_delay, worth_logging
 from offload_core.config import CoreConfig
 from offload_core.contracts import ContractError, Contracts, default_contracts
 from offload_core.envelope import (
@@ -300,9 +300,7 @@ class Runner:
             return
         self._attempt += 1
         delay = reconnect_delay(self._attempt, self.config.reconnect_max_delay)
-        # The first failure, then every tenth: a broker that takes a while to come up (or
-        # back) is a few lines, not one per attempt.
-        if self._attempt % 10 == 1:
+        if worth_logging(self._attempt):
             log.warning(
                 f"{what}, reconnecting",
                 extra={

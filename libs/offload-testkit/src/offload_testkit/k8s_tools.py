@@ -24,7 +24,7 @@ def _need(path: Path) -> Path:
 
 
 def tool(name: str) -> str:
-    """The path of helm, kubeconform, kustomize or actionlint, as a string for argv."""
+    """The path of helm, kubeconform, kustomize, skaffold or actionlint, as a string for argv."""
     return str(_need(TOOLS / "bin" / name))
 
 
@@ -36,6 +36,17 @@ def kubernetes_schemas() -> Path:
     """kubeconform's schema folder: Kubernetes' own kinds plus the KEDA and monitoring CRDs."""
     found = sorted((TOOLS / "schemas").glob("kubernetes-*")) if (TOOLS / "schemas").is_dir() else []
     return _need(found[-1] if found else TOOLS / "schemas" / "kubernetes-*")
+
+
+def kubeconform_schema_locations() -> list[str]:
+    """kubeconform's `-schema-location` arguments: Kubernetes' kinds, then the CRDs."""
+    schemas = kubernetes_schemas()
+    return [
+        "-schema-location",
+        f"{schemas}/{{{{ .ResourceKind }}}}{{{{ .KindSuffix }}}}.json",
+        "-schema-location",
+        f"{schemas}/{{{{ .Group }}}}/{{{{ .ResourceKind }}}}_{{{{ .ResourceAPIVersion }}}}.json",
+    ]
 
 
 def skaffold_schema(version: str) -> dict[str, Any]:
