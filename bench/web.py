@@ -113,19 +113,19 @@ def main() -> int:
             web_server(url, workdir, "analytics-off", OFFLOAD_WEB_ANALYTICS="off")
         )
 
-        def signups(server: Service) -> Callable[[], Measured]:
-            url = server.url + "/api/v1/signups"
+        def side(server: Service, path: str, script: Path | None = None) -> Callable[[], Measured]:
+            """One wrk run against `server`, with the CPU of its process tree and the broker's."""
+            url = server.url + path
             return lambda: measure(
-                lambda: wrk(url, seconds=args.seconds, connections=args.connections, script=post),
+                lambda: wrk(url, seconds=args.seconds, connections=args.connections, script=script),
                 {"web": service_pid(server), "broker": broker_pid(broker)},
             )
 
+        def signups(server: Service) -> Callable[[], Measured]:
+            return side(server, "/api/v1/signups", post)
+
         def page(server: Service) -> Callable[[], Measured]:
-            url = server.url + "/"
-            return lambda: measure(
-                lambda: wrk(url, seconds=args.seconds, connections=args.connections),
-                {"web": service_pid(server), "broker": broker_pid(broker)},
-            )
+            return side(server, "/")
 
         for server in (all_on, publish_off, analytics_off):  # warm-up
             wrk(server.url + "/api/v1/signups", seconds=1, connections=args.connections, script=post)

@@ -15,10 +15,15 @@ ROOT = Path(__file__).resolve().parents[1]
 HONCHO = Path(sys.executable).parent / "honcho"
 
 
+def caller_environment(**environment: str) -> dict[str, str]:
+    """This process's environment without any OFFLOAD_ variable, plus `environment`."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("OFFLOAD_")} | environment
+
+
 def seen_by_a_process(env_file: Path, tmp_path: Path, **environment: str) -> dict[str, str]:
     procfile = tmp_path / "Procfile"
     procfile.write_text("show: env | grep '^OFFLOAD_'\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OFFLOAD_")} | environment
+    env = caller_environment(**environment)
     result = subprocess.run(
         [str(HONCHO), "--no-prefix", "-e", str(env_file), "-f", str(procfile), "start"],
         capture_output=True, text=True, timeout=30, env=env, cwd=tmp_path,
@@ -28,7 +33,7 @@ def seen_by_a_process(env_file: Path, tmp_path: Path, **environment: str) -> dic
 
 
 def dev_env(tmp_path: Path, **environment: str) -> Path:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OFFLOAD_")} | environment
+    env = caller_environment(**environment)
     generated = subprocess.run(
         [str(ROOT / "scripts" / "dev-env.sh"), str(ROOT / ".env.dev")],
         capture_output=True, text=True, timeout=30, env=env, check=True,
