@@ -54,6 +54,9 @@ def test_minute_buckets_follow_the_event_time(store):
 
 
 class FakeClock:
+    """The store's clock only: a 30-day TTL and an hourly prune cannot be waited out in a
+    test. The database under it is a real SQLite file."""
+
     def __init__(self) -> None:
         self.now = 1_800_000_000.0
 
