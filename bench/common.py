@@ -46,9 +46,16 @@ def web_server(amqp_url: str, workdir: Path, name: str, **env: str) -> Iterator[
         service.terminate()
 
 
-def wrk(url: str, *, seconds: int, connections: int, script: Path | None = None) -> float:
-    """Requests per second as wrk reports them (2 threads, bounded by time)."""
-    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
+def taskset(cpus: set[int] | None) -> list[str]:
+    """The command prefix that runs a program on `cpus` (nothing when None: any CPU)."""
+    return ["taskset", "-c", ",".join(map(str, sorted(cpus)))] if cpus else []
+
+
+def wrk(
+    url: str, *, seconds: int, connections: int, script: Path | None = None, cpus: set[int] | None = None
+) -> float:
+    """Requests per second as wrk reports them (2 threads, bounded by time), on `cpus` if given."""
+    command = [*taskset(cpus), "wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
     if script is not None:
         command += ["-s", str(script)]
     output = subprocess.run(

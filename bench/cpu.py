@@ -7,6 +7,7 @@ seconds per request for each process tree separates them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -74,3 +75,12 @@ def measure(run: Callable[[], float], roots: Mapping[str, int], generator: str =
     used = {name: cpu_seconds(pid) - before[name] for name, pid in roots.items()}
     used[generator] = children_cpu_seconds() - before_generator
     return Measured(rate, {name: seconds * 1000 / requests for name, seconds in used.items()})
+
+
+def pin(root: int, cpus: set[int]) -> None:
+    """Keep every thread of `root`'s process tree on `cpus` (children forked later inherit it)."""
+    for pid in tree(root):
+        with contextlib.suppress(OSError):
+            for task in os.listdir(f"/proc/{pid}/task"):
+                with contextlib.suppress(OSError):
+                    os.sched_setaffinity(int(task), cpus)

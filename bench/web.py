@@ -8,9 +8,14 @@ the per-round ratios: this machine is shared, and a single pair of runs swings b
 3. The IronMQ seed's siege table: response time, transaction rate, longest transaction,
    with and without queueing (POST signups), printed as `siege` lines.
 
+By default the web servers run on CPU 0 and the broker and the load generators on the
+other CPUs: the web tier gets cores of its own, as its pods do when the chart deploys it
+with the broker elsewhere. `--shared-cores` lets everything share every core instead; the
+broker's CPU per signup then comes out of the web's throughput.
+
 Each side also gets its CPU per request, split by process tree (web server, broker, wrk),
-and `ratio ..._cpu_limit`: off-side CPU over on-side CPU per request, the best throughput
-ratio two saturated cores allow when the broker runs on them too.
+and `ratio ..._cpu_limit`: off-side CPU over on-side CPU per request on the saturated
+cores (the web's alone when pinned), the best throughput ratio those cores allow.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -25,8 +31,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from common import broker_pid, private_broker, service_pid, web_server, wrk
-from cpu import Measured, measure
+from common import broker_pid, private_broker, service_pid, taskset, web_server, wrk
+from cpu import Measured, measure, pin
 
 from offload_testkit.stack import Service
 
@@ -38,13 +44,14 @@ wrk.headers["Content-Type"] = "application/json"
 """
 
 
-def siege(url: str, seconds: int, concurrency: int, workdir: Path) -> dict[str, float]:
+def siege(url: str, seconds: int, concurrency: int, workdir: Path, cpus: set[int] | None) -> dict[str, float]:
     urls = workdir / "siege-urls.txt"
     urls.write_text(f"{url}/api/v1/signups POST {BODY}\n")
     rc = workdir / "siegerc"
     rc.write_text("content-type = application/json\nprotocol = HTTP/1.1\nlogging = false\n")
     result = subprocess.run(
-        ["siege", "-b", "-q", "-j", f"-R{rc}", f"-c{concurrency}", f"-t{seconds}S", f"-f{urls}"],
+        [*taskset(cpus), "siege", "-b", "-q", "-j", f"-R{rc}", f"-c{concurrency}", f"-t{seconds}S",
+         f"-f{urls}"],
         capture_output=True, text=True, timeout=seconds + 60,
     )  # fmt: skip
     report = json.loads(result.stdout[result.stdout.index("{") :])
@@ -76,7 +83,12 @@ def interleaved(
 
 
 def print_comparison(
-    name: str, labels: tuple[str, str, str], on: list[Measured], off: list[Measured], ratio: float
+    name: str,
+    labels: tuple[str, str, str],
+    on: list[Measured],
+    off: list[Measured],
+    ratio: float,
+    saturated: tuple[str, ...],
 ) -> None:
     on_label, off_label, ratio_label = labels
     print(f"bench {name}_{on_label}: {statistics.mean(m.rate for m in on):.0f} req/s")
@@ -87,9 +99,12 @@ def print_comparison(
             f"{tree}={statistics.median(m.cpu_ms[tree] for m in runs):.3f}" for tree in runs[0].cpu_ms
         )
         print(f"bench {name}_cpu_{label}: {parts} ms per request")
-    # With both sides saturating the same cores, throughput is cores / CPU per request: this
-    # is the best ratio the CPU allows, whatever the latency.
-    limit = statistics.median(b.total_ms / a.total_ms for a, b in zip(on, off, strict=True))
+    # With both sides saturating the same cores, throughput is cores / CPU per request on
+    # them: this is the best ratio the CPU allows, whatever the latency.
+    limit = statistics.median(
+        sum(b.cpu_ms[t] for t in saturated) / sum(a.cpu_ms[t] for t in saturated)
+        for a, b in zip(on, off, strict=True)
+    )
     print(f"ratio {name}_cpu_limit: {limit:.2f}")
 
 
@@ -99,7 +114,23 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=4, help="on/off pairs per comparison")
     parser.add_argument("--siege-seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--shared-cores",
+        action="store_true",
+        help="let the web servers, the broker and the load generators share every core "
+        "(default: the web servers on CPU 0, the rest on the other CPUs)",
+    )
     args = parser.parse_args()
+    cpus = sorted(os.sched_getaffinity(0))
+    pinned = not args.shared_cores and len(cpus) >= 2
+    web_cpus, load_cpus = ({cpus[0]}, set(cpus[1:])) if pinned else (None, None)
+    saturated = ("web",) if pinned else ("web", "broker", "wrk")
+    print(
+        f"layout: web servers on CPU {cpus[0]}, broker and load generators on CPU "
+        f"{','.join(map(str, cpus[1:]))}"
+        if pinned
+        else f"layout: web servers, broker and load generators share CPUs {','.join(map(str, cpus))}"
+    )
     with contextlib.ExitStack() as stack:
         broker, workdir = stack.enter_context(private_broker())
         post = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "post.lua"
@@ -113,11 +144,19 @@ def main() -> int:
             web_server(url, workdir, "analytics-off", OFFLOAD_WEB_ANALYTICS="off")
         )
 
+        if pinned:
+            pin(broker_pid(broker), load_cpus)
+            for server in (all_on, publish_off, analytics_off):
+                pin(service_pid(server), web_cpus)
+
+        def load(url: str, *, seconds: int, script: Path | None = None) -> float:
+            return wrk(url, seconds=seconds, connections=args.connections, script=script, cpus=load_cpus)
+
         def side(server: Service, path: str, script: Path | None = None) -> Callable[[], Measured]:
             """One wrk run against `server`, with the CPU of its process tree and the broker's."""
             url = server.url + path
             return lambda: measure(
-                lambda: wrk(url, seconds=args.seconds, connections=args.connections, script=script),
+                lambda: load(url, seconds=args.seconds, script=script),
                 {"web": service_pid(server), "broker": broker_pid(broker)},
             )
 
@@ -128,21 +167,27 @@ def main() -> int:
             return side(server, "/")
 
         for server in (all_on, publish_off, analytics_off):  # warm-up
-            wrk(server.url + "/api/v1/signups", seconds=1, connections=args.connections, script=post)
-            wrk(server.url + "/", seconds=1, connections=args.connections)
+            load(server.url + "/api/v1/signups", seconds=1, script=post)
+            load(server.url + "/", seconds=1)
         signup_on, signup_off, signup_ratio = interleaved(signups(all_on), signups(publish_off), args.rounds)
         page_on, page_off, page_ratio = interleaved(page(all_on), page(analytics_off), args.rounds)
-        siege_on = siege(all_on.url, args.siege_seconds, args.connections, workdir)
-        siege_off = siege(publish_off.url, args.siege_seconds, args.connections, workdir)
+        siege_on = siege(all_on.url, args.siege_seconds, args.connections, workdir, load_cpus)
+        siege_off = siege(publish_off.url, args.siege_seconds, args.connections, workdir, load_cpus)
     print_comparison(
         "web_signup",
         ("publishing", "not_publishing", "publishing_vs_not"),
         signup_on,
         signup_off,
         signup_ratio,
+        saturated,
     )
     print_comparison(
-        "web_page", ("analytics_on", "analytics_off", "analytics_on_vs_off"), page_on, page_off, page_ratio
+        "web_page",
+        ("analytics_on", "analytics_off", "analytics_on_vs_off"),
+        page_on,
+        page_off,
+        page_ratio,
+        saturated,
     )
     for name, report in (("with_queueing", siege_on), ("without_queueing", siege_off)):
         print(
