@@ -67,6 +67,9 @@ def test_batch_goes_to_the_low_lane_and_is_all_or_nothing(web, amqp_url):
         ({"name": "Eve\r\nBcc: all@example.com", "email": "a@example.com", "fruit": "kiwi"}, {"name"}),
         ({"name": "Eve\nX", "email": "a@example.com", "fruit": "kiwi"}, {"name"}),
         ({"name": "Eve\u2028X", "email": "a@example.com", "fruit": "kiwi"}, {"name"}),
+        # A lone surrogate is valid JSON text ("\\ud800") but no character: it cannot be encoded.
+        ({"name": "Eve\ud800", "email": "a@example.com", "fruit": "kiwi"}, {"name"}),
+        ({"name": "Eve", "email": "a\udfff@example.com", "fruit": "kiwi"}, {"email"}),
         ({"name": "Eve", "email": "not-an-email", "fruit": "kiwi"}, {"email"}),
         ({"name": "Eve", "email": "a@example.com\r\nBcc: x@example.com", "fruit": "kiwi"}, {"email"}),
         ({"name": "Eve", "email": "a" * 250 + "@example.com", "fruit": "kiwi"}, {"email"}),

@@ -39,6 +39,11 @@ def _has_control_characters(text: str) -> bool:
     return any(unicodedata.category(ch) in _FORBIDDEN_CATEGORIES for ch in text)
 
 
+def _has_lone_surrogates(text: str) -> bool:
+    # JSON may spell one ("\ud800"), but it is no character and cannot be encoded as UTF-8.
+    return any("\ud800" <= ch <= "\udfff" for ch in text)
+
+
 def validate_signup(raw: Any) -> tuple[Signup | None, dict[str, str]]:
     """Return (signup, {}) or (None, {field: message}) for every field that is wrong."""
     if not isinstance(raw, dict):
@@ -60,6 +65,8 @@ def validate_signup(raw: Any) -> tuple[Signup | None, dict[str, str]]:
         elif _has_control_characters(name):
             # CR/LF and friends would end up in mail headers.
             errors["name"] = "must not contain control characters or line breaks"
+        elif _has_lone_surrogates(name):
+            errors["name"] = "must be valid Unicode text (it has a lone surrogate)"
 
     email = raw.get("email")
     if not isinstance(email, str):
@@ -68,6 +75,8 @@ def validate_signup(raw: Any) -> tuple[Signup | None, dict[str, str]]:
         errors["email"] = "is required"
     elif _has_control_characters(email):
         errors["email"] = "must not contain control characters or line breaks"
+    elif _has_lone_surrogates(email):
+        errors["email"] = "must be valid Unicode text (it has a lone surrogate)"
     else:
         try:
             email = validate_email(email.strip(), check_deliverability=False).normalized
