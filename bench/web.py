@@ -120,6 +120,13 @@ def main() -> int:
         help="let the web servers, the broker and the load generators share every core "
         "(default: the web servers on CPU 0, the rest on the other CPUs)",
     )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=("signup", "page", "siege"),
+        default=("signup", "page", "siege"),
+        help="run only these comparisons (default: all three)",
+    )
     args = parser.parse_args()
     cpus = sorted(os.sched_getaffinity(0))
     pinned = not args.shared_cores and len(cpus) >= 2
@@ -169,34 +176,32 @@ def main() -> int:
         for server in (all_on, publish_off, analytics_off):  # warm-up
             load(server.url + "/api/v1/signups", seconds=1, script=post)
             load(server.url + "/", seconds=1)
-        signup_on, signup_off, signup_ratio = interleaved(signups(all_on), signups(publish_off), args.rounds)
-        page_on, page_off, page_ratio = interleaved(page(all_on), page(analytics_off), args.rounds)
-        siege_on = siege(all_on.url, args.siege_seconds, args.connections, workdir, load_cpus)
-        siege_off = siege(publish_off.url, args.siege_seconds, args.connections, workdir, load_cpus)
-    print_comparison(
-        "web_signup",
-        ("publishing", "not_publishing", "publishing_vs_not"),
-        signup_on,
-        signup_off,
-        signup_ratio,
-        saturated,
-    )
-    print_comparison(
-        "web_page",
-        ("analytics_on", "analytics_off", "analytics_on_vs_off"),
-        page_on,
-        page_off,
-        page_ratio,
-        saturated,
-    )
-    for name, report in (("with_queueing", siege_on), ("without_queueing", siege_off)):
-        print(
-            f"siege {name}: response_time={report['response_time']:.3f}s "
-            f"transaction_rate={report['transaction_rate']:.1f}/s "
-            f"longest={report['longest_transaction']:.2f}s "
-            f"transactions={report['transactions']} failed={report['failed_transactions']}"
-        )
-    print(f"ratio siege_queueing_vs_not: {siege_on['transaction_rate'] / siege_off['transaction_rate']:.2f}")
+        if "signup" in args.only:
+            print_comparison(
+                "web_signup",
+                ("publishing", "not_publishing", "publishing_vs_not"),
+                *interleaved(signups(all_on), signups(publish_off), args.rounds),
+                saturated,
+            )
+        if "page" in args.only:
+            print_comparison(
+                "web_page",
+                ("analytics_on", "analytics_off", "analytics_on_vs_off"),
+                *interleaved(page(all_on), page(analytics_off), args.rounds),
+                saturated,
+            )
+        if "siege" in args.only:
+            siege_on = siege(all_on.url, args.siege_seconds, args.connections, workdir, load_cpus)
+            siege_off = siege(publish_off.url, args.siege_seconds, args.connections, workdir, load_cpus)
+            for name, report in (("with_queueing", siege_on), ("without_queueing", siege_off)):
+                print(
+                    f"siege {name}: response_time={report['response_time']:.3f}s "
+                    f"transaction_rate={report['transaction_rate']:.1f}/s "
+                    f"longest={report['longest_transaction']:.2f}s "
+                    f"transactions={report['transactions']} failed={report['failed_transactions']}"
+                )
+            rate_ratio = siege_on["transaction_rate"] / siege_off["transaction_rate"]
+            print(f"ratio siege_queueing_vs_not: {rate_ratio:.2f}")
     return 0
 
 
