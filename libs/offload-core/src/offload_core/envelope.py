@@ -7,13 +7,13 @@ correlation_id, and header `x-enqueued-at-ms`, the start of time-on-queue.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import pika
 
 from offload_core.contracts import ContractError, Contracts, default_contracts
@@ -50,7 +50,12 @@ class Envelope:
         }
 
     def to_bytes(self) -> bytes:
-        return json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False).encode()
+        # orjson: a tenth of the stdlib's time, which counts for batched analytics events
+        # (hundreds of requests per message). Compact UTF-8 either way.
+        try:
+            return orjson.dumps(self.to_dict())
+        except orjson.JSONEncodeError as exc:  # lone surrogates, ints over 64 bits, non-str keys
+            raise ValueError(f"{self.type} cannot be encoded as JSON: {exc}") from None
 
     def properties(
         self, *, correlation_id: str | None = None, headers: dict[str, Any] | None = None
@@ -78,8 +83,8 @@ def decode(body: bytes, properties: pika.BasicProperties, contracts: Contracts |
     if properties.content_type not in (None, CONTENT_TYPE):
         raise ContractError(f"content_type {properties.content_type!r} is not {CONTENT_TYPE}")
     try:
-        raw = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raw = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:  # invalid UTF-8 included
         raise ContractError(f"body is not JSON: {exc}") from None
     contracts.check_envelope(raw)
     if properties.type and properties.type != raw["type"]:
