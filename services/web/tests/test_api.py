@@ -156,6 +156,8 @@ def test_every_request_is_reported_once_without_secrets(web, amqp_url):
     }
     for path in ("/", "/thanks", "/healthz", "/metrics", "/readyz", "/nope"):
         requests.get(web.url(path), headers=secret_headers, timeout=10)
+    # A path in UTF-8 is reported as the app saw it; a given request id is reported as given.
+    requests.get(web.url("/caf%C3%A9"), headers={"X-Request-ID": "given-42"}, timeout=10)
     # One http.request.batch event per worker per quarter second: the three reported
     # requests arrive in one to three events (two gunicorn workers).
     events = take(amqp_url, "stats.requests", expect=1)
@@ -167,13 +169,22 @@ def test_every_request_is_reported_once_without_secrets(web, amqp_url):
         default_contracts().check_envelope(event.json())
         assert event.json()["type"] == "http.request.batch"
         reports += event.json()["data"]["requests"]
-    assert sorted(r["path"] for r in reports) == ["/", "/nope", "/thanks"]
-    assert len({r["id"] for r in reports}) == 3
-    for data in reports:
+    by_path = {r["path"]: r for r in reports}
+    assert sorted(r["path"] for r in reports) == ["/", "/café", "/nope", "/thanks"]
+    assert len({r["id"] for r in reports}) == 4
+    assert by_path["/café"]["request_id"] == "given-42"
+    for path in ("/", "/nope", "/thanks"):
+        data = by_path[path]
         assert data["user_agent"] == "pytest-agent/1.0"
         assert data["headers"]["referer"] == "http://example.com/page"
-        assert data["request_id"]  # generated, as no X-Request-ID was sent
-    assert {r["status"] for r in reports} == {200, 404}
+        assert len(data["request_id"]) == 32  # generated, as no X-Request-ID was sent
+        assert data["duration_ms"] > 0
+    assert {path: r["status"] for path, r in by_path.items()} == {
+        "/": 200,
+        "/thanks": 200,
+        "/nope": 404,
+        "/café": 404,
+    }
 
 
 def test_health_metrics_and_openapi(web):
