@@ -6,6 +6,7 @@ import threading
 
 import pytest
 
+from offload_core import publisher as publisher_module
 from offload_core.envelope import ENQUEUED_AT_HEADER, Envelope
 from offload_core.publisher import Publisher, PublishTimeout, Unroutable
 from offload_core.topology import Topology, WorkQueue
@@ -80,6 +81,47 @@ def test_many_threads_publish_concurrently_and_all_are_confirmed(publisher, amqp
     assert errors == []
     got = take(amqp_url, "t.signups", expect=400)
     assert len({g.properties.message_id for g in got}) == 400
+
+
+def test_messages_queued_while_confirms_are_due_leave_with_the_next_confirm(
+    core_config, amqp_url, monkeypatch
+):
+    """Under load the I/O thread is not woken once per message: what callers queue while
+    confirms are due is sent when the next confirm is handled. The periodic flush is pushed
+    out of the test's reach, so a message left behind would time out instead of leaving."""
+    monkeypatch.setattr(publisher_module, "FLUSH_INTERVAL", 3600.0)
+    publisher = Publisher(core_config, TOPOLOGY).start()
+    wakes = 0
+    wake = publisher._wake
+
+    def counting_wake() -> None:
+        nonlocal wakes
+        wakes += 1
+        wake()
+
+    publisher._wake = counting_wake  # type: ignore[method-assign]
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            for _ in range(50):
+                publisher.publish(signup(), timeout=10)
+        except BaseException as exc:
+            errors.append(exc)
+
+    try:
+        assert publisher.wait_ready(10)
+        threads = [threading.Thread(target=worker) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        publisher.close()
+    assert errors == []
+    assert len(take(amqp_url, "t.signups", expect=400)) == 400
+    print(f"{wakes} wake-ups for 400 messages")
+    assert wakes < 300
 
 
 def test_broker_unreachable_times_out_quickly(core_config):

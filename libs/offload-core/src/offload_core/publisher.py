@@ -247,7 +247,10 @@ class Publisher:
         if self._thread is None:
             raise PublisherClosed("publisher was not started")
         self._outbox.append(outgoing)
-        if wake:
+        # While confirms are due, the I/O thread sends what is queued as it handles the next
+        # one (_on_confirm): no wake-up (a pipe write, a thread switch) per message under load.
+        # If the last confirm was handled before this append, _unconfirmed reads empty here.
+        if wake and not self._unconfirmed:
             self._wake()
         return outgoing.future
 
@@ -352,9 +355,11 @@ class Publisher:
         tags = [t for t in self._unconfirmed if t <= tag] if multiple else [tag]
         now = time.monotonic()
         for t in tags:
-            outgoing = self._unconfirmed.pop(t, None)
+            outgoing = self._unconfirmed.get(t)
             if outgoing is not None:
                 self._resolve(outgoing, nacked, now)
+                del self._unconfirmed[t]  # after resolving: see _submit
+        self._flush_now()
 
     def _resolve(self, outgoing: _Outgoing, nacked: bool, now: float) -> None:
         message_id = outgoing.properties.message_id
