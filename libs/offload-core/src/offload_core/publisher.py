@@ -355,10 +355,11 @@ class Publisher:
         tags = [t for t in self._unconfirmed if t <= tag] if multiple else [tag]
         now = time.monotonic()
         for t in tags:
-            outgoing = self._unconfirmed.get(t)
+            outgoing = self._unconfirmed.pop(t, None)
             if outgoing is not None:
                 self._resolve(outgoing, nacked, now)
-                del self._unconfirmed[t]  # after resolving: see _submit
+        # After the confirmed ones left _unconfirmed: a caller that found it non-empty did
+        # not wake this thread and relies on this flush (_submit).
         self._flush_now()
 
     def _resolve(self, outgoing: _Outgoing, nacked: bool, now: float) -> None:
