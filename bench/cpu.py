@@ -59,9 +59,9 @@ class Measured:
     rate: float  # requests per second
     cpu_ms: dict[str, float]  # CPU milliseconds per request, per process tree
 
-    @property
-    def total_ms(self) -> float:
-        return sum(self.cpu_ms.values())
+    def ms_on(self, trees: tuple[str, ...]) -> float:
+        """CPU milliseconds per request of these process trees together."""
+        return sum(self.cpu_ms[tree] for tree in trees)
 
 
 def measure(run: Callable[[], float], roots: Mapping[str, int], generator: str = "wrk") -> Measured:

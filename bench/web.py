@@ -101,10 +101,7 @@ def print_comparison(
         print(f"bench {name}_cpu_{label}: {parts} ms per request")
     # With both sides saturating the same cores, throughput is cores / CPU per request on
     # them: this is the best ratio the CPU allows, whatever the latency.
-    limit = statistics.median(
-        sum(b.cpu_ms[t] for t in saturated) / sum(a.cpu_ms[t] for t in saturated)
-        for a, b in zip(on, off, strict=True)
-    )
+    limit = statistics.median(b.ms_on(saturated) / a.ms_on(saturated) for a, b in zip(on, off, strict=True))
     print(f"ratio {name}_cpu_limit: {limit:.2f}")
 
 
