@@ -63,13 +63,14 @@ def test_invalid_envelope_is_refused_before_it_is_sent(publisher, amqp_url):
     assert take(amqp_url, "t.signups") == []
 
 
-def test_many_threads_publish_concurrently_and_all_are_confirmed(publisher, amqp_url):
+def publish_from_threads(publisher: Publisher, timeout: float | None = None) -> list[BaseException]:
+    """8 threads publish 50 signups each, every one waiting for its confirm; what they raised."""
     errors: list[BaseException] = []
 
     def worker() -> None:
         try:
             for _ in range(50):
-                publisher.publish(signup())
+                publisher.publish(signup(), timeout=timeout)
         except BaseException as exc:
             errors.append(exc)
 
@@ -78,7 +79,11 @@ def test_many_threads_publish_concurrently_and_all_are_confirmed(publisher, amqp
         t.start()
     for t in threads:
         t.join()
-    assert errors == []
+    return errors
+
+
+def test_many_threads_publish_concurrently_and_all_are_confirmed(publisher, amqp_url):
+    assert publish_from_threads(publisher) == []
     got = take(amqp_url, "t.signups", expect=400)
     assert len({g.properties.message_id for g in got}) == 400
 
@@ -100,22 +105,9 @@ def test_messages_queued_while_confirms_are_due_leave_with_the_next_confirm(
         wake()
 
     publisher._wake = counting_wake  # type: ignore[method-assign]
-    errors: list[BaseException] = []
-
-    def worker() -> None:
-        try:
-            for _ in range(50):
-                publisher.publish(signup(), timeout=10)
-        except BaseException as exc:
-            errors.append(exc)
-
     try:
         assert publisher.wait_ready(10)
-        threads = [threading.Thread(target=worker) for _ in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        errors = publish_from_threads(publisher, timeout=10)
     finally:
         publisher.close()
     assert errors == []
