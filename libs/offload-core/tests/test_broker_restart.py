@@ -9,7 +9,7 @@ import pytest
 from core_support import RunnerThread, signup
 from runner_app import TOPOLOGY
 
-from offload_core.publisher import Publisher, PublishError
+from offload_core.publisher import Publisher, PublishError, PublishTimeout
 from offload_testkit.amqp import take, wait_for
 from offload_testkit.plugin import own_rabbitmq_broker
 
@@ -92,3 +92,31 @@ def test_handler_over_the_hard_time_limit_is_retried_and_capacity_kept(core_conf
             time.sleep(0.2)
     finally:
         publisher.close()
+
+
+@pytest.mark.parametrize("withdrawal", ["on", "off (negative control)"])
+def test_a_message_refused_while_the_broker_is_down_is_never_sent_later(
+    core_config, amqp_url, rabbitmq_broker, withdrawal
+):
+    publisher = Publisher(core_config, TOPOLOGY).start()
+    try:
+        assert publisher.wait_ready(10)
+        if withdrawal != "on":
+            publisher._withdraw = lambda outgoing: False  # type: ignore[method-assign]
+        rabbitmq_broker.stop()
+        wait_for(lambda: not publisher.ready, what="publisher sees the broker gone")
+        refused = signup()
+        with pytest.raises(PublishTimeout) as raised:
+            publisher.publish(refused, timeout=1.0)
+        rabbitmq_broker.start()
+        wait_for(lambda: publisher.ready, timeout=30, what="publisher reconnected")
+        marker = signup()
+        publisher.publish(marker, timeout=10)
+    finally:
+        publisher.close()
+    landed = [g.properties.message_id for g in take(amqp_url, "t.work")]
+    if withdrawal == "on":
+        assert raised.value.withdrawn
+        assert landed == [marker.id], "a message its caller was told failed was sent after all"
+    else:
+        assert refused.id in landed  # what the check above catches when nothing withdraws

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
+import time
 
 import pytest
 
 from offload_core import publisher as publisher_module
 from offload_core.envelope import ENQUEUED_AT_HEADER, Envelope
-from offload_core.publisher import Publisher, PublishTimeout, Unroutable
+from offload_core.publisher import Publisher, PublishError, PublishTimeout, Unroutable
 from offload_core.topology import Topology, WorkQueue
-from offload_testkit.amqp import take
+from offload_testkit.amqp import ready_count, take, wait_for
+from offload_testkit.tcp_proxy import TcpProxy
 
 TOPOLOGY = Topology((WorkQueue("t.signups", ("signup.created.*",)),), delay_tiers=(0.2, 0.5))
 
@@ -131,3 +134,74 @@ def test_broker_unreachable_times_out_quickly(core_config):
         assert time.monotonic() - started < 2
     finally:
         publisher.close(timeout=0.5)
+
+
+def _republish_everything(publisher: Publisher) -> None:
+    """Negative control: the behaviour the publisher must not have, every unconfirmed
+    message published again on the next connection, whatever its caller was told."""
+
+    def requeue() -> None:
+        pending = [publisher._unconfirmed[t] for t in sorted(publisher._unconfirmed)]
+        publisher._unconfirmed.clear()
+        for outgoing in pending:
+            outgoing.state = publisher_module.QUEUED
+        publisher._outbox.extendleft(reversed(pending))
+
+    publisher._requeue_unconfirmed = requeue  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize(
+    ("lost", "behaviour"),
+    [
+        ("on the way to the broker", "never resend"),
+        ("after the broker took it", "never resend"),
+        ("after the broker took it", "resend (negative control)"),
+    ],
+)
+def test_a_message_unconfirmed_when_the_connection_drops_fails_at_once_and_is_not_resent(
+    core_config, amqp_url, rabbitmq_broker, lost, behaviour
+):
+    """The ambiguous case: the message was written, no confirm came, the connection dropped.
+    The caller hears so at once, not after its timeout, and the message is not published
+    again on the next connection. Whether it landed is the remaining window: the broker
+    may hold it (the second case), and the caller closes that window by retrying with the
+    same message id, which consumers de-duplicate."""
+    proxy = TcpProxy("127.0.0.1", rabbitmq_broker.amqp_port)
+    url = amqp_url.replace(f":{rabbitmq_broker.amqp_port}/", f":{proxy.port}/")
+    publisher = Publisher(dataclasses.replace(core_config, amqp_url=url), TOPOLOGY).start()
+    try:
+        assert publisher.wait_ready(10)
+        if behaviour != "never resend":
+            _republish_everything(publisher)
+        if lost == "on the way to the broker":
+            proxy.swallow_to_server = True
+        else:
+            proxy.swallow_to_client = True
+        unconfirmed = signup()
+        future = publisher.publish_async(unconfirmed)
+        wait_for(lambda: future.outgoing.state == publisher_module.WRITTEN, what="message written")
+        if lost == "after the broker took it":
+            wait_for(lambda: ready_count(amqp_url, "t.signups") == 1, what="the broker routed it")
+        started = time.monotonic()
+        proxy.cut()
+        error: PublishError | None = None
+        try:
+            publisher.wait(future, timeout=10)
+        except PublishError as exc:
+            error = exc
+        answered_after = time.monotonic() - started
+        wait_for(lambda: publisher.ready, timeout=30, what="publisher reconnected")
+        marker = signup()
+        publisher.publish(marker)
+    finally:
+        publisher.close()
+        proxy.close()
+    landed = [g.properties.message_id for g in take(amqp_url, "t.signups")]
+    if behaviour == "never resend":
+        assert isinstance(error, publisher_module.ConnectionLost), error
+        assert answered_after < 2, f"the caller heard of the lost connection after {answered_after:.1f}s"
+        assert landed == ([marker.id] if lost == "on the way to the broker" else [unconfirmed.id, marker.id])
+    else:
+        # What the checks above catch: the caller is told "confirmed" and the message is there twice.
+        assert error is None
+        assert landed == [unconfirmed.id, unconfirmed.id, marker.id]

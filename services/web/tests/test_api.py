@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -204,3 +205,49 @@ def test_health_metrics_and_openapi(web):
     assert spec["openapi"] == "3.1.0"
     assert set(spec["paths"]) == {"/api/v1/signups", "/api/v1/signups:batch"}
     json.dumps(spec)
+
+
+def test_a_retry_with_the_same_idempotency_key_is_the_same_signup(web, amqp_url):
+    headers = {"Idempotency-Key": '"retry-after-503-1"'}
+    first = post(web, "/api/v1/signups", GOOD, headers=headers)
+    again = post(web, "/api/v1/signups", GOOD, headers={"Idempotency-Key": "retry-after-503-1"})
+    other = post(web, "/api/v1/signups", GOOD | {"fruit": "pear"}, headers=headers)
+    unkeyed = [post(web, "/api/v1/signups", GOOD) for _ in range(2)]
+    assert {r.status_code for r in (first, again, other, *unkeyed)} == {202}
+    # sf-string or bare, the same key and body give the same id; another body, another id.
+    assert first.json()["id"] == again.json()["id"]
+    assert other.json()["id"] != first.json()["id"]
+    assert unkeyed[0].json()["id"] != unkeyed[1].json()["id"]
+    ids = [g.properties.message_id for g in take(amqp_url, "mailer.signups.high", expect=5)]
+    assert ids.count(first.json()["id"]) == 2  # the mailer's sent-store makes it one email
+
+    batch = [GOOD | {"name": f"Person {i}"} for i in range(3)]
+    keyed = {"Idempotency-Key": "import-7"}
+    one = post(web, "/api/v1/signups:batch", batch, headers=keyed).json()["ids"]
+    two = post(web, "/api/v1/signups:batch", batch, headers=keyed).json()["ids"]
+    assert one == two and len(set(one)) == 3
+
+
+@pytest.mark.parametrize("key", ["", "a b", "x" * 256, "caf\u00e9"])
+def test_an_unusable_idempotency_key_is_a_400_and_publishes_nothing(web, amqp_url, key):
+    response = post(web, "/api/v1/signups", GOOD, headers={"Idempotency-Key": key.encode().decode("latin-1")})
+    assert response.status_code == 400
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert response.json()["type"].endswith("invalid-idempotency-key")
+    assert ready_count(amqp_url, "mailer.signups.high") == 0
+
+
+def test_the_form_carries_a_token_so_a_resubmission_is_the_same_signup(web, amqp_url):
+    page = requests.get(web.url("/"), timeout=10).text
+    token = re.search(r'name="idempotency_key" value="([0-9a-f]{32})"', page).group(1)
+    assert token not in requests.get(web.url("/"), timeout=10).text  # one per render
+    for _ in range(2):
+        sent = requests.post(
+            web.url("/signup"), data=GOOD | {"idempotency_key": token}, allow_redirects=False, timeout=10
+        )
+        assert sent.status_code == 303
+    ids = [g.properties.message_id for g in take(amqp_url, "mailer.signups.high", expect=2)]
+    assert len(ids) == 2 and ids[0] == ids[1]
+    # A form with errors keeps its token, so fixing the field and sending again is still one signup.
+    bad = requests.post(web.url("/signup"), data=GOOD | {"email": "x", "idempotency_key": token}, timeout=10)
+    assert bad.status_code == 400 and f'value="{token}"' in bad.text

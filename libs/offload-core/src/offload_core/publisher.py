@@ -6,10 +6,17 @@ confirms are in flight at once (pipelined), so throughput does not pay one round
 per message. Messages are published `mandatory` and persistent: a confirm means the
 broker routed the message to at least one queue and took responsibility for it.
 
-If the connection drops, unconfirmed messages are published again on the next
-connection (at-least-once: consumers de-duplicate by message id). A caller that gave
-up waiting (PublishTimeout) may still see its message land if it had already been
-written to the socket: a timeout means "not known to be confirmed", never "dropped".
+A caller that waits for its confirm is told the truth about a failure:
+
+- gave up before the message was written (broker down, reconnecting): the message is
+  withdrawn and never sent later (`PublishTimeout`, `withdrawn=True`);
+- written, but no confirm before the timeout or before the connection dropped: the
+  broker may or may not have it (`withdrawn=False`). Such a message is never published
+  again on the next connection: its caller has been told it failed, and may retry with
+  the same message id, which consumers de-duplicate.
+
+Fire-and-forget messages that were written but not confirmed when the connection
+dropped are published again on the next one (at-least-once, de-duplicated by id).
 
 `publish_nowait` is the fire-and-forget mode for analytics: a bounded buffer, drops
 counted, flushed on close.
@@ -45,6 +52,7 @@ LANE_HEADER = "x-offload-lane"
 # pipe write and a GIL hand-off each, which showed up as lost page throughput.
 FLUSH_INTERVAL = 0.02
 FLUSH_BACKLOG = 256
+LOST_BEFORE_CONFIRM = "connection lost before the broker confirmed; the broker may still have the message"
 
 
 class PublishError(Exception):
@@ -52,7 +60,14 @@ class PublishError(Exception):
 
 
 class PublishTimeout(PublishError):
-    """No confirm within the timeout: broker down, blocked by an alarm, or slow."""
+    """No confirm within the timeout: broker down, blocked by an alarm, or slow.
+
+    `withdrawn` is True when the message had not been written yet and never will be;
+    False when it was written and the broker may still route it."""
+
+    def __init__(self, message: str, *, withdrawn: bool) -> None:
+        super().__init__(message)
+        self.withdrawn = withdrawn
 
 
 class PublishNacked(PublishError):
@@ -67,6 +82,23 @@ class PublisherClosed(PublishError):
     """The publisher is closed or closing."""
 
 
+class ConnectionLost(PublishError):
+    """The connection dropped after the message was written and before its confirm."""
+
+
+# Where an outgoing message is. QUEUED -> WRITTEN on the I/O thread, QUEUED -> WITHDRAWN by
+# a caller that stopped waiting; both under the publisher's lock, so exactly one wins.
+QUEUED, WRITTEN, WITHDRAWN = "queued", "written", "withdrawn"
+
+
+class Confirmation(Future[None]):
+    """Resolves when the broker confirms; `Publisher.wait` withdraws it if it times out unsent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.outgoing: _Outgoing | None = None
+
+
 @dataclass(eq=False)
 class _Outgoing:
     exchange: str
@@ -74,10 +106,12 @@ class _Outgoing:
     body: bytes
     properties: pika.BasicProperties
     fire_and_forget: bool
-    future: Future[None] = field(default_factory=Future)
+    future: Confirmation = field(default_factory=Confirmation)
     created: float = field(default_factory=time.monotonic)
-    # Set by a caller that stopped waiting: do not send it if it has not gone out yet.
-    abandoned: bool = False
+    state: str = QUEUED
+
+    def __post_init__(self) -> None:
+        self.future.outgoing = self
 
 
 def _settle(future: Future[None], error: BaseException | None = None) -> None:
@@ -187,7 +221,7 @@ class Publisher:
     ) -> None:
         """Publish and block until the broker confirms; PublishError if it does not."""
         outgoing = self._prepare(envelope, lane, correlation_id, fire_and_forget=False)
-        self.wait(self._submit(outgoing), timeout, outgoing)
+        self.wait(self._submit(outgoing), timeout)
 
     def publish_nowait(
         self, envelope: Envelope, *, lane: str | None = None, correlation_id: str | None = None
@@ -213,19 +247,36 @@ class Publisher:
     ) -> None:
         """Publish prepared bytes (retry and park paths of the runner) and wait for the confirm."""
         outgoing = _Outgoing(exchange, routing_key_, body, properties, fire_and_forget=False)
-        self.wait(self._submit(outgoing), timeout, outgoing)
+        self.wait(self._submit(outgoing), timeout)
 
-    def wait(self, future: Future[None], timeout: float | None, outgoing: _Outgoing | None = None) -> None:
+    def wait(self, future: Future[None], timeout: float | None) -> None:
+        """Block until `future` (from publish_async) is confirmed; PublishError if it is not.
+        On timeout a message not yet written is withdrawn: it will never be sent."""
         timeout = self.config.confirm_timeout if timeout is None else timeout
         try:
             future.result(timeout)
         except FutureTimeout:
-            if outgoing is not None:
-                outgoing.abandoned = True
+            outgoing = future.outgoing if isinstance(future, Confirmation) else None
+            withdrawn = outgoing is not None and self._withdraw(outgoing)
+            if not withdrawn and future.done():
+                future.result(0)  # settled between the timeout and now: that answer stands
+                return
             exchange = outgoing.exchange if outgoing else EVENTS_EXCHANGE
             metrics.PUBLISHED.labels(exchange, "timeout").inc()
             state = "connected" if self.ready else f"not connected ({self.last_error or 'connecting'})"
-            raise PublishTimeout(f"broker did not confirm within {timeout:g}s; publisher {state}") from None
+            fate = "withdrawn, not sent" if withdrawn else "sent; the broker may still have it"
+            raise PublishTimeout(
+                f"broker did not confirm within {timeout:g}s ({fate}); publisher {state}",
+                withdrawn=withdrawn,
+            ) from None
+
+    def _withdraw(self, outgoing: _Outgoing) -> bool:
+        """True if `outgoing` was still queued: it is now withdrawn and will never be sent."""
+        with self._lock:
+            if outgoing.state == QUEUED:
+                outgoing.state = WITHDRAWN
+                return True
+            return False
 
     def _prepare(
         self, envelope: Envelope, lane: str | None, correlation_id: str | None, *, fire_and_forget: bool
@@ -320,26 +371,31 @@ class Publisher:
         self._flush_now()
 
     def _flush_now(self) -> None:
-        if not self._ready.is_set() or self._channel is None:
+        if not self._ready.is_set() or self._channel is None or not self._outbox:
             return
-        while self._outbox:
-            outgoing = self._outbox.popleft()
-            if outgoing.abandoned or outgoing.future.done():
-                continue
-            try:
-                self._channel.basic_publish(
-                    outgoing.exchange,
-                    outgoing.routing_key,
-                    outgoing.body,
-                    outgoing.properties,
-                    mandatory=True,
-                )
-            except Exception as exc:  # channel or connection went away under us
-                log.warning("publish failed, will retry on reconnect", extra={"fields": {"error": repr(exc)}})
-                self._outbox.appendleft(outgoing)
-                return
-            self._next_tag += 1
-            self._unconfirmed[self._next_tag] = outgoing
+        # Under the lock: a caller withdrawing a message either sees it written or stops it.
+        with self._lock:
+            while self._outbox:
+                outgoing = self._outbox.popleft()
+                if outgoing.state != QUEUED or outgoing.future.done():
+                    continue
+                try:
+                    self._channel.basic_publish(
+                        outgoing.exchange,
+                        outgoing.routing_key,
+                        outgoing.body,
+                        outgoing.properties,
+                        mandatory=True,
+                    )
+                except Exception as exc:  # channel or connection went away under us
+                    log.warning(
+                        "publish failed, will retry on reconnect", extra={"fields": {"error": repr(exc)}}
+                    )
+                    self._outbox.appendleft(outgoing)
+                    return
+                outgoing.state = WRITTEN
+                self._next_tag += 1
+                self._unconfirmed[self._next_tag] = outgoing
 
     def _on_return(
         self, _channel: Channel, method: Any, properties: pika.BasicProperties, _body: bytes
@@ -417,11 +473,22 @@ class Publisher:
         self._schedule_reconnect()
 
     def _requeue_unconfirmed(self) -> None:
-        # Unconfirmed messages go out again first, in their original order.
         pending = [self._unconfirmed[t] for t in sorted(self._unconfirmed)]
         self._unconfirmed.clear()
         self._returned.clear()
-        self._outbox.extendleft(reversed(pending))
+        again = [outgoing for outgoing in pending if not outgoing.fire_and_forget]
+        if again and not self._closing:
+            log.warning(
+                "connection lost with messages unconfirmed; their callers are told",
+                extra={"fields": {"unconfirmed": len(again)}},
+            )
+        for outgoing in again:
+            _settle(outgoing.future, ConnectionLost(LOST_BEFORE_CONFIRM))
+        # Fire-and-forget ones go out again first, in their original order.
+        resend = [outgoing for outgoing in pending if outgoing.fire_and_forget]
+        for outgoing in resend:
+            outgoing.state = QUEUED
+        self._outbox.extendleft(reversed(resend))
 
     def _schedule_reconnect(self) -> None:
         if self._closing:

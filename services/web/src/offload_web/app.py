@@ -23,9 +23,9 @@ from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestTimeou
 from offload_core.config import CoreConfig
 from offload_core.envelope import Envelope
 from offload_core.metrics import render_latest
-from offload_core.publisher import Publisher, PublishError
+from offload_core.publisher import Publisher, PublishError, PublishTimeout
 from offload_core.topology import stack_topology
-from offload_web import analytics
+from offload_web import analytics, idempotency
 from offload_web.config import WebConfig
 from offload_web.openapi import openapi_document
 from offload_web.problems import invalid_fields, problem
@@ -44,9 +44,14 @@ FORM_FIELD_LIMIT = 4096
 
 
 class BrokerUnavailable(Exception):
-    def __init__(self, cause: Exception, accepted: list[str] | None = None) -> None:
+    """Not every signup was confirmed. `accepted`: confirmed ids; `uncertain`: written to the
+    broker but unconfirmed, so they may still take effect (a retry with the same
+    Idempotency-Key maps to the same ids). Every other id was withdrawn, never sent."""
+
+    def __init__(self, cause: Exception, accepted: list[str], uncertain: list[str]) -> None:
         super().__init__(str(cause))
-        self.accepted = accepted or []
+        self.accepted = accepted
+        self.uncertain = uncertain
 
 
 def create_app(
@@ -68,9 +73,15 @@ def create_app(
     app.extensions["offload_publisher"] = publisher
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
-    def publish_signups(signups: list[Signup], lane: str) -> list[str]:
-        """Publish every signup, pipelined, and wait for all confirms; their ids in order."""
-        envelopes = [Envelope("signup.created", s.data(lane)) for s in signups]
+    def publish_signups(signups: list[Signup], lane: str, key: str | None) -> list[str]:
+        """Publish every signup, pipelined, and wait for all confirms; their ids in order.
+        With an idempotency key the ids are derived from it, so a retry repeats them."""
+        payloads = [s.data(lane) for s in signups]
+        if key is None:
+            envelopes = [Envelope("signup.created", p) for p in payloads]
+        else:
+            ids = idempotency.signup_ids(key, lane, payloads)
+            envelopes = [Envelope("signup.created", p, id=i) for p, i in zip(payloads, ids, strict=True)]
         if not web_config.publish_signups:
             return [e.id for e in envelopes]
         futures: list[Future[None]] = [
@@ -78,6 +89,7 @@ def create_app(
         ]
         deadline = time.monotonic() + core_config.confirm_timeout
         accepted: list[str] = []
+        uncertain: list[str] = []
         failure: Exception | None = None
         for envelope, future in zip(envelopes, futures, strict=True):
             try:
@@ -85,8 +97,10 @@ def create_app(
                 accepted.append(envelope.id)
             except PublishError as exc:
                 failure = failure or exc
+                if not (isinstance(exc, PublishTimeout) and exc.withdrawn):
+                    uncertain.append(envelope.id)
         if failure is not None:
-            raise BrokerUnavailable(failure, accepted)
+            raise BrokerUnavailable(failure, accepted, uncertain)
         # One line per signup, so an operator can follow any of them from the request id on.
         for signup_id in accepted:
             log.info(
@@ -139,9 +153,18 @@ def create_app(
 
     # -- HTML ------------------------------------------------------------------------------
 
-    def render_form(values: dict[str, str], errors: dict[str, str], status: int) -> tuple[str, int]:
+    def render_form(
+        values: dict[str, str], errors: dict[str, str], status: int, key: str | None = None
+    ) -> tuple[str, int]:
+        # A token per rendered form: submitting it twice (a retry after a 503, a double
+        # click) is one signup.
         return render_template(
-            "form.html", fruits=FRUITS, values=values, errors=errors, name_max=NAME_MAX
+            "form.html",
+            fruits=FRUITS,
+            values=values,
+            errors=errors,
+            name_max=NAME_MAX,
+            idempotency_key=key or uuid.uuid4().hex,
         ), status
 
     @app.get("/")
@@ -151,14 +174,19 @@ def create_app(
     @app.post("/signup")
     def submit_form() -> Any:
         values = {f: request.form.get(f, "")[:FORM_FIELD_LIMIT] for f in ("name", "email", "fruit")}
+        key = idempotency.parse_key(request.form.get(idempotency.FORM_FIELD))
+        if isinstance(key, idempotency.KeyProblem):
+            key = None  # a mangled token only loses the retry protection, not the signup
         signup, errors = validate_signup(values)
         if signup is None:
-            return render_form(values, errors, 400)
+            return render_form(values, errors, 400, key)
         try:
-            publish_signups([signup], "high")
+            publish_signups([signup], "high", key)
         except BrokerUnavailable:
             log.warning("signup refused: broker unavailable", extra={"fields": {"request_id": g.request_id}})
-            html = render_template("unavailable.html", retry_after=web_config.retry_after_seconds)
+            html = render_template(
+                "unavailable.html", retry_after=web_config.retry_after_seconds, values=values, key=key
+            )
             return html, 503, {"Retry-After": str(web_config.retry_after_seconds)}
         return redirect("/thanks", code=303)
 
@@ -183,19 +211,36 @@ def create_app(
             )
         return body, None
 
+    def idempotency_key() -> tuple[str | None, Response | None]:
+        key = idempotency.parse_key(request.headers.get(idempotency.HEADER))
+        if isinstance(key, idempotency.KeyProblem):
+            return None, problem(
+                400,
+                "Invalid Idempotency-Key",
+                f"the {idempotency.HEADER} header {key.detail}",
+                kind="invalid-idempotency-key",
+            )
+        return key, None
+
     @app.post("/api/v1/signups")
     def create_signup() -> Any:
+        key, error = idempotency_key()
+        if error is not None:
+            return error
         body, error = json_body()
         if error is not None:
             return error
         signup, errors = validate_signup(body)
         if signup is None:
             return invalid_fields(errors)
-        [signup_id] = publish_signups([signup], "high")
+        [signup_id] = publish_signups([signup], "high", key)
         return jsonify({"id": signup_id, "status": "queued"}), 202
 
     @app.post("/api/v1/signups:batch")
     def create_signups_batch() -> Any:
+        key, error = idempotency_key()
+        if error is not None:
+            return error
         body, error = json_body()
         if error is not None:
             return error
@@ -216,7 +261,7 @@ def create_app(
             errors.update({f"[{index}].{name}": reason for name, reason in item_errors.items()})
         if errors:
             return invalid_fields(errors)  # all or nothing: one bad item rejects the batch
-        ids = publish_signups(signups, "low")
+        ids = publish_signups(signups, "low", key)
         return jsonify({"ids": ids, "status": "queued"}), 202
 
     @app.get("/openapi.json")
@@ -253,6 +298,7 @@ def create_app(
                     "error": str(exc),
                     "request_id": g.get("request_id"),
                     "accepted": len(exc.accepted),
+                    "uncertain": len(exc.uncertain),
                 }
             },
         )
@@ -260,10 +306,15 @@ def create_app(
         if exc.accepted:
             # Part of a batch was confirmed before the failure: say which, so a retry can skip them.
             extra["accepted_ids"] = exc.accepted
+        if exc.uncertain:
+            extra["uncertain_ids"] = exc.uncertain
         response = problem(
             503,
             "Broker unavailable",
-            "the message broker did not confirm in time; nothing was accepted unless listed in accepted_ids",
+            "the message broker did not confirm in time. Ids in accepted_ids were accepted; ids in"
+            " uncertain_ids reached the broker unconfirmed and may still take effect; nothing else"
+            f" was sent. Retry with the same {idempotency.HEADER} header to make the retry the same"
+            " signups.",
             kind="broker-unavailable",
             **extra,
         )

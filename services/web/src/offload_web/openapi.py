@@ -21,14 +21,28 @@ def _problem_response(description: str, *, retry_after: bool = False) -> dict[st
 
 def openapi_document(batch_limit: int) -> dict[str, Any]:
     errors = {
-        "400": _problem_response("The body is not valid JSON."),
+        "400": _problem_response("The body is not valid JSON, or the Idempotency-Key header is unusable."),
         "408": _problem_response("The body did not arrive within OFFLOAD_WEB_BODY_TIMEOUT seconds."),
         "413": _problem_response("The body is larger than the server accepts."),
         "415": _problem_response("The body is not application/json."),
         "422": _problem_response("One or more fields are invalid; each is named in `errors`."),
         "503": _problem_response(
-            "The broker did not confirm in time; retry after the given delay.", retry_after=True
+            "The broker did not confirm in time; retry after the given delay, with the same"
+            " Idempotency-Key. `uncertain_ids` reached the broker unconfirmed and may still take effect.",
+            retry_after=True,
         ),
+    }
+    idempotency_key = {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": False,
+        "description": (
+            "draft-ietf-httpapi-idempotency-key-header: 1-255 printable ASCII characters, an"
+            " sf-string (quoted) or bare. The signup ids are derived from it and the request's content, so a"
+            " retry with the same key and body is the same signups: one email each, counted once."
+            " The same key with a different body is a different signup."
+        ),
+        "schema": {"type": "string", "pattern": "^[!-~]{1,255}$"},
     }
     request_id = {
         "name": "X-Request-ID",
@@ -52,7 +66,7 @@ def openapi_document(batch_limit: int) -> dict[str, Any]:
                 "post": {
                     "operationId": "createSignup",
                     "summary": "Sign up for fruit news (lane high).",
-                    "parameters": [request_id],
+                    "parameters": [request_id, idempotency_key],
                     "requestBody": {
                         "required": True,
                         "content": {
@@ -74,7 +88,7 @@ def openapi_document(batch_limit: int) -> dict[str, Any]:
                 "post": {
                     "operationId": "createSignupsBatch",
                     "summary": f"Import up to {batch_limit} signups (lane low), validated all or nothing.",
-                    "parameters": [request_id],
+                    "parameters": [request_id, idempotency_key],
                     "requestBody": {
                         "required": True,
                         "content": {
@@ -100,7 +114,8 @@ def openapi_document(batch_limit: int) -> dict[str, Any]:
                             "A field is invalid (each is named in `errors`) or the batch has too many items."
                         ),
                         "503": _problem_response(
-                            "The broker did not confirm every signup; `accepted_ids` lists those it did.",
+                            "The broker did not confirm every signup; `accepted_ids` lists those it"
+                            " did, `uncertain_ids` those it may still take.",
                             retry_after=True,
                         ),
                     },
@@ -162,6 +177,7 @@ def openapi_document(batch_limit: int) -> dict[str, Any]:
                             },
                         },
                         "accepted_ids": {"type": "array", "items": {"type": "string"}},
+                        "uncertain_ids": {"type": "array", "items": {"type": "string"}},
                         "limit": {"type": "integer"},
                     },
                 },
