@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import smtplib
@@ -150,19 +151,38 @@ class SmtpBackend:
 
 
 class FileBackend:
-    """Writes <Message-ID>.eml into a folder: the embedded default for `make dev`."""
+    """Writes <Message-ID>.eml into a folder: the embedded default for `make dev`.
+
+    A second send of the same Message-ID never replaces the first: it is kept next to it as
+    <Message-ID>.2.eml (then .3, ...), and logged, so a duplicate is as visible here as in a
+    real mailbox."""
 
     def __init__(self, outbox: str) -> None:
         self.outbox = Path(outbox)
         self.outbox.mkdir(parents=True, exist_ok=True)
 
     def send(self, message: EmailMessage) -> None:
-        name = str(message["Message-ID"]).strip("<>").replace("/", "_") + ".eml"
-        # Write then rename: a reader never sees half a file, a resend replaces the same file.
+        stem = str(message["Message-ID"]).strip("<>").replace("/", "_")
+        # Write, then link under the final name: a reader never sees half a file, and a link
+        # fails instead of replacing a file already there (a rename would replace it).
         with tempfile.NamedTemporaryFile("wb", dir=self.outbox, delete=False, suffix=".tmp") as handle:
             handle.write(message.as_bytes())
-            temporary = handle.name
-        os.replace(temporary, self.outbox / name)
+            temporary = Path(handle.name)
+        try:
+            for copy in itertools.count(1):
+                name = f"{stem}.eml" if copy == 1 else f"{stem}.{copy}.eml"
+                try:
+                    os.link(temporary, self.outbox / name)
+                except FileExistsError:
+                    continue
+                if copy > 1:
+                    log.warning(
+                        "email written again for the same Message-ID",
+                        extra={"fields": {"message_id": stem, "copy": copy}},
+                    )
+                return
+        finally:
+            temporary.unlink()
 
     def close(self) -> None:
         pass
