@@ -109,7 +109,7 @@ bench-stats: system-deps venv
 	$(BIN)/python bench/stats.py
 
 chaos: system-deps venv
-	$(BIN)/python -m offload_testkit.chaos
+	$(BIN)/python -m offload_testkit.chaos $(ARGS)
 
 bench-autoscaler: system-deps venv
 	$(BIN)/python bench/autoscaler.py

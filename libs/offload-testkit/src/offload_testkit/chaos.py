@@ -1,296 +1,519 @@
-"""Chaos scenarios: the whole local stack under a fault, judged by what reached the mail sink.
+"""Chaos scenarios: the whole local stack under faults, judged at the edges.
 
-Each scenario starts a private broker vhost, the web, two mailers (Redis sent-store),
-the stats runner and a real SMTP server (aiosmtpd). It sends a bounded workload of
-signups (and page requests), injects its fault, waits for the queues to drain and
-reports:
+Each scenario starts a private broker vhost, the web, two mailers (Redis sent-store), the
+stats runner and a real SMTP server (aiosmtpd) that keeps every copy it receives. Clients
+send a paced, bounded workload of signups (each to an address of its own) and page views;
+a 503 is retried after its Retry-After, with the same Idempotency-Key when the answer says
+the signup may have reached the broker. Each fault waits until the work it targets is in
+flight, and records what it found. The run ends when every queue of the topology is
+settled, or fails at its deadline with the depths. Then `chaos_verdict.verdict` judges it:
 
-    chaos <scenario>: accepted=<202s> delivered=<emails> duplicates=<n> lost=<n> stats_exact=<yes|no>
+    chaos <scenario>: accepted=… refused=… delivered=… duplicates=… lost=… strays=… window=… …
 
-Pass = lost 0, no duplicates beyond the mailer's documented window (crash between the
-SMTP server's acceptance and the sent-store write: at most one per in-flight message
-per killed mailer, counted separately as `window`), stats exact, and no false 202.
+A mailer is never killed blind: its link to the broker is stalled first (what it sends to
+the broker is swallowed by a proxy), so its sent mails cannot be acknowledged; once it has
+sent at least one mail it cannot acknowledge, it is frozen (SIGSTOP), the mails in the
+duplicate window are listed (accepted by the SMTP server on its connections, not in the
+sent-store), and it is killed (SIGKILL). Its redelivered messages then test the sent-store
+for certain, and a duplicate outside the listed window fails the run.
 
-`python -m offload_testkit.chaos [--signups N] [scenario ...]` (make chaos) runs them
-all; tests/test_chaos.py runs them with small workloads.
+`python -m offload_testkit.chaos [--signups N] [--variant V] [scenario ...]` (make chaos)
+runs them; tests/test_chaos.py runs them with small workloads, and the negative controls
+with a mechanism switched off (offload_testkit.broken).
 """
 
 from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import dataclasses
-import random
+import itertools
+import os
+import signal
 import sqlite3
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pika
 import redis
 import requests
 
-from offload_testkit.amqp import ready_count, wait_for
+from offload_core.topology import Topology, delay_queue_name, stack_topology
+from offload_testkit import broken, sent_window
+from offload_testkit.amqp import wait_for
+from offload_testkit.chaos_verdict import Fault, Ledger, Observation, Policy, Result, Window, verdict
 from offload_testkit.rabbitmq import PrivateBroker
 from offload_testkit.redis_server import PrivateRedis
 from offload_testkit.smtp import SmtpSink
 from offload_testkit.stack import Service, start_mailer, start_stats_runner, start_web
+from offload_testkit.tcp_proxy import TcpProxy
 
-WORK_QUEUES = ("mailer.signups.high", "stats.activity", "stats.requests")
 MAILER_THREADS = 4
+DELAY_TIERS = (0.2, 0.5, 1.0)
+FRUITS = ("kiwi", "pear", "mango")
+AGENTS = tuple(f"chaos-client/{n}" for n in range(3))
+# A run must settle within this after its load: a mail whose sender was killed inside the
+# window is resent only when the dead mailer's claim expires (3 x SMTP timeout + 5 s).
+FINISH_SECONDS = 120.0
+FAULT_SECONDS = 30.0  # how long a fault may wait for the work it targets
 
 
 @dataclasses.dataclass
-class Result:
-    scenario: str
-    accepted: int
-    delivered: int
-    duplicates: int
-    lost: int
-    stats_exact: bool
-    window: int  # duplicates the mailer's documented window allows in this scenario
-    false_202: int = 0  # signups answered 202 while the broker could not have confirmed them
-    problems: list[str] = dataclasses.field(default_factory=list)  # scenario-specific failed checks
+class Runner:
+    """A runner process and, for mailers and stats, the proxy its broker traffic goes through."""
 
-    @property
-    def passed(self) -> bool:
-        return (
-            self.lost == 0
-            and self.duplicates <= self.window
-            and self.stats_exact
-            and not self.false_202
-            and not self.problems
-        )
+    service: Service
+    proxy: TcpProxy | None = None
+    expected_exit: bool = False  # killed or stopped by the scenario, not crashed
 
-    def line(self) -> str:
-        return (
-            f"chaos {self.scenario}: accepted={self.accepted} delivered={self.delivered} "
-            f"duplicates={self.duplicates} lost={self.lost} stats_exact={'yes' if self.stats_exact else 'no'}"
-            f" false_202={self.false_202} (documented window allows {self.window})"
-            + "".join(f"; {problem}" for problem in self.problems)
-        )
+    def close(self) -> None:
+        self.service.kill()
+        if self.proxy is not None:
+            self.proxy.close()
 
 
 class Stack:
-    def __init__(self, broker: PrivateBroker, redis_url: str, workdir: Path) -> None:
+    def __init__(
+        self,
+        broker: PrivateBroker,
+        redis_url: str,
+        workdir: Path,
+        *,
+        mailer_variant: str | None = None,
+        stats_variant: str | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.broker = broker
         self.workdir = workdir
+        self.redis = redis.Redis.from_url(redis_url)
         self.vhost = broker.create_vhost()
         self.amqp_url = broker.amqp_url(self.vhost)
-        self.smtp = SmtpSink(delay=0.005).start()
+        self.run_id = os.urandom(3).hex()
+        self.smtp = SmtpSink(delay=0.05).start()
         self.env = {
             "OFFLOAD_AMQP_URL": self.amqp_url,
-            "OFFLOAD_DELAY_TIERS": "0.2,0.5,1",
+            "OFFLOAD_DELAY_TIERS": ",".join(str(t) for t in DELAY_TIERS),
             "OFFLOAD_MAX_ATTEMPTS": "30",
             "OFFLOAD_RECONNECT_MAX_DELAY": "1",
             "OFFLOAD_CONFIRM_TIMEOUT": "2",
             "OFFLOAD_LOG_FORMAT": "text",
+            **(extra_env or {}),
         }
-        self.mailer_env = self.env | {
-            "OFFLOAD_MAILER_BACKEND": "smtp",
-            "OFFLOAD_SMTP_PORT": str(self.smtp.port),
-            "OFFLOAD_SMTP_TIMEOUT": "2",
-            "OFFLOAD_MAILER_STORE_URL": redis_url,
-            "OFFLOAD_WORKER_THREADS": str(MAILER_THREADS),
-            "OFFLOAD_PREFETCH": "8",
-        }
+        self.topology: Topology = stack_topology(
+            DELAY_TIERS, int(self.env.get("OFFLOAD_DELIVERY_LIMIT", "10"))
+        )
+        self.mailer_env = (
+            self.env
+            | {
+                "OFFLOAD_MAILER_BACKEND": "smtp",
+                "OFFLOAD_SMTP_PORT": str(self.smtp.port),
+                "OFFLOAD_SMTP_TIMEOUT": "2",
+                "OFFLOAD_MAILER_STORE_URL": redis_url,
+                "OFFLOAD_WORKER_THREADS": str(MAILER_THREADS),
+                "OFFLOAD_PREFETCH": "8",
+            }
+            | {k: v for k, v in (extra_env or {}).items() if k.startswith("OFFLOAD_")}
+        )
+        self.mailer_argv = broken.argv(mailer_variant) if mailer_variant else None
+        self.stats_argv = broken.argv(stats_variant) if stats_variant else None
         self.stats_db = workdir / "stats.db"
-        self.web = start_web(self.env, workdir)
+        self.web = start_web(self.env | {"OFFLOAD_WEB_RETRY_AFTER": "1"}, workdir)
         self.mailers = [self.start_mailer() for _ in range(2)]
         self.stats = self.start_stats()
-        self.accepted: set[str] = set()
+        self.ledger = Ledger()
+        self.faults: list[Fault] = []
+        self.window = Window()
+        self.accepted_at: list[tuple[float, float]] = []  # (asked, answered) of every 202, monotonic
+        self._lock = threading.Lock()
+        self._starting: list[threading.Thread] = []
 
-    def start_mailer(self) -> Service:
-        return start_mailer(self.mailer_env, self.workdir, name=f"mailer-{time.monotonic_ns()}")
+    # -- processes -------------------------------------------------------------------------
 
-    def start_stats(self) -> Service:
+    def _proxied(self) -> tuple[TcpProxy, str]:
+        proxy = TcpProxy("127.0.0.1", self.broker.amqp_port)
+        return proxy, self.amqp_url.replace(f":{self.broker.amqp_port}/", f":{proxy.port}/")
+
+    def start_mailer(self) -> Runner:
+        proxy, url = self._proxied()
+        env = self.mailer_env | {"OFFLOAD_AMQP_URL": url}
+        service = start_mailer(env, self.workdir, name=f"mailer-{time.monotonic_ns()}", argv=self.mailer_argv)
+        return Runner(service, proxy)
+
+    def start_stats(self) -> Runner:
+        proxy, url = self._proxied()
         env = self.env | {
+            "OFFLOAD_AMQP_URL": url,
             "OFFLOAD_STATS_STORE_URL": f"sqlite:///{self.stats_db}",
             "OFFLOAD_STATS_BATCH_SIZE": "50",
+            "OFFLOAD_STATS_BATCH_WAIT": "0.2",
         }
-        return start_stats_runner(env, self.workdir, name=f"stats-{time.monotonic_ns()}")
-
-    def send(self, count: int, workers: int = 8) -> None:
-        """Post `count` signups (and a page view each); remember every id answered 202."""
-
-        def one(i: int) -> None:
-            body = {
-                "name": f"Chaos {i}",
-                "email": f"c{i}@example.com",
-                "fruit": random.choice(["kiwi", "pear"]),
-            }
-            try:
-                response = requests.post(self.web.url + "/api/v1/signups", json=body, timeout=10)
-                requests.get(self.web.url + "/", timeout=10)
-            except requests.RequestException:
-                return
-            if response.status_code == 202:
-                with lock:
-                    self.accepted.add(response.json()["id"])
-
-        lock = threading.Lock()
-        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-            list(pool.map(one, range(count)))
-
-    def drained(self) -> bool:
-        try:
-            return all(ready_count(self.amqp_url, q) == 0 for q in WORK_QUEUES) and self._no_unacked()
-        except pika.exceptions.AMQPError:
-            return False
-
-    def _no_unacked(self) -> bool:
-        url = f"{self.broker.management_url}/api/queues/{self.vhost}"
-        queues = requests.get(url, auth=("guest", "guest"), timeout=5).json()
-        return all(q.get("messages_unacknowledged", 0) == 0 for q in queues if q["name"] in WORK_QUEUES)
-
-    def consumers(self, queue: str) -> int:
-        url = f"{self.broker.management_url}/api/queues/{self.vhost}/{queue}"
-        return requests.get(url, auth=("guest", "guest"), timeout=5).json().get("consumers", 0)
-
-    def result(self, scenario: str, window: int, timeout: float = 120) -> Result:
-        expected = {f"<signup-{i}@offload.localhost>" for i in self.accepted}
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if expected <= set(self.smtp.by_header("Message-ID")) and self.drained():
-                break
-            time.sleep(0.5)
-        time.sleep(2)  # a stats batch in flight lands
-        emails = self.smtp.by_header("Message-ID")
-        delivered = len(expected & set(emails))
-        duplicates = sum(len(copies) - 1 for copies in emails.values())
-        with sqlite3.connect(self.stats_db) as db:
-            counters = dict(((f, k), v) for f, k, v in db.execute("SELECT family, key, value FROM counters"))
-        # Exact: every distinct signup that reached the mailer is counted once, every sent mail once.
-        signups_counted = counters.get(("signups", "total"), 0)
-        mails_counted = counters.get(("mails", "sent"), 0)
-        stats_exact = signups_counted == len(emails) and mails_counted == len(emails)
-        result = Result(
-            scenario,
-            len(self.accepted),
-            delivered,
-            duplicates,
-            len(expected) - delivered,
-            stats_exact,
-            window,
+        service = start_stats_runner(
+            env, self.workdir, name=f"stats-{time.monotonic_ns()}", argv=self.stats_argv
         )
-        if not stats_exact:
-            result.problems.append(
-                f"stats counted {signups_counted} signups and {mails_counted} sent mails"
-                f" for {len(emails)} distinct emails"
-            )
-        return result
+        return Runner(service, proxy)
+
+    def replace_mailer(self, on_crash: Callable[[], None] | None = None) -> None:
+        """Start a new mailer in the background, as a Deployment would: the load goes on
+        meanwhile, and one that dies while starting is started again (`on_crash` hears of it)."""
+
+        def start() -> None:
+            for _ in range(20):
+                try:
+                    runner = self.start_mailer()
+                except RuntimeError:  # died before it was ready
+                    if on_crash is not None:
+                        on_crash()
+                    continue
+                with self._lock:
+                    self.mailers.append(runner)
+                return
+
+        thread = threading.Thread(target=start, daemon=True)
+        thread.start()
+        self._starting.append(thread)
 
     def close(self) -> None:
-        for service in [self.web, self.stats, *self.mailers]:
-            service.kill()
+        for thread in self._starting:
+            thread.join(60)
+        self.web.kill()
+        for runner in [self.stats, *self.mailers]:
+            runner.close()
         self.smtp.stop()
 
+    # -- the workload --------------------------------------------------------------------
 
-def _in_background(action: Callable[[], None]) -> threading.Thread:
-    thread = threading.Thread(target=action, daemon=True)
-    thread.start()
-    return thread
+    def send(self, count: int, rate: float, first: int = 0) -> None:
+        """`count` signups at `rate` per second (and a page view each), with retries on 503."""
+        started = time.monotonic()
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            for i in range(first, first + count):
+                pool.submit(self._one_signup, i, started + (i - first) / rate)
 
+    def address(self, i: int) -> str:
+        return f"c{i}-{self.run_id}@example.com"
 
-def mailer_kill9(stack: Stack, signups: int) -> Result:
-    """kill -9 of a mailer, repeatedly, while signups flow; a fresh one replaces it each time."""
-    kills = 0
-    sender = _in_background(lambda: stack.send(signups))
-    while sender.is_alive() and kills < 3:
-        time.sleep(1.0)
-        victim = stack.mailers.pop(0)
-        victim.kill()
-        kills += 1
-        stack.mailers.append(stack.start_mailer())
-    sender.join()
-    return stack.result("mailer_kill9", window=kills * MAILER_THREADS)
+    def _record_request(self, path: str, agent: str, status: int) -> None:
+        with self._lock:
+            self.ledger.requests[path, agent, f"{status // 100}xx"] += 1
 
+    def _unexpected(self, what: str) -> None:
+        with self._lock:
+            self.ledger.unexpected.append(what)
 
-def stats_kill9(stack: Stack, signups: int) -> Result:
-    """kill -9 of the stats runner mid-batch, then a restart."""
-    sender = _in_background(lambda: stack.send(signups))
-    time.sleep(1.5)
-    stack.stats.kill()
-    time.sleep(1)
-    stack.stats = stack.start_stats()
-    sender.join()
-    return stack.result("stats_kill9", window=0)
-
-
-def broker_restart(stack: Stack, signups: int) -> Result:
-    """RabbitMQ restarted mid-load: refused signups are 503s, every 202 gets its mail."""
-    sender = _in_background(lambda: stack.send(signups))
-    time.sleep(1.5)
-    stack.broker.restart()
-    sender.join()
-    # Messages in flight to a mailer when the broker went away come back: the sent-store
-    # catches those already mailed, except a send whose store write was cut off.
-    return stack.result("broker_restart", window=len(stack.mailers) * MAILER_THREADS)
-
-
-def smtp_down(stack: Stack, signups: int) -> Result:
-    """The SMTP server goes away for a while, then comes back: retries deliver everything."""
-    sender = _in_background(lambda: stack.send(signups))
-    time.sleep(1)
-    stack.smtp.stop()
-    time.sleep(3)
-    stack.smtp.start()
-    sender.join()
-    return stack.result("smtp_down", window=0)
-
-
-def poison_message(stack: Stack, signups: int) -> Result:
-    """A message that can never be handled in the middle of the stream: parked, the rest flows."""
-    sender = _in_background(lambda: stack.send(signups))
-    connection = pika.BlockingConnection(pika.URLParameters(stack.amqp_url))
-    connection.channel().basic_publish("offload.events", "signup.created.high", b"\x00 not an envelope")
-    connection.close()
-    sender.join()
-    result = stack.result("poison_message", window=0)
-    parked = ready_count(stack.amqp_url, "mailer.signups.high.parked")
-    if parked != 1:
-        result.problems.append(f"the poison message was parked {parked} times, not once")
-    return result
-
-
-def memory_alarm(stack: Stack, signups: int) -> Result:
-    """RabbitMQ's memory alarm for a while (publishers blocked): the web answers 503 with
-    Retry-After within its confirm timeout, never a hang and never a 202; then recovers."""
-    sender = _in_background(lambda: stack.send(signups))
-    time.sleep(1)
-    stack.broker.ctl("set_vm_memory_high_watermark", "0")
-    false_202, slow = 0, 0
-    try:
-        time.sleep(1)  # the alarm reaches every connection
-        for i in range(5):
-            started = time.monotonic()
-            body = {"name": "Alarm", "email": f"alarm{i}@example.com", "fruit": "kiwi"}
-            response = requests.post(stack.web.url + "/api/v1/signups", json=body, timeout=30)
+    def _one_signup(self, i: int, at: float, name: str | None = None) -> None:
+        time.sleep(max(0.0, at - time.monotonic()))  # the workload's pace
+        address, fruit, agent = self.address(i), FRUITS[i % len(FRUITS)], AGENTS[i % len(AGENTS)]
+        body = {"name": name or f"Chaos {i}", "email": address, "fruit": fruit}
+        key, tries, key_may_have_landed = f"{self.run_id}-{i}", itertools.count(1), False
+        give_up_at = time.monotonic() + 90
+        while True:
+            asked = time.monotonic()
+            try:
+                response = requests.post(
+                    self.web.url + "/api/v1/signups",
+                    json=body,
+                    headers={"Idempotency-Key": key, "User-Agent": agent},
+                    timeout=10,
+                )
+            except requests.RequestException as exc:
+                self._unexpected(f"signup {i}: no answer ({type(exc).__name__})")
+                return
+            answered = time.monotonic()
+            self._record_request("/api/v1/signups", agent, response.status_code)
+            if answered - asked > 8:
+                self._unexpected(f"signup {i}: answered {response.status_code} after {answered - asked:.1f}s")
             if response.status_code == 202:
-                false_202 += 1
-                stack.accepted.add(response.json()["id"])
-            elif response.status_code != 503 or "Retry-After" not in response.headers:
-                false_202 += 1  # any other answer is as wrong: report it the same way
-            # OFFLOAD_CONFIRM_TIMEOUT is 2 s: an answer much later than that is a hang.
-            slow += time.monotonic() - started > 6
+                with self._lock:
+                    self.ledger.accepted[address] = response.json()["id"]
+                    self.ledger.fruits[address] = fruit
+                    self.accepted_at.append((asked, answered))
+                break
+            if response.status_code != 503 or "Retry-After" not in response.headers:
+                self._unexpected(f"signup {i}: {response.status_code} {response.text[:120]}")
+                return
+            uncertain = bool(response.json().get("uncertain_ids"))
+            with self._lock:
+                self.ledger.refused += 1
+                self.ledger.uncertain += uncertain
+            key_may_have_landed = key_may_have_landed or uncertain
+            if not key_may_have_landed:
+                # Nothing was ever sent under this key, the answers say: a new key is a new
+                # signup, and if a refused one went out after all, the mail server sees two.
+                key = f"{self.run_id}-{i}-{next(tries)}"
+            if time.monotonic() > give_up_at:
+                with self._lock:
+                    self.ledger.gave_up.append(address)
+                return
+            time.sleep(float(response.headers["Retry-After"]))  # the client's backoff, as told
+        try:
+            page = requests.get(self.web.url + "/", headers={"User-Agent": agent}, timeout=10)
+        except requests.RequestException as exc:
+            self._unexpected(f"page {i}: no answer ({type(exc).__name__})")
+            return
+        self._record_request("/", agent, page.status_code)
+
+    # -- the broker, seen from outside ------------------------------------------------------
+
+    def queues(self) -> dict[str, dict]:
+        url = f"{self.broker.management_url}/api/queues/{self.vhost}"
+        return {q["name"]: q for q in requests.get(url, auth=("guest", "guest"), timeout=5).json()}
+
+    def unacked(self, queue: str) -> int:
+        return int(self.queues().get(queue, {}).get("messages_unacknowledged", 0))
+
+    def all_queues(self) -> list[str]:
+        names = []
+        for queue in self.topology.queues:
+            names += [queue.name, queue.parking_queue]
+            names += [delay_queue_name(queue.name, delay) for delay in self.topology.delay_tiers]
+        return names
+
+    def depths(self) -> dict[str, tuple[int, int]]:
+        found = self.queues()
+        return {
+            name: (
+                int(found.get(name, {}).get("messages_ready", 0)),
+                int(found.get(name, {}).get("messages_unacknowledged", 0)),
+            )
+            for name in self.all_queues()
+        }
+
+    def counters(self) -> dict[tuple[str, str], int]:
+        if not self.stats_db.exists():
+            return {}
+        with contextlib.closing(sqlite3.connect(self.stats_db, timeout=30)) as db:
+            return {(f, k): v for f, k, v in db.execute("SELECT family, key, value FROM counters")}
+
+    def counted_events(self) -> int:
+        with contextlib.closing(sqlite3.connect(self.stats_db, timeout=30)) as db:
+            return int(db.execute("SELECT count(*) FROM processed").fetchone()[0])
+
+    def dropped_reports(self) -> int:
+        text = requests.get(self.web.url + "/metrics", timeout=5).text
+        dropped = 0.0
+        for line in text.splitlines():
+            if line.startswith("offload_web_analytics_dropped_total"):
+                dropped += float(line.split()[-1])
+            elif line.startswith("offload_publisher_dropped_total"):
+                dropped += 500 * float(line.split()[-1])  # a whole batch: at most MAX_BATCH reports
+        return int(dropped)
+
+    # -- faults ----------------------------------------------------------------------------
+
+    def in_flight(self, queue: str, load: threading.Thread) -> int:
+        """Wait until `queue` holds unacknowledged messages while the load runs; 0 if it never did."""
+        deadline = time.monotonic() + FAULT_SECONDS
+        while load.is_alive() and time.monotonic() < deadline:
+            held = self.unacked(queue)
+            if held:
+                return held
+            time.sleep(0.05)
+        return 0
+
+    def kill_mailer(self, load: threading.Thread, *, drain: bool = False) -> Fault:
+        """Stall a working mailer's broker link until it holds a sent mail it cannot acknowledge,
+        (with `drain`: SIGTERM it and wait until it is draining), freeze it, list the mails in
+        the duplicate window, SIGKILL it, start a replacement."""
+        victim = self._take_mailer()
+        victim.expected_exit = True
+        pid = victim.service.pid
+        if not self.in_flight(self.topology.queue("mailer.signups.high").name, load):
+            with self._lock:
+                self.mailers.append(victim)
+            return Fault("mailer kill -9", 0, "the load was over before a mailer held work")
+        assert victim.proxy is not None
+        stalled_at = time.monotonic()
+        victim.proxy.swallow_to_server = True
+
+        def trapped() -> list[str]:
+            # Looked up each time: a new mailer opens its SMTP connections with its first sends.
+            ports = sent_window.smtp_ports(pid, self.smtp.port)
+            mine = {
+                sent_window.signup_id(r.message_id)
+                for r in self.smtp.snapshot()
+                if r.peer_port in ports and r.at > stalled_at
+            }
+            return sorted(sent_window.recorded(self.redis, mine))
+
+        found = _wait_quietly(trapped, FAULT_SECONDS)
+        detail = "sent, unacknowledged"
+        if drain and found:
+            victim.service.process.process.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
+            draining = _wait_quietly(lambda: "stop requested" in victim.service.process.logs(), 10)
+            detail += ", killed while draining" if draining else ", drain never began"
+            if not draining:
+                found = []
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            self.window = self.window | Window(sent_window.in_window(pid, self.smtp, self.redis))
+        finally:
+            victim.close()  # SIGKILL (a stopped process dies of it too) and drop its connections
+        self.replace_mailer()
+        return Fault("mailer kill -9" + (" mid-drain" if drain else ""), len(found), detail)
+
+    def _take_mailer(self) -> Runner:
+        def take() -> Runner | None:
+            with self._lock:
+                return self.mailers.pop(0) if self.mailers else None
+
+        victim = wait_for(take, timeout=60, what="a running mailer to kill")
+        assert isinstance(victim, Runner)
+        return victim
+
+    def kill_stats(self, load: threading.Thread) -> Fault:
+        """Stall the stats runner's broker link until it has counted events it cannot
+        acknowledge, then SIGKILL it mid-batch and start a new one."""
+        victim = self.stats
+        victim.expected_exit = True
+        if not self.in_flight("stats.activity", load):
+            return Fault("stats kill -9", 0, "the load was over before stats held work")
+        assert victim.proxy is not None
+        before = self.counted_events()
+        victim.proxy.swallow_to_server = True
+        counted = _wait_quietly(lambda: max(0, self.counted_events() - before), FAULT_SECONDS) or 0
+        victim.close()
+        self.stats = self.start_stats()
+        return Fault("stats kill -9", counted, "events counted, unacknowledged")
+
+    # -- the end ---------------------------------------------------------------------------
+
+    def settled(self, policy: Policy) -> bool:
+        copies = self.smtp.copies_by_recipient()
+        if any(copies[address] == 0 for address in self.ledger.accepted):
+            return False
+        if any(d != (policy.parked.get(q, 0), 0) for q, d in self.depths().items()):
+            return False
+        counters = self.counters()
+        reports = sum(self.ledger.requests.values()) - self.dropped_reports()
+        return counters.get(("requests", "total"), 0) >= reports and counters.get(
+            ("mails", "sent"), 0
+        ) >= len(self.ledger.accepted)
+
+    def finish(self, scenario: str, policy: Policy) -> Result:
+        # Settled twice, a second apart: the management API samples every 500 ms, so the
+        # second look is newer than the first.
+        deadline = time.monotonic() + FINISH_SECONDS
+        streak = 0
+        while time.monotonic() < deadline and streak < 2:
+            streak = streak + 1 if self.settled(policy) else 0
+            time.sleep(1.0 if streak else 0.25)
+        observation = Observation(
+            copies=dict(self.smtp.copies_by_recipient()),
+            counters=self.counters(),
+            dropped_reports=self.dropped_reports(),
+            depths=self.depths(),
+            finished=streak >= 2,
+            window=self.window,
+            faults=tuple(self.faults),
+        )
+        return verdict(scenario, policy, self.ledger, observation)
+
+
+def _wait_quietly(predicate: Callable[[], object], timeout: float) -> object:
+    """The predicate's first truthy value within `timeout`, else its last (falsy) value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.02)
+
+
+@contextlib.contextmanager
+def _load(stack: Stack, signups: int, rate: float) -> Iterator[threading.Thread]:
+    thread = threading.Thread(target=stack.send, args=(signups, rate), daemon=True)
+    thread.start()
+    try:
+        yield thread
     finally:
-        stack.broker.ctl("set_vm_memory_high_watermark", "0.4")
-    sender.join()
-    result = stack.result("memory_alarm", window=0)
-    result.false_202 = false_202 + slow
-    return result
+        thread.join()
 
 
-def scale_down(stack: Stack, signups: int) -> Result:
-    """The autoscaler's local target scales the mailers 3 → 1 while they work: the stopped
-    ones get SIGTERM, finish their in-flight sends and leave the rest queued."""
+# -- scenarios: each runs the load, lands its faults, and names what the verdict allows ----------
+
+
+def mailer_kill9(stack: Stack, signups: int, rate: float) -> Policy:
+    """kill -9 of a mailer holding sent mails it has not acknowledged, three times."""
+    with _load(stack, signups, rate) as load:
+        for _ in range(3):
+            stack.faults.append(stack.kill_mailer(load))
+    return Policy()
+
+
+def stats_kill9(stack: Stack, signups: int, rate: float) -> Policy:
+    """kill -9 of the stats runner holding counted events it has not acknowledged."""
+    with _load(stack, signups, rate) as load:
+        stack.faults.append(stack.kill_stats(load))
+    return Policy()
+
+
+def broker_restart(stack: Stack, signups: int, rate: float) -> Policy:
+    """RabbitMQ restarted while mailers hold work: refusals are 503s, retried; one mail each."""
+    with _load(stack, signups, rate) as load:
+        held = stack.in_flight("mailer.signups.high", load)
+        if held:
+            stack.broker.restart()
+        stack.faults.append(Fault("broker restart", held, "unacked in mailer.signups.high"))
+    return Policy(broker_faulted=True)
+
+
+def smtp_down(stack: Stack, signups: int, rate: float) -> Policy:
+    """The SMTP server goes away while mails are being sent, until the mailers have retried."""
+    with _load(stack, signups, rate) as load:
+        held = stack.in_flight("mailer.signups.high", load)
+        if held:
+            stack.smtp.stop()
+            delays = [delay_queue_name("mailer.signups.high", d) for d in DELAY_TIERS]
+            retried = _wait_quietly(
+                lambda: sum(stack.queues().get(q, {}).get("messages", 0) for q in delays), FAULT_SECONDS
+            )
+            stack.smtp.start()
+            held = held if retried else 0
+            # The server had these when it went down, and its "250" never left: the mailer
+            # cannot know they arrived and sends them again (RFC 1047's duplicate window).
+            cut = frozenset(address for r in stack.smtp.reply_lost for address in r.recipients)
+            stack.window = stack.window | Window(cut)
+        stack.faults.append(Fault("smtp server down", held, "unacked in mailer.signups.high"))
+    return Policy()
+
+
+def memory_alarm(stack: Stack, signups: int, rate: float) -> Policy:
+    """RabbitMQ's memory alarm while signups flow: the web answers 503 with Retry-After
+    within its confirm timeout, never a hang and never a 202; then recovers."""
+    with _load(stack, signups, rate) as load:
+        held = stack.in_flight("mailer.signups.high", load)
+        if held:
+            refused_before = stack.ledger.refused
+            stack.broker.ctl("set_vm_memory_high_watermark", "0")
+            blocked = time.monotonic()  # the alarm is on once the command returned
+            try:
+                refusing = _wait_quietly(lambda: stack.ledger.refused > refused_before + 2, FAULT_SECONDS)
+            finally:
+                lifted = time.monotonic()  # the broker cannot confirm again before this
+                stack.broker.ctl("set_vm_memory_high_watermark", "0.4")
+            held = held if refusing else 0
+        stack.faults.append(Fault("memory alarm", held, "unacked in mailer.signups.high"))
+    if held:
+        # Asked a second after the alarm was on (time for it to reach every connection) and
+        # answered 202 before it was lifted: a confirm that could not have happened.
+        stack.ledger.false_202 = sum(
+            1 for asked, answered in stack.accepted_at if asked > blocked + 1 and answered < lifted
+        )
+    return Policy(broker_faulted=True)
+
+
+def scale_down(stack: Stack, signups: int, rate: float) -> Policy:
+    """The autoscaler's local target scales the mailers 3 -> 1 while they work: the stopped
+    ones get SIGTERM, finish their in-flight sends and exit 0."""
     from offload_autoscaler.targets import LocalProcessPool  # the autoscaler's own local target
 
     for mailer in stack.mailers:
-        mailer.terminate()
+        mailer.service.terminate()
+        mailer.close()
     stack.mailers = []
     pool = LocalProcessPool(
         [sys.executable, "-m", "offload_mailer.main"],
@@ -298,25 +521,98 @@ def scale_down(stack: Stack, signups: int) -> Result:
     )
     try:
         pool.scale(3)
-        # Scale down mailers that are working, not ones still starting (tested in the core).
-        consuming = lambda: stack.consumers("mailer.signups.high") == 3  # noqa: E731
-        wait_for(consuming, timeout=60, what="three mailers consuming")
-        sender = _in_background(lambda: stack.send(signups))
-        time.sleep(1)
-        pool.scale(1)
-        stopped = list(pool.stopping)
-        sender.join()
-        result = stack.result("scale_down", window=0)
-        # A SIGTERMed runner must drain and exit 0 (its grace period is over long before now).
-        codes = [p.poll() for p in stopped]
+        consumers = lambda: stack.queues().get("mailer.signups.high", {}).get("consumers", 0) == 3  # noqa: E731
+        wait_for(consumers, timeout=60, what="three mailers consuming")
+        with _load(stack, signups, rate) as load:
+            held = stack.in_flight("mailer.signups.high", load)
+            if held:
+                pool.scale(1)
+            stack.faults.append(Fault("scale 3 -> 1", held, "unacked in mailer.signups.high"))
+            stopped = list(pool.stopping)
+        codes = [p.wait(30) for p in stopped]
         if codes != [0, 0]:
-            result.problems.append(f"the two stopped mailers exited with {codes}, not [0, 0]")
-        return result
+            stack.ledger.unexpected.append(f"the two stopped mailers exited with {codes}, not [0, 0]")
     finally:
         pool.close()
+    return Policy()
 
 
-SCENARIOS: dict[str, Callable[[Stack, int], Result]] = {
+def poison_message(stack: Stack, signups: int, rate: float) -> Policy:
+    """A signup that kills every mailer that takes it (SIGKILL, offload_testkit.broken), in
+    the middle of the stream: the quorum queue's delivery limit parks it, a supervisor
+    restarts the mailers as Kubernetes would, and every other signup is mailed once."""
+    crashes = 0
+    stop = threading.Event()
+
+    def crashed() -> None:
+        nonlocal crashes
+        crashes += 1
+
+    def supervise() -> None:
+        while not stop.is_set():
+            for runner in list(stack.mailers):
+                if runner.service.process.process.poll() is not None:  # type: ignore[union-attr]
+                    crashed()
+                    runner.close()
+                    stack.mailers.remove(runner)
+                    stack.replace_mailer(on_crash=crashed)
+            time.sleep(0.05)
+
+    supervisor = threading.Thread(target=supervise, daemon=True)
+    supervisor.start()
+    try:
+        with _load(stack, signups, rate) as load:
+            held = stack.in_flight("mailer.signups.high", load)
+            poison = signups + 1
+            stack._one_signup(poison, time.monotonic(), name=broken.POISON_NAME)
+            address = stack.address(poison)
+            poisoned = stack.ledger.accepted.pop(address, None)
+        limit = stack.topology.delivery_limit
+        parked = _wait_quietly(
+            lambda: stack.queues().get("mailer.signups.high.parked", {}).get("messages", 0), FINISH_SECONDS
+        )
+        stack.faults.append(
+            Fault(
+                "poison signup",
+                held if poisoned and parked else 0,
+                f"{crashes} mailer crashes, limit {limit}",
+            )
+        )
+        if not poisoned:
+            stack.ledger.unexpected.append("the poison signup was not accepted")
+        elif crashes < limit:
+            stack.ledger.unexpected.append(
+                f"the poison signup crashed {crashes} mailers, below the limit {limit}"
+            )
+        if poisoned:
+            # Counted as a signup (stats took it), never mailed: expected in the parking queue.
+            stack.ledger.counted_only[address] = FRUITS[poison % len(FRUITS)]
+    finally:
+        stop.set()
+        supervisor.join()
+    return Policy(parked={"mailer.signups.high.parked": 1})
+
+
+def combined(stack: Stack, signups: int, rate: float) -> Policy:
+    """kill -9 of a mailer, kill -9 of stats and a broker restart, in one workload."""
+    with _load(stack, signups, rate) as load:
+        stack.faults.append(stack.kill_mailer(load))
+        stack.faults.append(stack.kill_stats(load))
+        held = stack.in_flight("mailer.signups.high", load)
+        if held:
+            stack.broker.restart()
+        stack.faults.append(Fault("broker restart", held, "unacked in mailer.signups.high"))
+    return Policy(broker_faulted=True)
+
+
+def drain_kill9(stack: Stack, signups: int, rate: float) -> Policy:
+    """SIGKILL of a mailer during its graceful drain, while it holds sent, unacknowledged mails."""
+    with _load(stack, signups, rate) as load:
+        stack.faults.append(stack.kill_mailer(load, drain=True))
+    return Policy()
+
+
+SCENARIOS: dict[str, Callable[[Stack, int, float], Policy]] = {
     "mailer_kill9": mailer_kill9,
     "stats_kill9": stats_kill9,
     "broker_restart": broker_restart,
@@ -324,17 +620,48 @@ SCENARIOS: dict[str, Callable[[Stack, int], Result]] = {
     "poison_message": poison_message,
     "memory_alarm": memory_alarm,
     "scale_down": scale_down,
+    "combined": combined,
+    "drain_kill9": drain_kill9,
 }
+# Scenarios whose mailers must see the poison one at a time: with one thread and prefetch 1 a
+# crash takes down no neighbouring signup with it.
+SCENARIO_ENV = {
+    "poison_message": {
+        "mailer": "mailer-crashing",
+        "env": {"OFFLOAD_WORKER_THREADS": "1", "OFFLOAD_PREFETCH": "1", "OFFLOAD_DELIVERY_LIMIT": "3"},
+    },
+}
+# Pacing: a load long enough for every fault to land on it, on a busy machine too.
+LOAD_SECONDS = 6.0
 
 
-def run_scenario(name: str, broker: PrivateBroker, redis_url: str, workdir: Path, signups: int) -> Result:
+def run_scenario(
+    name: str,
+    broker: PrivateBroker,
+    redis_url: str,
+    workdir: Path,
+    signups: int,
+    *,
+    mailer_variant: str | None = None,
+    stats_variant: str | None = None,
+) -> Result:
     redis.Redis.from_url(redis_url).flushdb()
-    scenario_dir = workdir / name
-    scenario_dir.mkdir(parents=True, exist_ok=True)
-    stack = Stack(broker, redis_url, scenario_dir)
+    variant = mailer_variant or stats_variant
+    workdir.mkdir(parents=True, exist_ok=True)
+    scenario_dir = Path(tempfile.mkdtemp(prefix=f"{name}-{variant + '-' if variant else ''}", dir=workdir))
+    settings = SCENARIO_ENV.get(name, {})
+    stack = Stack(
+        broker,
+        redis_url,
+        scenario_dir,
+        mailer_variant=mailer_variant or settings.get("mailer"),  # type: ignore[arg-type]
+        stats_variant=stats_variant,
+        extra_env=settings.get("env"),  # type: ignore[arg-type]
+    )
     try:
         wait_for(lambda: requests.get(stack.web.url + "/readyz", timeout=2).ok, timeout=30, what="web ready")
-        return SCENARIOS[name](stack, signups)
+        policy = SCENARIOS[name](stack, signups, signups / LOAD_SECONDS)
+        return stack.finish(name, policy)
     finally:
         stack.close()
 
@@ -345,19 +672,30 @@ def main() -> int:
     )
     parser.add_argument("scenarios", nargs="*", help=f"any of {', '.join(SCENARIOS)} (default: all)")
     parser.add_argument("--signups", type=int, default=300)
+    parser.add_argument(
+        "--mailer", choices=sorted(broken.VARIANTS), help="run a broken mailer (negative control)"
+    )
+    parser.add_argument("--stats", choices=sorted(broken.VARIANTS), help="run a broken stats runner")
     args = parser.parse_args()
     unknown = sorted(set(args.scenarios) - set(SCENARIOS))
     if unknown:
         parser.error(f"unknown scenario(s): {', '.join(unknown)}")
-    args.scenarios = args.scenarios or list(SCENARIOS)
     failed = 0
     with tempfile.TemporaryDirectory(prefix="offload-chaos-") as workdir:
         broker = PrivateBroker(Path(workdir) / "rabbitmq")
         broker.start()
         redis_server = PrivateRedis(Path(workdir)).start()
         try:
-            for name in args.scenarios:
-                result = run_scenario(name, broker, redis_server.url, Path(workdir), args.signups)
+            for name in args.scenarios or list(SCENARIOS):
+                result = run_scenario(
+                    name,
+                    broker,
+                    redis_server.url,
+                    Path(workdir),
+                    args.signups,
+                    mailer_variant=args.mailer,
+                    stats_variant=args.stats,
+                )
                 print(result.line(), flush=True)
                 failed += not result.passed
         finally:

@@ -60,7 +60,7 @@ class Cluster:
 
     @contextlib.contextmanager
     def service_url(self, namespace: str, target: str, port: int) -> Iterator[str]:
-        """An http:// URL reaching `target` (svc/NAME or deploy/NAME) on `port` from this machine."""
+        """An http:// URL reaching `target` (svc/, deploy/ or pod/NAME) on `port` from this machine."""
         with port_forward(self, namespace, target, port) as url:
             yield url
 
@@ -128,8 +128,10 @@ class LocalCluster(Cluster):
             if not ready:
                 raise ClusterError(f"no ready pod of {target}")
             address = ready[0]
+        elif kind == "pod":
+            address = client.CoreV1Api(api).read_namespaced_pod(name, namespace).status.pod_ip
         else:
-            raise ValueError(f"target must be svc/NAME or deploy/NAME, not {target!r}")
+            raise ValueError(f"target must be svc/NAME, deploy/NAME or pod/NAME, not {target!r}")
         yield f"http://{address}:{port}"
 
     def close(self) -> None:

@@ -1,5 +1,8 @@
 """A real SMTP server for tests (aiosmtpd) that records what it receives.
 
+Every accepted message is kept, a resend as a second copy: `copies_by_recipient()` counts
+them per address and `received` says on which client connection each arrived.
+
 `replies` scripts answers to DATA ("451 4.3.0 try later", "550 5.1.1 no such user"),
 one per message, before it goes back to 250. stop()/start() take it off the network
 and bring it back on the same port.
@@ -12,7 +15,9 @@ or LOGIN, over TLS only); `sessions` records who logged in on each connection.
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import dataclasses
 import email
 import email.policy
 import ssl
@@ -28,6 +33,16 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from offload_testkit.processes import free_port
+
+
+@dataclasses.dataclass(frozen=True)
+class Received:
+    """One accepted message: who it was for, its Message-ID, the client's port, when (monotonic)."""
+
+    recipients: tuple[str, ...]
+    message_id: str
+    peer_port: int
+    at: float
 
 
 class SmtpSink:
@@ -46,6 +61,7 @@ class SmtpSink:
         self.logins = logins
         self.replies: collections.deque[str] = collections.deque()
         self.messages: list[EmailMessage] = []
+        self.received: list[Received] = []
         self.logged_in: list[str] = []
         self.ca_file: str | None = None
         self._server_context: ssl.SSLContext | None = None
@@ -53,6 +69,10 @@ class SmtpSink:
             self._server_context = self._make_certificate()
         self._lock = threading.Lock()
         self._controller: Controller | None = None
+        self._unanswered: set[Received] = set()
+        # Mails the server had taken when stop() cut their sessions before the reply: the
+        # sender never learned they were accepted, and will send them again.
+        self.reply_lost: list[Received] = []
 
     def _make_certificate(self) -> ssl.SSLContext:
         authority = trustme.CA(organization_name="offload test CA")
@@ -77,13 +97,27 @@ class SmtpSink:
         return AuthResult(success=False, handled=False)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        if self.delay:
-            time.sleep(self.delay)  # a slow server, on purpose
         if self.replies:
+            if self.delay:
+                await asyncio.sleep(self.delay)
             return self.replies.popleft()
+        # The server has the mail from here on, whether or not the client lives to read the
+        # reply: that is where a real server takes responsibility for it.
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        received = Received(
+            tuple(address.lower() for address in envelope.rcpt_tos),
+            str(message["Message-ID"]),
+            int(session.peer[1]) if isinstance(session.peer, tuple) else 0,
+            time.monotonic(),
+        )
         with self._lock:
             self.messages.append(message)  # type: ignore[arg-type]
+            self.received.append(received)
+            self._unanswered.add(received)
+        if self.delay:
+            await asyncio.sleep(self.delay)  # a slow server, on purpose (other sessions go on)
+        with self._lock:
+            self._unanswered.discard(received)
         return "250 2.0.0 OK"
 
     def start(self) -> SmtpSink:
@@ -107,6 +141,9 @@ class SmtpSink:
 
     def stop(self) -> None:
         if self._controller is not None:
+            with self._lock:
+                self.reply_lost += self._unanswered
+                self._unanswered.clear()
             self._controller.stop()
             self._controller = None
 
@@ -116,6 +153,15 @@ class SmtpSink:
             for message in self.messages:
                 grouped[str(message[name])].append(message)
         return grouped
+
+    def copies_by_recipient(self) -> collections.Counter[str]:
+        """How many copies each address received (every copy is kept)."""
+        with self._lock:
+            return collections.Counter(r for received in self.received for r in received.recipients)
+
+    def snapshot(self) -> list[Received]:
+        with self._lock:
+            return list(self.received)
 
     def count(self) -> int:
         with self._lock:

@@ -21,6 +21,11 @@ class Service:
     def kill(self) -> None:
         self.process.kill()
 
+    @property
+    def pid(self) -> int:
+        assert self.process.process is not None
+        return self.process.process.pid
+
 
 def _start(argv: list[str], env: Mapping[str, str], log: Path, port: int, ready_path: str) -> Service:
     url = f"http://127.0.0.1:{port}"
@@ -45,17 +50,22 @@ def start_web(env: Mapping[str, str], workdir: Path, name: str = "web") -> Servi
     )
 
 
-def start_mailer(env: Mapping[str, str], workdir: Path, name: str = "mailer") -> Service:
+def start_mailer(
+    env: Mapping[str, str], workdir: Path, name: str = "mailer", argv: list[str] | None = None
+) -> Service:
+    """The mailer (or, with `argv`, a variant of it from offload_testkit.broken)."""
     port = free_port()
-    argv = [sys.executable, "-m", "offload_mailer.main"]
+    argv = argv or [sys.executable, "-m", "offload_mailer.main"]
     return _start(
         argv, {"OFFLOAD_MAILER_STATUS_PORT": str(port), **env}, workdir / f"{name}.log", port, "/readyz"
     )
 
 
-def start_stats_runner(env: Mapping[str, str], workdir: Path, name: str = "stats") -> Service:
+def start_stats_runner(
+    env: Mapping[str, str], workdir: Path, name: str = "stats", argv: list[str] | None = None
+) -> Service:
     port = free_port()
-    argv = [sys.executable, "-m", "offload_stats.runner_main"]
+    argv = argv or [sys.executable, "-m", "offload_stats.runner_main"]
     return _start(
         argv, {"OFFLOAD_STATS_STATUS_PORT": str(port), **env}, workdir / f"{name}.log", port, "/readyz"
     )

@@ -1,7 +1,11 @@
 """Which signups already got their email: Redis when configured, else a SQLite file.
 
 The mailer checks the store before sending and writes it right after the SMTP server
-accepted the mail. The one duplicate window left is a crash between those two steps.
+accepted the mail. What is left is one duplicate window: the server has the mail and the
+store does not, and then the mailer dies (a crash between the server's acceptance and the
+write), or never hears the server's "250" (the connection or the server goes down after
+the server took the mail), and so sends it again. The chaos harness lists the mails in
+that window at every such fault and fails on any other duplicate.
 
 Two copies of one signup can be in flight at once (a publisher republishes what the broker
 had not confirmed when its connection dropped, so the queue may hold the message twice):

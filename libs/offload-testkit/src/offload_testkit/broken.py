@@ -1,0 +1,111 @@
+"""Service variants for tests only: each switches one mechanism off or adds one fault, so a
+check can show it fails without the mechanism it guards (a negative control), or meet a
+message that really crashes its runner.
+
+    python -m offload_testkit.broken mailer-without-dedupe   the sent-store records sends, is never consulted
+    python -m offload_testkit.broken stats-without-dedupe    every delivery of an event is counted
+    python -m offload_testkit.broken mailer-crashing         SIGKILLs itself on a signup named POISON_NAME
+
+These are not fakes of the services: each is the real service's main with one function
+swapped before it starts.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import uuid
+from collections.abc import Callable, Sequence
+
+POISON_NAME = "Poison Pill"
+
+
+class _AmnesiacSentStore:
+    """Writes what was sent (so a test can still read the store) but never says a signup was
+    sent and never refuses a claim: the mailer's dedupe switched off."""
+
+    def __init__(self, store: object) -> None:
+        self._store = store
+
+    def was_sent(self, signup_id: str) -> bool:
+        return False
+
+    def claim(self, signup_id: str, owner: str, seconds: float) -> bool:
+        return True
+
+    def release(self, signup_id: str, owner: str) -> None:
+        pass
+
+    def mark_sent(self, signup_id: str) -> None:
+        self._store.mark_sent(signup_id)  # type: ignore[attr-defined]
+
+
+def _mailer_without_dedupe() -> None:
+    from offload_mailer import main as mailer_main
+
+    real_open = mailer_main.open_store
+    mailer_main.open_store = lambda url: _AmnesiacSentStore(real_open(url))  # type: ignore[assignment]
+    mailer_main.main()
+
+
+def _stats_without_dedupe() -> None:
+    import dataclasses
+
+    from offload_stats import runner_main
+
+    real_open = runner_main.open_store
+
+    def open_counting_everything(url: str):
+        store = real_open(url)
+        apply = store.apply
+
+        def apply_all(batch):  # noqa: ANN001
+            # A fresh id per delivery: the store's dedupe never sees the same id twice.
+            return apply(
+                [dataclasses.replace(item, event_id=f"{item.event_id}:{uuid.uuid4()}") for item in batch]
+            )
+
+        store.apply = apply_all  # type: ignore[method-assign]
+        return store
+
+    runner_main.open_store = open_counting_everything  # type: ignore[assignment]
+    runner_main.main()
+
+
+def _mailer_crashing() -> None:
+    from offload_mailer import handler
+    from offload_mailer import main as mailer_main
+
+    real_handle = handler.WelcomeMailer.handle
+
+    def handle(self, message):  # noqa: ANN001
+        if message.data.get("name") == POISON_NAME:
+            os.kill(os.getpid(), signal.SIGKILL)  # a crash no handler code can catch
+        return real_handle(self, message)
+
+    handler.WelcomeMailer.handle = handle  # type: ignore[method-assign]
+    mailer_main.main()
+
+
+VARIANTS: dict[str, Callable[[], None]] = {
+    "mailer-without-dedupe": _mailer_without_dedupe,
+    "stats-without-dedupe": _stats_without_dedupe,
+    "mailer-crashing": _mailer_crashing,
+}
+
+
+def argv(variant: str) -> list[str]:
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; one of {', '.join(VARIANTS)}")
+    return [sys.executable, "-m", "offload_testkit.broken", variant]
+
+
+def main(args: Sequence[str] = sys.argv[1:]) -> None:
+    if len(args) != 1 or args[0] not in VARIANTS:
+        sys.exit(f"usage: python -m offload_testkit.broken {{{','.join(VARIANTS)}}}")
+    VARIANTS[args[0]]()
+
+
+if __name__ == "__main__":
+    main()
