@@ -44,7 +44,17 @@ def test_kill_9_mid_batch_then_restart_loses_nothing_and_counts_nothing_twice(
     assert counted_at_kill < 3000, "the kill came too late to test anything"
     runner = start_runner(core_config, store_url, tmp_path, name="stats-2")
     try:
-        wait_for(lambda: queries.summary(store)["requests"]["total"] >= 3000, timeout=60, what="all counted")
+        try:
+            wait_for(
+                lambda: queries.summary(store)["requests"]["total"] >= 3000, timeout=60, what="all counted"
+            )
+        except AssertionError as exc:
+            where = {q: ready_count(amqp_url, q) for q in ("stats.requests", "stats.requests.parked")}
+            total = queries.summary(store)["requests"]["total"]
+            raise AssertionError(
+                f"{exc}: {total} counted ({counted_at_kill} at the kill), ready {where}\n"
+                + runner.logs()[-2000:]
+            ) from None
         wait_for(lambda: ready_count(amqp_url, "stats.requests") == 0, timeout=10, what="queue drained")
         assert queries.summary(store)["requests"]["total"] == 3000
     finally:

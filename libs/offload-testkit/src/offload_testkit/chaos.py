@@ -42,7 +42,17 @@ from pathlib import Path
 import redis
 import requests
 
-from offload_core.topology import Topology, delay_queue_name, stack_topology
+from offload_core.topology import (
+    STACK_QUEUES,
+    Topology,
+    WorkQueue,
+    delay_queue_name,
+    routing_key,
+    stack_topology,
+    topic_matches,
+)
+from offload_mailer.config import MailerConfig
+from offload_stats.runner_main import QUEUES as STATS_QUEUES
 from offload_testkit import broken, sent_window
 from offload_testkit.amqp import wait_for
 from offload_testkit.chaos_verdict import Fault, Ledger, Observation, Policy, Result, Window, verdict
@@ -53,6 +63,19 @@ from offload_testkit.stack import Service, start_mailer, start_stats_runner, sta
 from offload_testkit.tcp_proxy import TcpProxy
 
 MAILER_THREADS = 4
+
+
+def _consumed_by(queues: tuple[str, ...], key: str) -> WorkQueue:
+    """The work queue among `queues` that a message with routing key `key` reaches."""
+    return next(
+        q for q in STACK_QUEUES if q.name in queues and any(topic_matches(p, key) for p in q.bindings)
+    )
+
+
+# The clients' signups go to the high lane; where they and the mailer's events wait, by the topology.
+MAILER_QUEUE = _consumed_by(MailerConfig().queues, routing_key("signup.created", "high"))
+STATS_QUEUE = _consumed_by(STATS_QUEUES, routing_key("mail.sent", "normal"))
+IN_MAILER_QUEUE = f"unacked in {MAILER_QUEUE.name}"
 DELAY_TIERS = (0.2, 0.5, 1.0)
 FRUITS = ("kiwi", "pear", "mango")
 AGENTS = tuple(f"chaos-client/{n}" for n in range(3))
@@ -321,7 +344,7 @@ class Stack:
         victim = self._take_mailer()
         victim.expected_exit = True
         pid = victim.service.pid
-        if not self.in_flight(self.topology.queue("mailer.signups.high").name, load):
+        if not self.in_flight(MAILER_QUEUE.name, load):
             with self._lock:
                 self.mailers.append(victim)
             return Fault("mailer kill -9", 0, "the load was over before a mailer held work")
@@ -369,7 +392,7 @@ class Stack:
         acknowledge, then SIGKILL it mid-batch and start a new one."""
         victim = self.stats
         victim.expected_exit = True
-        if not self.in_flight("stats.activity", load):
+        if not self.in_flight(STATS_QUEUE.name, load):
             return Fault("stats kill -9", 0, "the load was over before stats held work")
         assert victim.proxy is not None
         before = self.counted_events()
@@ -378,6 +401,13 @@ class Stack:
         victim.close()
         self.stats = self.start_stats()
         return Fault("stats kill -9", counted, "events counted, unacknowledged")
+
+    def restart_broker(self, load: threading.Thread) -> Fault:
+        """Restart RabbitMQ once mailers hold work: its connections drop mid-delivery."""
+        held = self.in_flight(MAILER_QUEUE.name, load)
+        if held:
+            self.broker.restart()
+        return Fault("broker restart", held, IN_MAILER_QUEUE)
 
     # -- the end ---------------------------------------------------------------------------
 
@@ -454,20 +484,17 @@ def stats_kill9(stack: Stack, signups: int, rate: float) -> Policy:
 def broker_restart(stack: Stack, signups: int, rate: float) -> Policy:
     """RabbitMQ restarted while mailers hold work: refusals are 503s, retried; one mail each."""
     with _load(stack, signups, rate) as load:
-        held = stack.in_flight("mailer.signups.high", load)
-        if held:
-            stack.broker.restart()
-        stack.faults.append(Fault("broker restart", held, "unacked in mailer.signups.high"))
+        stack.faults.append(stack.restart_broker(load))
     return Policy(broker_faulted=True)
 
 
 def smtp_down(stack: Stack, signups: int, rate: float) -> Policy:
     """The SMTP server goes away while mails are being sent, until the mailers have retried."""
     with _load(stack, signups, rate) as load:
-        held = stack.in_flight("mailer.signups.high", load)
+        held = stack.in_flight(MAILER_QUEUE.name, load)
         if held:
             stack.smtp.stop()
-            delays = [delay_queue_name("mailer.signups.high", d) for d in DELAY_TIERS]
+            delays = [delay_queue_name(MAILER_QUEUE.name, d) for d in DELAY_TIERS]
             retried = _wait_quietly(
                 lambda: sum(stack.queues().get(q, {}).get("messages", 0) for q in delays), FAULT_SECONDS
             )
@@ -477,7 +504,7 @@ def smtp_down(stack: Stack, signups: int, rate: float) -> Policy:
             # cannot know they arrived and sends them again (RFC 1047's duplicate window).
             cut = frozenset(address for r in stack.smtp.reply_lost for address in r.recipients)
             stack.window = stack.window | Window(cut)
-        stack.faults.append(Fault("smtp server down", held, "unacked in mailer.signups.high"))
+        stack.faults.append(Fault("smtp server down", held, IN_MAILER_QUEUE))
     return Policy()
 
 
@@ -485,7 +512,7 @@ def memory_alarm(stack: Stack, signups: int, rate: float) -> Policy:
     """RabbitMQ's memory alarm while signups flow: the web answers 503 with Retry-After
     within its confirm timeout, never a hang and never a 202; then recovers."""
     with _load(stack, signups, rate) as load:
-        held = stack.in_flight("mailer.signups.high", load)
+        held = stack.in_flight(MAILER_QUEUE.name, load)
         if held:
             refused_before = stack.ledger.refused
             stack.broker.ctl("set_vm_memory_high_watermark", "0")
@@ -496,7 +523,7 @@ def memory_alarm(stack: Stack, signups: int, rate: float) -> Policy:
                 lifted = time.monotonic()  # the broker cannot confirm again before this
                 stack.broker.ctl("set_vm_memory_high_watermark", "0.4")
             held = held if refusing else 0
-        stack.faults.append(Fault("memory alarm", held, "unacked in mailer.signups.high"))
+        stack.faults.append(Fault("memory alarm", held, IN_MAILER_QUEUE))
     if held:
         # Asked a second after the alarm was on (time for it to reach every connection) and
         # answered 202 before it was lifted: a confirm that could not have happened.
@@ -521,13 +548,13 @@ def scale_down(stack: Stack, signups: int, rate: float) -> Policy:
     )
     try:
         pool.scale(3)
-        consumers = lambda: stack.queues().get("mailer.signups.high", {}).get("consumers", 0) == 3  # noqa: E731
+        consumers = lambda: stack.queues().get(MAILER_QUEUE.name, {}).get("consumers", 0) == 3  # noqa: E731
         wait_for(consumers, timeout=60, what="three mailers consuming")
         with _load(stack, signups, rate) as load:
-            held = stack.in_flight("mailer.signups.high", load)
+            held = stack.in_flight(MAILER_QUEUE.name, load)
             if held:
                 pool.scale(1)
-            stack.faults.append(Fault("scale 3 -> 1", held, "unacked in mailer.signups.high"))
+            stack.faults.append(Fault("scale 3 -> 1", held, IN_MAILER_QUEUE))
             stopped = list(pool.stopping)
         codes = [p.wait(30) for p in stopped]
         if codes != [0, 0]:
@@ -562,14 +589,14 @@ def poison_message(stack: Stack, signups: int, rate: float) -> Policy:
     supervisor.start()
     try:
         with _load(stack, signups, rate) as load:
-            held = stack.in_flight("mailer.signups.high", load)
+            held = stack.in_flight(MAILER_QUEUE.name, load)
             poison = signups + 1
             stack._one_signup(poison, time.monotonic(), name=broken.POISON_NAME)
             address = stack.address(poison)
             poisoned = stack.ledger.accepted.pop(address, None)
         limit = stack.topology.delivery_limit
         parked = _wait_quietly(
-            lambda: stack.queues().get("mailer.signups.high.parked", {}).get("messages", 0), FINISH_SECONDS
+            lambda: stack.queues().get(MAILER_QUEUE.parking_queue, {}).get("messages", 0), FINISH_SECONDS
         )
         stack.faults.append(
             Fault(
@@ -590,7 +617,7 @@ def poison_message(stack: Stack, signups: int, rate: float) -> Policy:
     finally:
         stop.set()
         supervisor.join()
-    return Policy(parked={"mailer.signups.high.parked": 1})
+    return Policy(parked={MAILER_QUEUE.parking_queue: 1})
 
 
 def combined(stack: Stack, signups: int, rate: float) -> Policy:
@@ -598,10 +625,7 @@ def combined(stack: Stack, signups: int, rate: float) -> Policy:
     with _load(stack, signups, rate) as load:
         stack.faults.append(stack.kill_mailer(load))
         stack.faults.append(stack.kill_stats(load))
-        held = stack.in_flight("mailer.signups.high", load)
-        if held:
-            stack.broker.restart()
-        stack.faults.append(Fault("broker restart", held, "unacked in mailer.signups.high"))
+        stack.faults.append(stack.restart_broker(load))
     return Policy(broker_faulted=True)
 
 
