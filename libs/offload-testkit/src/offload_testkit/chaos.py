@@ -91,7 +91,6 @@ class Runner:
 
     service: Service
     proxy: TcpProxy | None = None
-    expected_exit: bool = False  # killed or stopped by the scenario, not crashed
 
     def close(self) -> None:
         self.service.kill()
@@ -129,18 +128,15 @@ class Stack:
         self.topology: Topology = stack_topology(
             DELAY_TIERS, int(self.env.get("OFFLOAD_DELIVERY_LIMIT", "10"))
         )
-        self.mailer_env = (
-            self.env
-            | {
-                "OFFLOAD_MAILER_BACKEND": "smtp",
-                "OFFLOAD_SMTP_PORT": str(self.smtp.port),
-                "OFFLOAD_SMTP_TIMEOUT": "2",
-                "OFFLOAD_MAILER_STORE_URL": redis_url,
-                "OFFLOAD_WORKER_THREADS": str(MAILER_THREADS),
-                "OFFLOAD_PREFETCH": "8",
-            }
-            | {k: v for k, v in (extra_env or {}).items() if k.startswith("OFFLOAD_")}
-        )
+        self.mailer_env = {
+            "OFFLOAD_WORKER_THREADS": str(MAILER_THREADS),
+            "OFFLOAD_PREFETCH": "8",
+            **self.env,  # a scenario's own settings win
+            "OFFLOAD_MAILER_BACKEND": "smtp",
+            "OFFLOAD_SMTP_PORT": str(self.smtp.port),
+            "OFFLOAD_SMTP_TIMEOUT": "2",
+            "OFFLOAD_MAILER_STORE_URL": redis_url,
+        }
         self.mailer_argv = broken.argv(mailer_variant) if mailer_variant else None
         self.stats_argv = broken.argv(stats_variant) if stats_variant else None
         self.stats_db = workdir / "stats.db"
@@ -342,7 +338,6 @@ class Stack:
         (with `drain`: SIGTERM it and wait until it is draining), freeze it, list the mails in
         the duplicate window, SIGKILL it, start a replacement."""
         victim = self._take_mailer()
-        victim.expected_exit = True
         pid = victim.service.pid
         if not self.in_flight(MAILER_QUEUE.name, load):
             with self._lock:
@@ -391,7 +386,6 @@ class Stack:
         """Stall the stats runner's broker link until it has counted events it cannot
         acknowledge, then SIGKILL it mid-batch and start a new one."""
         victim = self.stats
-        victim.expected_exit = True
         if not self.in_flight(STATS_QUEUE.name, load):
             return Fault("stats kill -9", 0, "the load was over before stats held work")
         assert victim.proxy is not None
