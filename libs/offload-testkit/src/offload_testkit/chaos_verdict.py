@@ -6,12 +6,11 @@ The promises it checks, per recipient (every workload address is unique):
 
 - every signup answered 202 gets exactly one email; an address never answered 202 gets none;
 - duplicates only inside the documented window: the SMTP server has a mail and the mailer
-  has not recorded it in its sent-store, and then the mailer dies (killed between the
-  server's acceptance and the store write) or never hears the "250" (the server went down
-  before its reply). The harness lists the mails in that window as it happens (`Window`:
-  a killed mailer is frozen first and its connections' last mails checked against the
-  store); a duplicate of any other mail is a failure, and in a run with neither fault the
-  window is empty, so any duplicate fails;
+  has not recorded it in its sent-store, and then the mailer dies. The harness lists the
+  mails in that window at each kill (`Window`: the victim is frozen first and its
+  connections' last mails checked against the store); a duplicate of any other mail is a
+  failure, and in a run where no mailer is killed the window is empty, so any duplicate
+  fails;
 - no false 202, and every signup accepted unless the broker itself was faulted;
 - stats exact on every family, from what the clients sent;
 - the run finished: every work, delay and parking queue as expected, nothing unacked;
@@ -46,9 +45,8 @@ class Ledger:
 
 @dataclasses.dataclass(frozen=True)
 class Window:
-    """Mails in the documented duplicate window: accepted by the SMTP server on a killed
-    mailer's connection and not yet in the sent-store when it died, or taken by a server
-    that went down before its reply."""
+    """Mails in the documented duplicate window: received by the SMTP server on a killed
+    mailer's connection and not yet in the sent-store when it died."""
 
     addresses: frozenset[str] = frozenset()
 

@@ -37,11 +37,15 @@ def recorded(store: redis.Redis, signup_ids: set[str]) -> set[str]:
 
 
 def in_window(pid: int, sink: SmtpSink, store: redis.Redis) -> frozenset[str]:
-    """Addresses of the frozen mailer's mails that the server has and the store does not."""
+    """Addresses of the frozen mailer's mails that the server has (committed, or received
+    and about to be) and the store does not."""
     ports = smtp_ports(pid, sink.port)
     last: dict[int, tuple[str, str]] = {}
     for received in sink.snapshot():
         if received.peer_port in ports:
             last[received.peer_port] = (signup_id(received.message_id), received.recipients[0])
-    sent = recorded(store, {i for i, _ in last.values()})
-    return frozenset(address for i, address in last.values() if i not in sent)
+    candidates = list(last.values()) + [
+        (signup_id(r.message_id), r.recipients[0]) for r in sink.pending() if r.peer_port in ports
+    ]
+    sent = recorded(store, {i for i, _ in candidates})
+    return frozenset(address for i, address in candidates if i not in sent)

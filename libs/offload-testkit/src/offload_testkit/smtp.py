@@ -69,10 +69,8 @@ class SmtpSink:
             self._server_context = self._make_certificate()
         self._lock = threading.Lock()
         self._controller: Controller | None = None
-        self._unanswered: set[Received] = set()
-        # Mails the server had taken when stop() cut their sessions before the reply: the
-        # sender never learned they were accepted, and will send them again.
-        self.reply_lost: list[Received] = []
+        self._pending: set[Received] = set()  # received in full, not yet committed
+        self._serving = 0  # one more each start(): a mail begun before a stop is never committed
 
     def _make_certificate(self) -> ssl.SSLContext:
         authority = trustme.CA(organization_name="offload test CA")
@@ -101,8 +99,6 @@ class SmtpSink:
             if self.delay:
                 await asyncio.sleep(self.delay)
             return self.replies.popleft()
-        # The server has the mail from here on, whether or not the client lives to read the
-        # reply: that is where a real server takes responsibility for it.
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         received = Received(
             tuple(address.lower() for address in envelope.rcpt_tos),
@@ -110,14 +106,20 @@ class SmtpSink:
             int(session.peer[1]) if isinstance(session.peer, tuple) else 0,
             time.monotonic(),
         )
+        # A slow server thinks, then commits the mail and answers at once. While it thinks
+        # the mail is pending: it will be delivered even if the client is gone by then (a
+        # killed client never hears the "250"), unless the server stops first.
         with self._lock:
-            self.messages.append(message)  # type: ignore[arg-type]
-            self.received.append(received)
-            self._unanswered.add(received)
+            self._pending.add(received)
+            serving = self._serving
         if self.delay:
             await asyncio.sleep(self.delay)  # a slow server, on purpose (other sessions go on)
         with self._lock:
-            self._unanswered.discard(received)
+            self._pending.discard(received)
+            if self._serving != serving or self._controller is None:
+                return "421 4.3.2 shutting down"  # stopped while thinking: nothing committed
+            self.messages.append(message)  # type: ignore[arg-type]
+            self.received.append(received)
         return "250 2.0.0 OK"
 
     def start(self) -> SmtpSink:
@@ -135,6 +137,8 @@ class SmtpSink:
                 auth_required=True,
                 auth_require_tls=self.security != "tls",
             )
+        with self._lock:
+            self._serving += 1
         self._controller = Controller(self, hostname="127.0.0.1", port=self.port, **options)
         self._controller.start()
         return self
@@ -142,10 +146,8 @@ class SmtpSink:
     def stop(self) -> None:
         if self._controller is not None:
             with self._lock:
-                self.reply_lost += self._unanswered
-                self._unanswered.clear()
-            self._controller.stop()
-            self._controller = None
+                controller, self._controller = self._controller, None
+            controller.stop()
 
     def by_header(self, name: str) -> dict[str, list[EmailMessage]]:
         grouped: dict[str, list[EmailMessage]] = collections.defaultdict(list)
@@ -162,6 +164,11 @@ class SmtpSink:
     def snapshot(self) -> list[Received]:
         with self._lock:
             return list(self.received)
+
+    def pending(self) -> list[Received]:
+        """Mails received in full that the server has not yet committed (see `delay`)."""
+        with self._lock:
+            return list(self._pending)
 
     def count(self) -> int:
         with self._lock:
