@@ -79,7 +79,14 @@ def stack():
     finally:
         for name in reversed(names):
             if name.startswith(("web", "mailer", "stats")):
-                print(docker("logs", "--tail", "20", name, check=False))
+                logs = subprocess.run(
+                    ["docker", "logs", "--tail", "30", name],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                    timeout=60,
+                )
+                print(f"--- {name}\n{logs.stdout}")
             docker("rm", "-f", name, check=False)
         docker("volume", "rm", "-f", volume, check=False)
         docker("network", "rm", network, check=False)

@@ -13,6 +13,7 @@ from offload_core.envelope import ENQUEUED_AT_HEADER, Envelope
 from offload_core.publisher import Publisher, PublishError, PublishTimeout, Unroutable
 from offload_core.topology import Topology, WorkQueue
 from offload_testkit.amqp import ready_count, take, wait_for
+from offload_testkit.processes import free_port
 from offload_testkit.tcp_proxy import TcpProxy
 
 TOPOLOGY = Topology((WorkQueue("t.signups", ("signup.created.*",)),), delay_tiers=(0.2, 0.5))
@@ -205,3 +206,53 @@ def test_a_message_unconfirmed_when_the_connection_drops_fails_at_once_and_is_no
         # What the checks above catch: the caller is told "confirmed" and the message is there twice.
         assert error is None
         assert landed == [unconfirmed.id, unconfirmed.id, marker.id]
+
+
+@pytest.mark.parametrize("on_demand", ["attempt brought forward", "fixed backoff (negative control)"])
+def test_a_waiting_caller_finds_a_broker_that_came_back_during_a_long_backoff(
+    core_config, rabbitmq_broker, amqp_url, monkeypatch, on_demand
+):
+    """A process that started before its broker sits in a long backoff; the broker comes
+    up (another process of the same service already answers ready). A request that now
+    waits for a confirm must not time out waiting for the backoff to run out."""
+    monkeypatch.setattr(publisher_module, "reconnect_delay", lambda attempt, maximum: 60.0)
+    if on_demand != "attempt brought forward":
+        monkeypatch.setattr(publisher_module, "DEMAND_RECONNECT_INTERVAL", float("inf"))
+    port = free_port()
+    url = amqp_url.replace(f":{rabbitmq_broker.amqp_port}/", f":{port}/")
+    publisher = Publisher(dataclasses.replace(core_config, amqp_url=url), TOPOLOGY).start()
+    proxy: TcpProxy | None = None
+    try:
+        wait_for(lambda: publisher._reconnect is not None, what="the first attempt refused, the next one due")
+        proxy = TcpProxy("127.0.0.1", rabbitmq_broker.amqp_port, port=port)  # the broker is up
+        envelope = signup()
+        started = time.monotonic()
+        error: PublishError | None = None
+        try:
+            publisher.publish(envelope, timeout=4)
+        except PublishError as exc:
+            error = exc
+        answered_after = time.monotonic() - started
+    finally:
+        publisher.close(timeout=0.5)
+        if proxy is not None:
+            proxy.close()
+    if on_demand == "attempt brought forward":
+        assert error is None, error
+        assert [g.properties.message_id for g in take(amqp_url, "t.signups")] == [envelope.id]
+        assert answered_after < DEMAND_BOUND, f"confirmed after {answered_after:.1f}s"
+    else:
+        # What the check above catches: the caller waits out its timeout, nothing is sent
+        # (the publisher never connected, so it never even declared the queue).
+        assert isinstance(error, PublishTimeout) and error.withdrawn, error
+
+
+# The attempt is brought forward to 1 s after the refused one; connecting and the confirm
+# take milliseconds. The bound leaves room for a loaded machine, well inside the timeout.
+DEMAND_BOUND = 3.5
+
+
+def test_attempt_on_demand_never_postpones_and_keeps_the_interval():
+    assert publisher_module.attempt_on_demand(100.0, 10.0, 1.0) == 11.0
+    assert publisher_module.attempt_on_demand(10.5, 10.0, 1.0) == 10.5
+    assert publisher_module.attempt_on_demand(100.0, 10.0, float("inf")) == 100.0

@@ -52,6 +52,11 @@ LANE_HEADER = "x-offload-lane"
 # pipe write and a GIL hand-off each, which showed up as lost page throughput.
 FLUSH_INTERVAL = 0.02
 FLUSH_BACKLOG = 256
+# A caller waiting for a confirm while the publisher sits in a long reconnect backoff
+# brings the next attempt forward to at most this long after the last one: a broker that
+# came back is found within a request's timeout, and an outage costs one attempt per
+# interval, not one per request.
+DEMAND_RECONNECT_INTERVAL = 1.0
 LOST_BEFORE_CONFIRM = "connection lost before the broker confirmed; the broker may still have the message"
 
 
@@ -114,6 +119,20 @@ class _Outgoing:
         self.future.outgoing = self
 
 
+@dataclass(frozen=True)
+class ScheduledAttempt:
+    """The next connection attempt: when (monotonic seconds) and the I/O loop's timer."""
+
+    at: float
+    handle: Any
+
+
+def attempt_on_demand(scheduled_at: float, last_attempt_at: float, min_interval: float) -> float:
+    """When to make the next connection attempt once a caller is waiting for a confirm:
+    the scheduled time, or `min_interval` after the last attempt if that is sooner."""
+    return min(scheduled_at, last_attempt_at + min_interval)
+
+
 def _settle(future: Future[None], error: BaseException | None = None) -> None:
     """Resolve a future once; a second resolution (race with a timeout) is ignored."""
     try:
@@ -156,6 +175,8 @@ class Publisher:
         self._stopped = threading.Event()
         self._closing = False
         self._attempt = 0
+        self._last_attempt_at = 0.0
+        self._reconnect: ScheduledAttempt | None = None
         self._thread: threading.Thread | None = None
         self.last_error: str | None = None
 
@@ -323,9 +344,11 @@ class Publisher:
         self._stopped.set()
 
     def _connect(self) -> None:
+        self._reconnect = None
         if self._closing:
             self._ioloop.stop()  # type: ignore[union-attr]
             return
+        self._last_attempt_at = time.monotonic()
         self._connection = SelectConnection(
             self._params,
             on_open_callback=self._on_connection_open,
@@ -368,7 +391,20 @@ class Publisher:
     def _flush(self) -> None:
         with self._lock:
             self._flush_scheduled = False
+        if not self._ready.is_set():
+            self._reconnect_on_demand()
         self._flush_now()
+
+    def _reconnect_on_demand(self) -> None:
+        """A caller waits for a confirm: move a distant reconnect attempt closer."""
+        scheduled = self._reconnect
+        if scheduled is None or not any(not o.fire_and_forget for o in self._outbox):
+            return
+        at = attempt_on_demand(scheduled.at, self._last_attempt_at, DEMAND_RECONNECT_INTERVAL)
+        if at < scheduled.at:
+            assert self._ioloop is not None
+            self._ioloop.remove_timeout(scheduled.handle)
+            self._schedule_attempt(at - time.monotonic())
 
     def _flush_now(self) -> None:
         if not self._ready.is_set() or self._channel is None or not self._outbox:
@@ -495,8 +531,13 @@ class Publisher:
             self._ioloop.stop()  # type: ignore[union-attr]
             return
         self._attempt += 1
-        delay = reconnect_delay(self._attempt, self.config.reconnect_max_delay)
-        self._ioloop.call_later(delay, self._connect)  # type: ignore[union-attr]
+        self._schedule_attempt(reconnect_delay(self._attempt, self.config.reconnect_max_delay))
+
+    def _schedule_attempt(self, delay: float) -> None:
+        assert self._ioloop is not None
+        delay = max(0.0, delay)
+        handle = self._ioloop.call_later(delay, self._connect)
+        self._reconnect = ScheduledAttempt(at=time.monotonic() + delay, handle=handle)
 
     def _shutdown(self) -> None:
         connection = self._connection

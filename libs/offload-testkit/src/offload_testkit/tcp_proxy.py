@@ -17,9 +17,9 @@ from offload_testkit.processes import free_port
 
 
 class TcpProxy:
-    def __init__(self, upstream_host: str, upstream_port: int) -> None:
+    def __init__(self, upstream_host: str, upstream_port: int, *, port: int | None = None) -> None:
         self.upstream = (upstream_host, upstream_port)
-        self.port = free_port()
+        self.port = port or free_port()
         self.swallow_to_server = False
         self.swallow_to_client = False
         self._listener = socket.create_server(("127.0.0.1", self.port))
