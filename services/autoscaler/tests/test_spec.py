@@ -26,6 +26,32 @@ def config(**changes):
         (config(scaleTargetRef=None), "scaledObjects[0].scaleTargetRef must be a mapping"),
         (config(minReplicaCount=5, maxReplicaCount=2), "scaledObjects[0].maxReplicaCount (2) is below"),
         (config(pollingInterval="soon"), "scaledObjects[0].pollingInterval must be a number"),
+        (
+            config(minReplicaCount=1, idleReplicaCount=1),
+            "scaledObjects[0].idleReplicaCount (1) must be less than minReplicaCount (1)",
+        ),
+        (
+            config(
+                triggers=[
+                    {
+                        "type": "rabbitmq",
+                        "metadata": {
+                            "queueName": "q",
+                            "value": 1,
+                            "host": "amqp://h",
+                            "excludeUnacknowledged": True,
+                        },
+                    }
+                ]
+            ),
+            "scaledObjects[0].triggers[0].metadata.excludeUnacknowledged needs protocol http",
+        ),
+        (
+            config(
+                triggers=[{"type": "rabbitmq", "metadata": {"queueName": "q", "value": 1, "host": "h:5672"}}]
+            ),
+            "metadata.host must start with amqp://, amqps://, http:// or https://",
+        ),
         (config(triggers=[]), "scaledObjects[0].triggers must be a non-empty list"),
         (
             config(triggers=[{"type": "kafka", "metadata": {}}]),
@@ -48,7 +74,7 @@ def config(**changes):
                 triggers=[
                     {
                         "type": "rabbitmq",
-                        "metadata": {"queueName": "q", "value": 1, "host": "h", "mode": "Bogus"},
+                        "metadata": {"queueName": "q", "value": 1, "host": "http://h", "mode": "Bogus"},
                     }
                 ]
             ),
@@ -102,3 +128,43 @@ def test_credentials_with_special_characters_are_quoted_into_the_url(monkeypatch
     }
     [scaled] = parse_config(config(triggers=[{"type": "rabbitmq", "metadata": metadata}]))
     assert scaled.triggers[0].host == "http://mon:p%40ss%3Aw%2Frd%23%25@127.0.0.1:15672"
+
+
+@pytest.mark.parametrize(
+    ("host", "protocol"),
+    [
+        ("amqp://u:p@h:5672/%2F", "amqp"),
+        ("amqps://h", "amqp"),
+        ("http://h:15672", "http"),
+        ("https://h", "http"),
+    ],
+)
+def test_protocol_defaults_to_auto_from_the_host_scheme(host, protocol):
+    # KEDA rabbitmq_scaler.go: protocol defaults to "auto", resolved in rabbitMQMetadata.Validate.
+    data = config(triggers=[{"type": "rabbitmq", "metadata": {"queueName": "q", "value": 1, "host": host}}])
+    [scaled] = parse_config(data)
+    assert scaled.triggers[0].protocol == protocol
+
+
+def test_idle_replica_count_below_min_is_accepted():
+    [scaled] = parse_config(config(minReplicaCount=2, idleReplicaCount=0))
+    assert scaled.idle_replicas == 0
+    [plain] = parse_config(config())
+    assert plain.idle_replicas is None and plain.behavior is None
+
+
+def test_defaults_are_kedas():
+    # The README's defaults table; KEDA's from scaledobject_types.go, scale_executor.go and
+    # rabbitmq_scaler.go.
+    [scaled] = parse_config(config())
+    assert (scaled.polling_interval, scaled.cooldown_period, scaled.initial_cooldown_period) == (30, 300, 0)
+    assert (scaled.min_replicas, scaled.max_replicas, scaled.idle_replicas) == (0, 100, None)
+    assert scaled.fallback is None and scaled.behavior is None
+    trigger = scaled.triggers[0]
+    assert (trigger.protocol, trigger.mode, trigger.operation, trigger.activation_value) == (
+        "http",
+        "QueueLength",
+        "sum",
+        0,
+    )
+    assert (trigger.vhost, trigger.exclude_unacknowledged, trigger.queue_regex) == ("/", False, None)

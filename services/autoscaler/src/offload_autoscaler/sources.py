@@ -98,17 +98,18 @@ class ManagementApiSource:
         try:
             items = self.queues(trigger)
             unacked = int(sum(_number(i, "messages_unacknowledged") for i in items))
-            if trigger.mode == "MessageRate":
-                values = []
-                for item in items:
-                    if "message_stats" not in item and _number(item, "messages") == 0:
-                        values.append(0.0)  # a queue that never saw a publish has no stats yet
-                    else:
-                        values.append(_number(item, "message_stats", "publish_details", "rate"))
-            else:
-                field = "messages_ready" if trigger.exclude_unacknowledged else "messages"
-                values = [_number(i, field) for i in items]
-            return Observation(_aggregate(values, trigger.operation), unacked)
+            field = "messages_ready" if trigger.exclude_unacknowledged else "messages"
+            depth = _aggregate([_number(i, field) for i in items], trigger.operation)
+            if trigger.mode != "MessageRate":
+                return Observation(depth, unacked)
+            rates = []
+            for item in items:
+                if "message_stats" not in item and _number(item, "messages") == 0:
+                    rates.append(0.0)  # a queue that never saw a publish has no stats yet
+                else:
+                    rates.append(_number(item, "message_stats", "publish_details", "rate"))
+            # The depth travels with the rate: KEDA counts either for activation.
+            return Observation(_aggregate(rates, trigger.operation), unacked, messages=depth)
         except ReadError as exc:
             return Observation(None, 0, str(exc))
 

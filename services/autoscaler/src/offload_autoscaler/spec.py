@@ -33,9 +33,19 @@ class ScalingRules:
     policies: tuple[ScalingPolicy, ...]
 
 
-# The HPA's defaults (autoscaling/v2): up fast, down after 5 minutes of stable lower load.
-DEFAULT_SCALE_UP = ScalingRules(0, "Max", (ScalingPolicy("Percent", 100, 15), ScalingPolicy("Pods", 4, 15)))
+# What autoscaling/v2 fills in for a field a behavior leaves out (defaultHPAScaleUpRules and
+# defaultHPAScaleDownRules in pkg/apis/autoscaling/v2/defaults.go; the scale-down window is the
+# controller's --horizontal-pod-autoscaler-downscale-stabilization, 300 s by default).
+DEFAULT_SCALE_UP = ScalingRules(0, "Max", (ScalingPolicy("Pods", 4, 15), ScalingPolicy("Percent", 100, 15)))
 DEFAULT_SCALE_DOWN = ScalingRules(300, "Max", (ScalingPolicy("Percent", 100, 15),))
+
+
+@dataclass(frozen=True)
+class Behavior:
+    """advanced.horizontalPodAutoscalerConfig.behavior, each side completed with the defaults."""
+
+    scale_up: ScalingRules = DEFAULT_SCALE_UP
+    scale_down: ScalingRules = DEFAULT_SCALE_DOWN
 
 
 @dataclass(frozen=True)
@@ -43,7 +53,7 @@ class Trigger:
     mode: str  # QueueLength | MessageRate
     value: float
     activation_value: float
-    protocol: str  # http | amqp
+    protocol: str  # http | amqp (KEDA's "auto" resolved from the host's scheme)
     queue_name: str | None
     queue_regex: str | None
     operation: str  # sum | max | avg
@@ -71,11 +81,13 @@ class ScaledObject:
     initial_cooldown_period: float = 0.0
     min_replicas: int = 0
     max_replicas: int = 100
+    idle_replicas: int | None = None
     paused: bool = False
     paused_replicas: int | None = None
     fallback: Fallback | None = None
-    scale_up: ScalingRules = DEFAULT_SCALE_UP
-    scale_down: ScalingRules = DEFAULT_SCALE_DOWN
+    # None: no behavior given, so KEDA creates its HPA without one, and the HPA's older
+    # rules apply (at most double or +4 per reconcile up, a 300 s window down, no down rate).
+    behavior: Behavior | None = None
     triggers: tuple[Trigger, ...] = field(default_factory=tuple)
 
 
@@ -216,7 +228,22 @@ def _trigger(reader: _Reader) -> Trigger:
             "passwordFromFile",
         }
     )
-    protocol = m.text("protocol", "http", ("http", "amqp"))
+    host = _credential(m, "host")
+    if host is None:
+        raise SpecError(f"{m.at('host')} (or hostFromEnv / hostFromFile) is required")
+    protocol = m.text("protocol", "auto", ("auto", "http", "amqp"))
+    if protocol == "auto":
+        # KEDA's default (rabbitMQMetadata.Validate): the protocol follows the host's scheme.
+        scheme = host.split("://", 1)[0].lower() if "://" in host else ""
+        if scheme in ("amqp", "amqps"):
+            protocol = "amqp"
+        elif scheme in ("http", "https"):
+            protocol = "http"
+        else:
+            raise SpecError(
+                f"{m.at('host')} must start with amqp://, amqps://, http:// or https:// "
+                "when protocol is auto (the default)"
+            )
     mode = m.text("mode", "QueueLength", ("QueueLength", "MessageRate"))
     if mode == "MessageRate" and protocol != "http":
         raise SpecError(
@@ -232,9 +259,9 @@ def _trigger(reader: _Reader) -> Trigger:
             raise SpecError(f"{m.at('queueNameRegex')} is not a valid regex: {exc}") from None
         if protocol != "http":
             raise SpecError(f"{m.at('useRegex')} needs protocol http")
-    host = _credential(m, "host")
-    if host is None:
-        raise SpecError(f"{m.at('host')} (or hostFromEnv / hostFromFile) is required")
+    exclude_unacknowledged = m.boolean("excludeUnacknowledged", False)
+    if exclude_unacknowledged and protocol != "http":
+        raise SpecError(f"{m.at('excludeUnacknowledged')} needs protocol http")
     username, password = _credential(m, "username"), _credential(m, "password")
     if username is not None:
         # Credentials given apart from the URL replace any in it (passwords with @ : / # % need no escaping).
@@ -251,7 +278,7 @@ def _trigger(reader: _Reader) -> Trigger:
         queue_name=queue_name,
         queue_regex=queue_regex,
         operation=m.text("operation", "sum", ("sum", "max", "avg")),
-        exclude_unacknowledged=m.boolean("excludeUnacknowledged", False),
+        exclude_unacknowledged=exclude_unacknowledged,
         vhost=m.text("vhostName", "/"),
         host=host,
     )
@@ -268,6 +295,7 @@ def parse_scaled_object(data: Any, path: str) -> ScaledObject:
             "initialCooldownPeriod",
             "minReplicaCount",
             "maxReplicaCount",
+            "idleReplicaCount",
             "paused",
             "pausedReplicaCount",
             "fallback",
@@ -298,6 +326,12 @@ def parse_scaled_object(data: Any, path: str) -> ScaledObject:
         raise SpecError(
             f"{r.at('maxReplicaCount')} ({max_replicas}) is below minReplicaCount ({min_replicas})"
         )
+    idle_replicas = r.integer("idleReplicaCount", None, 0) if "idleReplicaCount" in r.data else None
+    if idle_replicas is not None and idle_replicas >= min_replicas:
+        # KEDA's CheckReplicaCountBoundsAreValid and the ScaledObject reference: idle < min.
+        raise SpecError(
+            f"{r.at('idleReplicaCount')} ({idle_replicas}) must be less than minReplicaCount ({min_replicas})"
+        )
     fallback = None
     if (fb := r.sub("fallback")) is not None:
         fb.check_known({"failureThreshold", "replicas", "behavior"})
@@ -310,15 +344,17 @@ def parse_scaled_object(data: Any, path: str) -> ScaledObject:
                 ("static", "currentReplicas", "currentReplicasIfHigher", "currentReplicasIfLower"),
             ),
         )
-    scale_up, scale_down = DEFAULT_SCALE_UP, DEFAULT_SCALE_DOWN
+    behavior: Behavior | None = None
     if (advanced := r.sub("advanced")) is not None:
         advanced.check_known({"horizontalPodAutoscalerConfig"})
         if (hpa := advanced.sub("horizontalPodAutoscalerConfig")) is not None:
             hpa.check_known({"behavior"})
-            if (behavior := hpa.sub("behavior")) is not None:
-                behavior.check_known({"scaleUp", "scaleDown"})
-                scale_up = _rules(behavior.sub("scaleUp"), DEFAULT_SCALE_UP)
-                scale_down = _rules(behavior.sub("scaleDown"), DEFAULT_SCALE_DOWN)
+            if (raw_behavior := hpa.sub("behavior")) is not None:
+                raw_behavior.check_known({"scaleUp", "scaleDown"})
+                behavior = Behavior(
+                    _rules(raw_behavior.sub("scaleUp"), DEFAULT_SCALE_UP),
+                    _rules(raw_behavior.sub("scaleDown"), DEFAULT_SCALE_DOWN),
+                )
     raw_triggers = r.data.get("triggers")
     if not isinstance(raw_triggers, list) or not raw_triggers:
         raise SpecError(f"{r.at('triggers')} must be a non-empty list")
@@ -335,11 +371,11 @@ def parse_scaled_object(data: Any, path: str) -> ScaledObject:
         initial_cooldown_period=r.number("initialCooldownPeriod", 0, 0),
         min_replicas=min_replicas,
         max_replicas=max_replicas,
+        idle_replicas=idle_replicas,
         paused=r.boolean("paused", False),
         paused_replicas=paused_replicas,
         fallback=fallback,
-        scale_up=scale_up,
-        scale_down=scale_down,
+        behavior=behavior,
         triggers=triggers,
     )
 
