@@ -10,7 +10,7 @@ PACKAGES := libs/offload-core libs/offload-testkit $(wildcard services/*/pyproje
 PACKAGE_DIRS := $(patsubst %/pyproject.toml,%,$(PACKAGES))
 TEST_PATHS := libs $(wildcard services/*/tests) $(wildcard tests)
 
-.PHONY: help dev test e2e kube-binaries k8s-tools k8s-manifests images container-test lint format system-deps venv bench-core bench-web bench-mailer bench-stats bench-autoscaler chaos clean
+.PHONY: help dev test e2e kube-binaries k8s-tools k8s-manifests images keda-image container-test lint format system-deps venv bench-core bench-web bench-mailer bench-stats bench-autoscaler chaos clean
 
 help:
 	@echo "make dev         run the whole stack locally (installs what it needs)"
@@ -19,6 +19,7 @@ help:
 	@echo "make k8s-manifests  re-render k8s/base from charts/offload"
 	@echo "make images      build the service images, and RabbitMQ/Redis/mail-sink images from Debian"
 	@echo "make container-test  run the images together and check a signup end to end"
+	@echo "make keda-image  KEDA's operator and metrics server from the Go module proxy (e2e, bench)"
 	@echo "make bench-core  messaging core vs raw pika (bench/ratio lines)"
 	@echo "make bench-web   web with/without publishing and analytics (wrk, siege)"
 	@echo "make bench-mailer, make bench-stats, make bench-autoscaler"
@@ -82,6 +83,18 @@ images:
 	  echo "building offload-$$part:$(IMAGE_TAG)"; \
 	  docker build -q --build-arg BASE_IMAGE=$(BASE_IMAGE) -f deploy/docker/$$part/Dockerfile -t offload-$$part:$(IMAGE_TAG) . || exit 1; \
 	done
+
+# KEDA, pinned in scripts/keda-build.sh: binaries cached in /var/cache/offload, one image.
+KEDA_VERSION := v2.21.0
+KEDA_CACHE ?= /var/cache/offload/keda-$(KEDA_VERSION)
+keda-image:
+	@scripts/docker-engine.sh
+	@scripts/keda-build.sh
+	@if [ "$(BASE_IMAGE)" = "offload-base:bookworm" ]; then scripts/base-image.sh; fi
+	@context=$$(mktemp -d) \
+	  && cp $(KEDA_CACHE)/bin/keda $(KEDA_CACHE)/bin/keda-adapter deploy/docker/keda/Dockerfile $$context/ \
+	  && docker build -q --build-arg BASE_IMAGE=$(BASE_IMAGE) -t offload-keda:$(KEDA_VERSION) $$context; \
+	  status=$$?; rm -rf $$context; exit $$status
 
 container-test: system-deps venv images
 	$(BIN)/pytest -p no:logging -m containers tests/containers

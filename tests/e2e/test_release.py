@@ -6,7 +6,6 @@ the mail sink) through Cluster.service_url.
 
 from __future__ import annotations
 
-import collections
 import ipaddress
 import json
 import uuid
@@ -23,6 +22,7 @@ from offload_testkit.amqp import wait_for
 from offload_testkit.clusters import E2E_NAMESPACE as NAMESPACE
 from offload_testkit.clusters import ROOT, Cluster
 from offload_testkit.kube import PAUSE_IMAGE, POD_SUBNET, api_client
+from offload_testkit.mailpit import mailpit_copies
 from offload_testkit.stack import start_autoscaler
 
 # Generous: the first scenario also builds the cluster and the images (minutes when cold).
@@ -235,21 +235,6 @@ def test_a_signup_is_mailed_once_and_counted(cluster, release):
         # redelivery of the signup is skipped, so the count of copies is final.
         wait_for(counted, timeout=60, interval=1, what="stats counting the signup and its mail")
         assert mails_to_signup() == 1
-
-
-def mailpit_copies(mailpit: str) -> collections.Counter[str]:
-    """How many messages mailpit holds per recipient address (every page of its list)."""
-    copies: collections.Counter[str] = collections.Counter()
-    start = 0
-    while True:
-        page = requests.get(
-            f"{mailpit}/api/v1/messages", params={"start": start, "limit": 500}, timeout=10
-        ).json()
-        for message in page["messages"]:
-            copies.update(to["Address"].lower() for to in message["To"])
-        start += len(page["messages"])
-        if not page["messages"] or start >= page["total"]:
-            return copies
 
 
 def test_a_burst_scales_the_mailer_to_its_max_and_back(cluster, release, admin):

@@ -68,6 +68,10 @@ class Cluster:
         """This cluster's kubeconfig, authenticated as a ServiceAccount (a TokenRequest token)."""
         return service_account_kubeconfig(self.kubeconfig, namespace, name, path)
 
+    def load_images(self, images: list[str]) -> None:
+        """Make images of this machine's Docker engine available to the cluster's nodes."""
+        del images  # an existing cluster pulls what its values name
+
     def close(self) -> None:
         pass
 
@@ -98,6 +102,9 @@ class LocalCluster(Cluster):
         self.control_plane.start()
         self.node.start()
         self.node.import_images([f"offload-{image}:{self.tag}" for image in LOCAL_IMAGES])
+
+    def load_images(self, images: list[str]) -> None:
+        self.node.import_images(images)
 
     @contextlib.contextmanager
     def service_url(self, namespace: str, target: str, port: int) -> Iterator[str]:
@@ -166,8 +173,13 @@ class KindCluster(Cluster):
             timeout=900,
         )  # fmt: skip
         run(["make", "-C", str(ROOT), "images", f"IMAGE_TAG={self.tag}"], timeout=1800)
-        for service in ("web", "mailer", "stats", "autoscaler"):
-            run(["kind", "load", "docker-image", "--name", self.name, f"offload-{service}:{self.tag}"])
+        self.load_images(
+            [f"offload-{service}:{self.tag}" for service in ("web", "mailer", "stats", "autoscaler")]
+        )
+
+    def load_images(self, images: list[str]) -> None:
+        for image in images:
+            run(["kind", "load", "docker-image", "--name", self.name, image])
 
     def close(self) -> None:
         if os.environ.get("OFFLOAD_E2E_KEEP_CLUSTER") != "1":

@@ -124,6 +124,13 @@ class LocalControlPlane(_Daemons):
         )  # fmt: skip
         kubelet_client.cert_chain_pems[0].write_to_path(pki / "apiserver-kubelet-client.crt")
         kubelet_client.private_key_pem.write_to_path(pki / "apiserver-kubelet-client.key")
+        # The aggregation layer: the API server proxies an APIService (KEDA's external
+        # metrics) to its pods, vouching for the user with this front-proxy identity.
+        front_proxy = trustme.CA(organization_name="offload e2e front proxy")
+        front_proxy.cert_pem.write_to_path(pki / "front-proxy-ca.crt")
+        proxy_client = front_proxy.issue_cert("front-proxy-client", common_name="front-proxy-client")
+        proxy_client.cert_chain_pems[0].write_to_path(pki / "front-proxy-client.crt")
+        proxy_client.private_key_pem.write_to_path(pki / "front-proxy-client.key")
         service_accounts = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         (pki / "sa.key").write_bytes(
             service_accounts.private_bytes(
@@ -189,6 +196,15 @@ class LocalControlPlane(_Daemons):
                 f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
                 f"--kubelet-certificate-authority={pki / 'ca.crt'}",
                 "--kubelet-preferred-address-types=InternalIP",
+                f"--requestheader-client-ca-file={pki / 'front-proxy-ca.crt'}",
+                "--requestheader-allowed-names=front-proxy-client",
+                "--requestheader-username-headers=X-Remote-User",
+                "--requestheader-group-headers=X-Remote-Group",
+                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+                f"--proxy-client-cert-file={pki / 'front-proxy-client.crt'}",
+                f"--proxy-client-key-file={pki / 'front-proxy-client.key'}",
+                # To the APIService's pod IPs (on this host's bridge), not its cluster IP.
+                "--enable-aggregator-routing=true",
             ],
         )
         self._wait_ready()
