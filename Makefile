@@ -10,7 +10,7 @@ PACKAGES := libs/offload-core libs/offload-testkit $(wildcard services/*/pyproje
 PACKAGE_DIRS := $(patsubst %/pyproject.toml,%,$(PACKAGES))
 TEST_PATHS := libs $(wildcard services/*/tests) $(wildcard tests)
 
-.PHONY: help dev test e2e kube-binaries k8s-tools k8s-manifests images keda-image container-test lint format system-deps venv bench-core bench-web bench-mailer bench-stats bench-autoscaler chaos clean
+.PHONY: help dev test e2e kube-binaries k8s-tools k8s-manifests images keda-image container-test lint format system-deps venv bench-core bench-web bench-mailer bench-stats bench-autoscaler bench-keda chaos clean
 
 help:
 	@echo "make dev         run the whole stack locally (installs what it needs)"
@@ -23,6 +23,7 @@ help:
 	@echo "make bench-core  messaging core vs raw pika (bench/ratio lines)"
 	@echo "make bench-web   web with/without publishing and analytics (wrk, siege)"
 	@echo "make bench-mailer, make bench-stats, make bench-autoscaler"
+	@echo "make bench-keda  KEDA and our autoscaler on the same burst, side by side"
 	@echo "make chaos       the stack under faults: one 'chaos <scenario>: ...' line each"
 
 system-deps:
@@ -126,6 +127,10 @@ chaos: system-deps venv
 
 bench-autoscaler: system-deps venv
 	$(BIN)/python bench/autoscaler.py
+
+# KEDA and our autoscaler on the same burst, one run (the e2e `local` cluster; builds KEDA once).
+bench-keda: system-deps venv k8s-tools kube-binaries
+	$(BIN)/python bench/keda_side_by_side.py
 
 clean:
 	rm -rf $(STATE) .pytest_cache .ruff_cache

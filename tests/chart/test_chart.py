@@ -328,6 +328,26 @@ def test_network_policies_allow_only_the_designed_paths():
             assert deny["podSelector"]["matchLabels"].items() <= labels.items(), d["metadata"]["name"]
 
 
+def test_with_keda_only_kedas_operator_reads_the_management_api():
+    docs = render("network-policies-values.yaml", autoscaling__engine="keda")
+    broker_from = by_kind(docs, "NetworkPolicy")["r-offload-rabbitmq"]["spec"]["ingress"]
+    [management] = [rule for rule in broker_from if rule["ports"] == [{"protocol": "TCP", "port": 15672}]]
+    assert management["from"] == [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "keda"}},
+            "podSelector": {"matchLabels": {"app": "keda-operator"}},
+        }
+    ]
+    # Negative control: with our autoscaler, the peer is the autoscaler, not KEDA.
+    own = by_kind(render("network-policies-values.yaml"), "NetworkPolicy")["r-offload-rabbitmq"]["spec"]
+    [own_management] = [
+        rule for rule in own["ingress"] if rule["ports"] == [{"protocol": "TCP", "port": 15672}]
+    ]
+    assert (
+        own_management["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "autoscaler"
+    )
+
+
 def test_monitoring_objects_wrap_the_checked_files():
     docs = render("monitoring-values.yaml")
     [rule] = by_kind(docs, "PrometheusRule").values()

@@ -1,0 +1,234 @@
+"""KEDA and Offload's autoscaler side by side, in one run, on one cluster.
+
+The `local` e2e cluster (kube-apiserver, kube-controller-manager with its HPA, a kubelet) runs
+the chart twice with the same mailer values, once with `autoscaling.engine=keda` (KEDA
+v2.21 built from the Go module proxy, its HPA kube-controller-manager's own) and once with
+`autoscaling.engine=offload`. Each gets:
+
+- the burst: 200 signups at once against a mailer paced to 5 emails/s per replica; the
+  scale subresource is sampled every 0.25 s. Printed: reaction (last signup accepted ->
+  first scale-up from 0), time to max, time from the last email to 0, and the trajectory;
+- the unacked case (kedacore/keda#356, #6719): 12 signups against a mailer paced to one
+  email per 5 s with a prefetch that takes them all, activationValue 5. The depth falls
+  below activation while the mailer still holds unacknowledged work; then what each engine
+  does with the replica and how many of the 12 are mailed within 3 minutes.
+
+Prints `bench` and `ratio` lines (ratios are offload / keda: below 1 means faster).
+Run with `make bench-keda` (tens of minutes the first time: KEDA and the images are built).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+import yaml
+from kubernetes import client
+
+from offload_testkit import keda
+from offload_testkit.amqp import wait_for
+from offload_testkit.clusters import ROOT, LocalCluster
+from offload_testkit.kube import api_client
+from offload_testkit.mailpit import mailpit_copies
+
+E2E_VALUES = ROOT / "tests" / "e2e" / "e2e-values.yaml"
+MAILER = "offload-mailer"
+BURST = 200
+MAX = 4
+
+
+def values(engine: str, *, slow: bool) -> dict:
+    mailer: dict = {
+        "autoscaling": {
+            "minReplicaCount": 0,
+            "maxReplicaCount": MAX,
+            "queueLength": 50 if slow else 10,
+            "activationValue": 5 if slow else 0,
+            "pollingInterval": 2,
+            "cooldownPeriod": 20,
+        }
+    }
+    if slow:
+        mailer |= {"smtp": {"maxSendRate": 0.2}, "prefetch": 20, "workerThreads": 1}
+    return {
+        "autoscaling": {"engine": engine, "behavior": {"scaleDown": {"stabilizationWindowSeconds": 5}}},
+        "mailer": mailer,
+        # One autoscaler without election: the same single controller KEDA runs.
+        "autoscaler": {"replicas": 1, "leaderElection": {"enabled": False}},
+    }
+
+
+@dataclass
+class Trajectory:
+    """The mailer's replica count over time, sampled from the scale subresource."""
+
+    apps: client.AppsV1Api
+    namespace: str
+    started: float = field(default_factory=time.monotonic)
+    points: list[tuple[float, int]] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def replicas(self) -> int:
+        return self.apps.read_namespaced_deployment_scale(MAILER, self.namespace).spec.replicas
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(Exception):
+                count = self.replicas()
+                if not self.points or self.points[-1][1] != count:
+                    self.points.append((time.monotonic(), count))
+            self._stop.wait(0.25)
+
+    def first(self, predicate, after: float) -> float | None:
+        return next((t for t, r in self.points if t >= after and predicate(r)), None)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def text(self, origin: float) -> str:
+        return " ".join(f"{t - origin:.1f}s:{r}" for t, r in self.points if t >= origin)
+
+
+@contextlib.contextmanager
+def release(cluster: LocalCluster, engine: str, slow: bool, workdir: Path) -> Iterator[str]:
+    namespace = f"bench-{engine}-{'slow' if slow else 'burst'}"
+    path = workdir / f"{namespace}.yaml"
+    path.write_text(yaml.safe_dump(values(engine, slow=slow)))
+    args = []
+    for extra in [*cluster.values_files, E2E_VALUES, path]:
+        args += ["-f", str(extra)]
+    cluster.helm(
+        "install", "offload", str(ROOT / "charts" / "offload"), "-n", namespace, "--create-namespace",
+        *args, "--wait", "--timeout", "10m", timeout=900,
+    )  # fmt: skip
+    try:
+        yield namespace
+    finally:
+        cluster.helm("uninstall", "offload", "-n", namespace, "--wait", timeout=400, check=False)
+        with contextlib.suppress(client.ApiException):
+            client.CoreV1Api(api_client(cluster.kubeconfig)).delete_namespace(namespace)
+
+
+def signups(count: int, tag: str) -> list[dict]:
+    return [
+        {"name": f"Bench {i}", "email": f"{tag}-{i}-{uuid.uuid4().hex[:6]}@example.com", "fruit": "kiwi"}
+        for i in range(count)
+    ]
+
+
+def burst(cluster: LocalCluster, engine: str, workdir: Path) -> dict[str, float]:
+    with release(cluster, engine, False, workdir) as namespace:
+        apps = client.AppsV1Api(api_client(cluster.kubeconfig))
+        trajectory = Trajectory(apps, namespace)
+        wait_for(
+            lambda: trajectory.replicas() == 0, timeout=240, interval=1, what=f"{engine}: idle mailer at 0"
+        )
+        threading.Thread(target=trajectory.run, daemon=True).start()
+        with (
+            cluster.service_url(namespace, "svc/offload-web", 80) as web,
+            cluster.service_url(namespace, "svc/offload-mailpit", 8025) as mailpit,
+        ):
+            batch = signups(BURST, engine)
+            for start in range(0, BURST, 50):
+                answer = requests.post(
+                    f"{web}/api/v1/signups:batch", json=batch[start : start + 50], timeout=30
+                )
+                answer.raise_for_status()
+            accepted = time.monotonic()
+            addresses = {s["email"] for s in batch}
+            wait_for(
+                lambda: addresses <= set(mailpit_copies(mailpit)), timeout=600, interval=1, what="all mailed"
+            )
+            mailed = time.monotonic()
+            wait_for(lambda: trajectory.replicas() == 0, timeout=600, interval=1, what=f"{engine}: back at 0")
+            time.sleep(1)  # one more sample after the last change
+            trajectory.stop()
+            copies = mailpit_copies(mailpit)
+        reaction = trajectory.first(lambda r: r > 0, accepted)
+        at_max = trajectory.first(lambda r: r == MAX, accepted)
+        at_zero = trajectory.first(lambda r: r == 0, mailed)
+        wrong = sum(1 for a in addresses if copies[a] != 1)
+        print(f"bench keda_side_by_side_{engine}_trajectory: {trajectory.text(accepted)}")
+        return {
+            "reaction": (reaction - accepted) if reaction else float("nan"),
+            "to_max": (at_max - accepted) if at_max else float("nan"),
+            "to_zero": (at_zero - mailed) if at_zero else float("nan"),
+            "not_once": float(wrong),
+        }
+
+
+def unacked(cluster: LocalCluster, engine: str, workdir: Path) -> dict[str, float]:
+    with release(cluster, engine, True, workdir) as namespace:
+        apps = client.AppsV1Api(api_client(cluster.kubeconfig))
+        trajectory = Trajectory(apps, namespace)
+        wait_for(
+            lambda: trajectory.replicas() == 0, timeout=240, interval=1, what=f"{engine}: idle mailer at 0"
+        )
+        threading.Thread(target=trajectory.run, daemon=True).start()
+        with (
+            cluster.service_url(namespace, "svc/offload-web", 80) as web,
+            cluster.service_url(namespace, "svc/offload-mailpit", 8025) as mailpit,
+        ):
+            batch = signups(12, f"slow-{engine}")
+            requests.post(f"{web}/api/v1/signups:batch", json=batch, timeout=30).raise_for_status()
+            accepted = time.monotonic()
+            addresses = {s["email"] for s in batch}
+            deadline, mailed_at = accepted + 180, None
+            while time.monotonic() < deadline:
+                if addresses <= set(mailpit_copies(mailpit)):
+                    mailed_at = time.monotonic()
+                    break
+                time.sleep(2)
+            mailed = len(addresses & set(mailpit_copies(mailpit)))
+            if mailed_at is not None:  # let a scale-down after the last email show up
+                wait_for(lambda: trajectory.replicas() == 0, timeout=120, interval=1, what=f"{engine}: at 0")
+            trajectory.stop()
+        zero_at = trajectory.first(lambda r: r == 0, accepted + 1)
+        cut = zero_at is not None and (mailed_at is None or zero_at < mailed_at)
+        print(f"bench keda_side_by_side_{engine}_unacked_trajectory: {trajectory.text(accepted)}")
+        return {
+            "mailed": float(mailed),
+            "cut": float(cut),
+            "zero_at": (zero_at - accepted) if zero_at else -1.0,
+        }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-keda-") as tmp:
+        workdir = Path(tmp)
+        cluster = LocalCluster(workdir / "cluster")
+        cluster.start()
+        try:
+            keda.install(cluster)
+            results = {engine: burst(cluster, engine, workdir) for engine in ("keda", "offload")}
+            stuck = {engine: unacked(cluster, engine, workdir) for engine in ("keda", "offload")}
+        finally:
+            cluster.close()
+    for engine, r in results.items():
+        print(f"bench keda_side_by_side_{engine}_reaction: {r['reaction']:.1f} s")
+        print(f"bench keda_side_by_side_{engine}_time_to_max: {r['to_max']:.1f} s")
+        print(f"bench keda_side_by_side_{engine}_last_mail_to_zero: {r['to_zero']:.1f} s")
+        print(f"bench keda_side_by_side_{engine}_addresses_not_mailed_once: {r['not_once']:.0f}")
+    for name in ("reaction", "to_max", "to_zero"):
+        ratio = results["offload"][name] / results["keda"][name]
+        print(f"ratio keda_side_by_side_offload_vs_keda_{name}: {ratio:.2f}")
+    for engine, r in stuck.items():
+        print(f"bench keda_side_by_side_{engine}_unacked_mailed_of_12: {r['mailed']:.0f}")
+        print(f"bench keda_side_by_side_{engine}_unacked_zero_with_work_left: {'yes' if r['cut'] else 'no'}")
+        print(f"bench keda_side_by_side_{engine}_unacked_first_zero_after: {r['zero_at']:.0f} s (-1: never)")
+
+
+if __name__ == "__main__":
+    main()
