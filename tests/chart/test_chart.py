@@ -9,6 +9,7 @@ import re
 import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -326,6 +327,17 @@ def test_network_policies_allow_only_the_designed_paths():
         if d["kind"] in ("Deployment", "StatefulSet"):
             labels = d["spec"]["template"]["metadata"]["labels"]
             assert deny["podSelector"]["matchLabels"].items() <= labels.items(), d["metadata"]["name"]
+
+
+def test_management_urls_resolve_from_other_namespaces():
+    # KEDA's operator runs in its own namespace: a bare Service name would not resolve there.
+    [secret] = [
+        d
+        for d in render("keda-values.yaml")
+        if d["kind"] == "Secret" and "management-url" in d.get("stringData", {})
+    ]
+    for key in ("management-url", "monitoring-url"):
+        assert urlsplit(secret["stringData"][key]).hostname == f"r-offload-rabbitmq.{NAMESPACE}.svc"
 
 
 def test_with_keda_only_kedas_operator_reads_the_management_api():
