@@ -77,7 +77,7 @@ class Trajectory:
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def replicas(self) -> int:
-        return self.apps.read_namespaced_deployment_scale(MAILER, self.namespace).spec.replicas
+        return self.apps.read_namespaced_deployment_scale(MAILER, self.namespace).spec.replicas or 0
 
     def run(self) -> None:
         while not self._stop.is_set():

@@ -71,7 +71,8 @@ def keda_release(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> 
 
 def replicas(cluster: Cluster) -> int:
     apps = client.AppsV1Api(api_client(cluster.kubeconfig))
-    return apps.read_namespaced_deployment_scale(MAILER, NAMESPACE).spec.replicas
+    # The API leaves out a count of 0: the client reads it as None.
+    return apps.read_namespaced_deployment_scale(MAILER, NAMESPACE).spec.replicas or 0
 
 
 def test_keda_scales_the_mailer_from_zero_to_max_and_back_and_mails_each_signup_once(
