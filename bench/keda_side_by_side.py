@@ -208,6 +208,7 @@ def main() -> None:
     parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-keda-") as tmp:
         workdir = Path(tmp)
+        (workdir / "cluster").mkdir()
         cluster = LocalCluster(workdir / "cluster")
         cluster.start()
         try:
