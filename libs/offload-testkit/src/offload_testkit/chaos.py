@@ -83,6 +83,7 @@ AGENTS = tuple(f"chaos-client/{n}" for n in range(3))
 # window is resent only when the dead mailer's claim expires (3 x SMTP timeout + 5 s).
 FINISH_SECONDS = 120.0
 FAULT_SECONDS = 30.0  # how long a fault may wait for the work it targets
+SMTP_SECONDS = 0.15  # the sink's time per message
 
 
 @dataclasses.dataclass
@@ -115,7 +116,10 @@ class Stack:
         self.vhost = broker.create_vhost()
         self.amqp_url = broker.amqp_url(self.vhost)
         self.run_id = os.urandom(3).hex()
-        self.smtp = SmtpSink(delay=0.05).start()
+        # Each send takes a while, as a real relay's does: the mailers hold every signup
+        # unacknowledged for at least this long, so the broker's figures (sampled every
+        # 500 ms) see work in flight whenever the load runs.
+        self.smtp = SmtpSink(delay=SMTP_SECONDS).start()
         self.env = {
             "OFFLOAD_AMQP_URL": self.amqp_url,
             "OFFLOAD_DELAY_TIERS": ",".join(str(t) for t in DELAY_TIERS),
@@ -684,6 +688,13 @@ def run_scenario(
     )
     try:
         wait_for(lambda: requests.get(stack.web.url + "/readyz", timeout=2).ok, timeout=30, what="web ready")
+        # Faults wait for work in flight as the management API reports it: after a broker
+        # restart (the previous scenario's) its figures for a new queue take a moment to exist.
+        wait_for(
+            lambda: "messages_unacknowledged" in stack.queues().get(MAILER_QUEUE.name, {}),
+            timeout=30,
+            what="the management API's figures for the mailer queue",
+        )
         policy = SCENARIOS[name](stack, signups, signups / LOAD_SECONDS)
         return stack.finish(name, policy)
     finally:
