@@ -398,7 +398,8 @@ class Publisher:
     def _reconnect_on_demand(self) -> None:
         """A caller waits for a confirm: move a distant reconnect attempt closer."""
         scheduled = self._reconnect
-        if scheduled is None or not any(not o.fire_and_forget for o in self._outbox):
+        # A snapshot (one C-level copy under the GIL): callers append while this thread reads.
+        if scheduled is None or all(o.fire_and_forget for o in list(self._outbox)):
             return
         at = attempt_on_demand(scheduled.at, self._last_attempt_at, DEMAND_RECONNECT_INTERVAL)
         if at < scheduled.at:
