@@ -22,7 +22,7 @@ def test_counts_equal_events_published_and_duplicates_count_once(
         wait_for(
             lambda: all(ready_count(amqp_url, q) == 0 for q in drained), timeout=30, what="queues drained"
         )
-        wait_for(lambda: queries.summary(store)["requests"]["total"] == 300, timeout=10, what="300 requests")
+        wait_for(lambda: queries.summary(store)["requests"]["total"] == 300, timeout=30, what="300 requests")
         summary = queries.summary(store)
         assert summary["requests"]["total"] == 300
         assert summary["signups"]["by_fruit"] == {"kiwi": 25, "mango": 25}
