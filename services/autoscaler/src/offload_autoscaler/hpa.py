@@ -88,15 +88,20 @@ def _change_in_period(events: Sequence[ScaleEvent], now: float, period: float, u
     return sum(abs(e.change) for e in events if (e.change > 0) == up and e.at > now - period)
 
 
+def _period_start(events: Sequence[ScaleEvent], current: int, now: float, period: float) -> int:
+    """periodStartReplicas: the count a policy's period began with."""
+    added = _change_in_period(events, now, period, up=True)
+    removed = _change_in_period(events, now, period, up=False)
+    return current - added + removed
+
+
 def scale_up_limit(rules: ScalingRules, events: Sequence[ScaleEvent], current: int, now: float) -> int:
     """calculateScaleUpLimitWithScalingRules."""
     if rules.select_policy == "Disabled":
         return current
     proposals = []
     for policy in rules.policies:
-        added = _change_in_period(events, now, policy.period_seconds, up=True)
-        removed = _change_in_period(events, now, policy.period_seconds, up=False)
-        start = current - added + removed
+        start = _period_start(events, current, now, policy.period_seconds)
         if policy.type == "Pods":
             proposals.append(start + policy.value)
         else:  # rounded up, or a small target could never grow
@@ -110,9 +115,7 @@ def scale_down_limit(rules: ScalingRules, events: Sequence[ScaleEvent], current:
         return current
     proposals = []
     for policy in rules.policies:
-        added = _change_in_period(events, now, policy.period_seconds, up=True)
-        removed = _change_in_period(events, now, policy.period_seconds, up=False)
-        start = current - added + removed
+        start = _period_start(events, current, now, policy.period_seconds)
         if policy.type == "Pods":
             proposals.append(start - policy.value)
         else:
