@@ -120,6 +120,27 @@ def release(cluster: LocalCluster, engine: str, slow: bool, workdir: Path) -> It
             client.CoreV1Api(api_client(cluster.kubeconfig)).delete_namespace(namespace)
 
 
+@contextlib.contextmanager
+def watched(
+    cluster: LocalCluster, engine: str, slow: bool, workdir: Path
+) -> Iterator[tuple[Trajectory, str, str]]:
+    """A release with its mailer idle at 0, its scale sampled, and the web and mail URLs."""
+    with release(cluster, engine, slow, workdir) as namespace:
+        trajectory = Trajectory(client.AppsV1Api(api_client(cluster.kubeconfig)), namespace)
+        wait_for(
+            lambda: trajectory.replicas() == 0, timeout=240, interval=1, what=f"{engine}: idle mailer at 0"
+        )
+        threading.Thread(target=trajectory.run, daemon=True).start()
+        try:
+            with (
+                cluster.service_url(namespace, "svc/offload-web", 80) as web,
+                cluster.service_url(namespace, "svc/offload-mailpit", 8025) as mailpit,
+            ):
+                yield trajectory, web, mailpit
+        finally:
+            trajectory.stop()
+
+
 def signups(count: int, tag: str) -> list[dict]:
     return [
         {"name": f"Bench {i}", "email": f"{tag}-{i}-{uuid.uuid4().hex[:6]}@example.com", "fruit": "kiwi"}
@@ -158,51 +179,30 @@ def burst(cluster: LocalCluster, engine: str, workdir: Path, rounds: int) -> dic
     """`rounds` bursts against one release, each after a random wait (a random phase of
     both loops and of the broker's statistics refresh)."""
     results: dict[str, list[float]] = {}
-    with release(cluster, engine, False, workdir) as namespace:
-        apps = client.AppsV1Api(api_client(cluster.kubeconfig))
-        trajectory = Trajectory(apps, namespace)
-        wait_for(
-            lambda: trajectory.replicas() == 0, timeout=240, interval=1, what=f"{engine}: idle mailer at 0"
-        )
-        threading.Thread(target=trajectory.run, daemon=True).start()
-        with (
-            cluster.service_url(namespace, "svc/offload-web", 80) as web,
-            cluster.service_url(namespace, "svc/offload-mailpit", 8025) as mailpit,
-        ):
-            for round_ in range(rounds):
-                time.sleep(random.uniform(0, 4))
-                for name, value in one_burst(trajectory, web, mailpit, f"{engine}_{round_}").items():
-                    results.setdefault(name, []).append(value)
-        trajectory.stop()
+    with watched(cluster, engine, False, workdir) as (trajectory, web, mailpit):
+        for round_ in range(rounds):
+            time.sleep(random.uniform(0, 4))
+            for name, value in one_burst(trajectory, web, mailpit, f"{engine}_{round_}").items():
+                results.setdefault(name, []).append(value)
     return results
 
 
 def unacked(cluster: LocalCluster, engine: str, workdir: Path) -> dict[str, float]:
-    with release(cluster, engine, True, workdir) as namespace:
-        apps = client.AppsV1Api(api_client(cluster.kubeconfig))
-        trajectory = Trajectory(apps, namespace)
-        wait_for(
-            lambda: trajectory.replicas() == 0, timeout=240, interval=1, what=f"{engine}: idle mailer at 0"
-        )
-        threading.Thread(target=trajectory.run, daemon=True).start()
-        with (
-            cluster.service_url(namespace, "svc/offload-web", 80) as web,
-            cluster.service_url(namespace, "svc/offload-mailpit", 8025) as mailpit,
-        ):
-            batch = signups(12, f"slow-{engine}")
-            requests.post(f"{web}/api/v1/signups:batch", json=batch, timeout=30).raise_for_status()
-            accepted = time.monotonic()
-            addresses = {s["email"] for s in batch}
-            deadline, mailed_at = accepted + 180, None
-            while time.monotonic() < deadline:
-                if addresses <= set(mailpit_copies(mailpit)):
-                    mailed_at = time.monotonic()
-                    break
-                time.sleep(2)
-            mailed = len(addresses & set(mailpit_copies(mailpit)))
-            if mailed_at is not None:  # let a scale-down after the last email show up
-                wait_for(lambda: trajectory.replicas() == 0, timeout=120, interval=1, what=f"{engine}: at 0")
-            trajectory.stop()
+    with watched(cluster, engine, True, workdir) as (trajectory, web, mailpit):
+        batch = signups(12, f"slow-{engine}")
+        requests.post(f"{web}/api/v1/signups:batch", json=batch, timeout=30).raise_for_status()
+        accepted = time.monotonic()
+        addresses = {s["email"] for s in batch}
+        deadline, mailed_at = accepted + 180, None
+        while time.monotonic() < deadline:
+            if addresses <= set(mailpit_copies(mailpit)):
+                mailed_at = time.monotonic()
+                break
+            time.sleep(2)
+        mailed = len(addresses & set(mailpit_copies(mailpit)))
+        if mailed_at is not None:  # let a scale-down after the last email show up
+            wait_for(lambda: trajectory.replicas() == 0, timeout=120, interval=1, what=f"{engine}: at 0")
+        trajectory.stop()
         zero_at = trajectory.first(lambda r: r == 0, accepted + 1)
         cut = zero_at is not None and (mailed_at is None or zero_at < mailed_at)
         print(f"bench keda_side_by_side_{engine}_unacked_trajectory: {trajectory.text(accepted)}")
