@@ -4,7 +4,7 @@ SMTP on 1025 (aiosmtpd). HTTP on 8025 answers the subset of Mailpit's API that t
 and a person trying the chart need, with Mailpit's field names so either sink can sit behind
 the chart's `mailpit` Service:
 
-    GET /api/v1/messages?limit=50         newest first, with the total
+    GET /api/v1/messages?start=0&limit=50 newest first, one page, with the total
     GET /api/v1/search?query=to:ADDRESS   the same, only messages with ADDRESS among the recipients
     GET /livez                            200 while the process runs
 
@@ -55,16 +55,16 @@ class Inbox:
             self._messages.append(message)
         return message
 
-    def listing(self, recipient: str | None, limit: int) -> dict:
+    def listing(self, recipient: str | None, start: int, limit: int) -> dict:
         with self._lock:
             chosen = [
                 m
                 for m in self._messages
                 if recipient is None or any(to["Address"].lower() == recipient for to in m["To"])
             ]
-        newest_first = list(reversed(chosen))[:limit]
-        return {"total": len(chosen), "messages_count": len(chosen), "count": len(newest_first),
-                "messages": newest_first}  # fmt: skip
+        page = list(reversed(chosen))[start : start + limit]
+        return {"total": len(chosen), "messages_count": len(chosen), "start": start, "count": len(page),
+                "messages": page}  # fmt: skip
 
 
 class SmtpHandler:
@@ -85,18 +85,21 @@ def http_handler(inbox: Inbox) -> type[BaseHTTPRequestHandler]:
             url = urlsplit(self.path)
             params = parse_qs(url.query)
             try:
+                start = int(params.get("start", ["0"])[0])
                 limit = int(params.get("limit", [DEFAULT_LIMIT])[0])
             except ValueError:
-                return self._send(400, {"error": "limit must be an integer"})
+                return self._send(400, {"error": "start and limit must be integers"})
+            if start < 0 or limit < 0:
+                return self._send(400, {"error": "start and limit must not be negative"})
             if url.path == "/livez":
                 return self._send(200, {"status": "ok"})
             if url.path == "/api/v1/messages":
-                return self._send(200, inbox.listing(None, limit))
+                return self._send(200, inbox.listing(None, start, limit))
             if url.path == "/api/v1/search":
                 query = params.get("query", [""])[0].strip()
                 if not query.startswith("to:") or len(query) == 3:
                     return self._send(400, {"error": "only query=to:ADDRESS is supported"})
-                return self._send(200, inbox.listing(query[3:].strip('"').lower(), limit))
+                return self._send(200, inbox.listing(query[3:].strip('"').lower(), start, limit))
             return self._send(404, {"error": f"no such path: {url.path}"})
 
         def _send(self, status: int, body: dict) -> None:
