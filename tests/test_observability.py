@@ -174,8 +174,27 @@ def test_time_on_queue_counts_every_message_and_every_dashboard_panel_has_data(s
     )
     served('offload_autoscaler_current_replicas{scaled_object="mailer"}')
     served("offload_autoscaler_metric_value")
-    signups_timed = served('sum(offload_web_request_duration_seconds_count{route="/api/v1/signups"})')
-    assert signups_timed[0]["value"][1] == "20"
+    # Every signup answered 202 was timed before its answer left the web. Prometheus must come
+    # to show all 20; a single scrape is not enough (CI once read 18 here, long after the last
+    # answer): on a miss, say what the web itself exposes and what its log says.
+    timed = 'sum(offload_web_request_duration_seconds_count{route="/api/v1/signups"})'
+    try:
+        wait_for(
+            lambda: [r["value"][1] for r in prometheus.query(timed)] == ["20"],
+            timeout=15,
+            interval=0.5,
+            what="20 signups timed by the web, as Prometheus sees them",
+        )
+    except AssertionError as exc:
+        exposed = [
+            line
+            for line in requests.get(web + "/metrics", timeout=10).text.splitlines()
+            if line.startswith("offload_web_request_duration_seconds_count")
+        ]
+        log_tail = (tmp_path / "web.log").read_text()[-2000:]
+        raise AssertionError(
+            f"{exc}: Prometheus {prometheus.query(timed)}, web {exposed}\n{log_tail}"
+        ) from None
     served("sum(offload_publish_confirm_seconds_count) > 0")
     rules = requests.get(prometheus.url + "/api/v1/rules", timeout=10).json()["data"]["groups"][0]["rules"]
     assert len(rules) == 7 and all(rule["health"] == "ok" for rule in rules), rules
