@@ -10,6 +10,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from offload_core.brokers import split_urls
+
 
 class ConfigError(ValueError):
     """A setting has a value the service cannot use; the message names the variable."""
@@ -74,6 +76,16 @@ def _seconds_list(env: Mapping[str, str], name: str, default: tuple[float, ...])
     return values
 
 
+def _amqp_urls(env: Mapping[str, str], name: str, default: str) -> str:
+    """One broker URL, or one per cluster node separated by `;` (offload_core.brokers)."""
+    raw = env_text(env, name, default)
+    try:
+        split_urls(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+    return raw
+
+
 @dataclass(frozen=True)
 class CoreConfig:
     """Settings shared by every service that talks to RabbitMQ."""
@@ -108,7 +120,7 @@ class CoreConfig:
         env = os.environ if env is None else env
         d = cls()
         return cls(
-            amqp_url=env_text(env, "OFFLOAD_AMQP_URL", d.amqp_url),
+            amqp_url=_amqp_urls(env, "OFFLOAD_AMQP_URL", d.amqp_url),
             management_url=env_text(env, "OFFLOAD_MANAGEMENT_URL", d.management_url),
             confirm_timeout=env_number(env, "OFFLOAD_CONFIRM_TIMEOUT", d.confirm_timeout, minimum=0.05),
             buffer_size=env_integer(env, "OFFLOAD_BUFFER_SIZE", d.buffer_size, minimum=1),

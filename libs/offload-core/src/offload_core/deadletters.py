@@ -22,6 +22,7 @@ from typing import Any
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
+from offload_core.brokers import blocking_connection
 from offload_core.config import CoreConfig
 from offload_core.envelope import ATTEMPT_HEADER, PARK_REASON_HEADER
 
@@ -85,7 +86,7 @@ def run(argv: Sequence[str] | None = None, out: Any = sys.stdout) -> int:
 
     config = CoreConfig.from_env()
     parking = f"{args.queue}.parked"
-    connection = pika.BlockingConnection(pika.URLParameters(config.amqp_url))
+    connection = blocking_connection(config.amqp_url)
     try:
         channel = connection.channel()
         try:

@@ -39,6 +39,7 @@ from pika.channel import Channel
 
 from offload_core import metrics
 from offload_core.backoff import reconnect_delay, worth_logging
+from offload_core.brokers import BrokerNodes
 from offload_core.config import CoreConfig
 from offload_core.contracts import Contracts, default_contracts
 from offload_core.envelope import MAX_BODY_BYTES, Envelope
@@ -157,10 +158,13 @@ class Publisher:
         self.topology = topology
         self.contracts = contracts or default_contracts()
         self.name = name
-        self._params = pika.URLParameters(config.amqp_url)
-        self._params.blocked_connection_timeout = config.blocked_connection_timeout
-        self._params.heartbeat = config.heartbeat
-        self._params.client_properties = {"connection_name": f"{config.service_name}:{name}"}
+        self._nodes = BrokerNodes(
+            config.amqp_url,
+            connection_name=f"{config.service_name}:{name}",
+            heartbeat=config.heartbeat,
+            blocked_connection_timeout=config.blocked_connection_timeout,
+        )
+        self._params = self._nodes.next_parameters()
         self._outbox: collections.deque[_Outgoing] = collections.deque()
         self._unconfirmed: dict[int, _Outgoing] = {}
         self._returned: set[str] = set()
@@ -349,6 +353,7 @@ class Publisher:
             self._ioloop.stop()  # type: ignore[union-attr]
             return
         self._last_attempt_at = time.monotonic()
+        self._params = self._nodes.next_parameters()
         self._connection = SelectConnection(
             self._params,
             on_open_callback=self._on_connection_open,

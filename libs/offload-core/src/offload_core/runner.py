@@ -36,6 +36,7 @@ from pika.channel import Channel
 
 from offload_core import metrics
 from offload_core.backoff import reconnect_delay, worth_logging
+from offload_core.brokers import BrokerNodes
 from offload_core.config import CoreConfig
 from offload_core.contracts import ContractError, Contracts, default_contracts
 from offload_core.envelope import (
@@ -152,9 +153,10 @@ class Runner:
         self.contracts = contracts or default_contracts()
         self._own_publisher = publisher is None
         self.publisher = publisher or Publisher(config, topology=None, name="runner-publisher")
-        self._params = pika.URLParameters(config.amqp_url)
-        self._params.heartbeat = config.heartbeat
-        self._params.client_properties = {"connection_name": f"{config.service_name}:runner"}
+        self._nodes = BrokerNodes(
+            config.amqp_url, connection_name=f"{config.service_name}:runner", heartbeat=config.heartbeat
+        )
+        self._params = self._nodes.next_parameters()
         self._ioloop = IOLoop()
         self._connection: SelectConnection | None = None
         self._channel: Channel | None = None
@@ -247,6 +249,7 @@ class Runner:
         if self._stopping:
             self._ioloop.stop()
             return
+        self._params = self._nodes.next_parameters()
         self._connection = SelectConnection(
             self._params,
             on_open_callback=lambda c: c.channel(on_open_callback=self._on_channel_open),

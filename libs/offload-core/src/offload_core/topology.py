@@ -16,9 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import pika
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.channel import Channel
+
+from offload_core.brokers import blocking_connection
 
 EVENTS_EXCHANGE = "offload.events"
 RETRY_EXCHANGE = "offload.retry"
@@ -181,7 +182,7 @@ def stack_topology(delay_tiers: tuple[float, ...] = (5.0, 30.0, 300.0), delivery
 
 def declare(url: str, topology: Topology) -> None:
     """Declare `topology` over a short-lived connection (services call this at start)."""
-    connection = pika.BlockingConnection(pika.URLParameters(url))
+    connection = blocking_connection(url)
     try:
         topology.declare(connection.channel())
     finally:
