@@ -48,3 +48,30 @@ def test_without_dedupe_a_stats_kill_makes_the_counts_wrong(rabbitmq_broker, red
     print(result.line())
     assert not result.stats_exact, result.line()
     assert result.faults[0].in_flight > 0, result.line()
+
+
+def test_without_replicas_a_node_kill_stops_the_stack_from_accepting_signups(
+    rabbitmq_broker, redis_url, tmp_path
+):
+    """Negative control: the mailer queue keeps only its leader, the node that is killed; with
+    no replica to take over, signups routed to it are never confirmed again. The replicated
+    run above gets its first 202 within a second or two of the kill: 20 s of client patience
+    and 30 s to settle are plenty there, and keep this run short."""
+    result = run_scenario(
+        "broker_node_kill9",
+        rabbitmq_broker,
+        redis_url,
+        tmp_path,
+        SIGNUPS,
+        replicated=False,
+        patience=20,
+        finish_seconds=30,
+    )
+    print(result.line())
+    assert not result.passed
+    [fault] = result.faults
+    assert fault.in_flight > 0 and "1 members" in fault.detail and "leader lost" in fault.detail, (
+        result.line()
+    )
+    assert result.accepted < SIGNUPS, result.line()
+    assert any("still refused after the broker recovered" in p for p in result.problems), result.line()

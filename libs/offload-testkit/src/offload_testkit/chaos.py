@@ -57,6 +57,7 @@ from offload_testkit import broken, sent_window
 from offload_testkit.amqp import wait_for
 from offload_testkit.chaos_verdict import Fault, Ledger, Observation, Policy, Result, Window, verdict
 from offload_testkit.rabbitmq import PrivateBroker
+from offload_testkit.rabbitmq_cluster import PrivateCluster
 from offload_testkit.redis_server import PrivateRedis
 from offload_testkit.smtp import SmtpSink
 from offload_testkit.stack import Service, start_mailer, start_stats_runner, start_web
@@ -82,6 +83,7 @@ AGENTS = tuple(f"chaos-client/{n}" for n in range(3))
 # A run must settle within this after its load: a mail whose sender was killed inside the
 # window is resent only when the dead mailer's claim expires (3 x SMTP timeout + 5 s).
 FINISH_SECONDS = 120.0
+PATIENCE_SECONDS = 90.0  # how long a client retries a refused signup before it gives up
 FAULT_SECONDS = 30.0  # how long a fault may wait for the work it targets
 SMTP_SECONDS = 0.15  # the sink's time per message
 
@@ -102,15 +104,19 @@ class Runner:
 class Stack:
     def __init__(
         self,
-        broker: PrivateBroker,
+        broker: PrivateBroker | PrivateCluster,
         redis_url: str,
         workdir: Path,
         *,
         mailer_variant: str | None = None,
         stats_variant: str | None = None,
         extra_env: dict[str, str] | None = None,
+        patience: float = PATIENCE_SECONDS,
+        finish_seconds: float = FINISH_SECONDS,
     ) -> None:
         self.broker = broker
+        self.patience = patience
+        self.finish_seconds = finish_seconds
         self.workdir = workdir
         self.redis = redis.Redis.from_url(redis_url)
         self.vhost = broker.create_vhost()
@@ -157,7 +163,9 @@ class Stack:
 
     # -- processes -------------------------------------------------------------------------
 
-    def _proxied(self) -> tuple[TcpProxy, str]:
+    def _proxied(self) -> tuple[TcpProxy | None, str]:
+        if isinstance(self.broker, PrivateCluster):
+            return None, self.amqp_url  # every node's URL: a runner moves on when its node dies
         proxy = TcpProxy("127.0.0.1", self.broker.amqp_port)
         return proxy, self.amqp_url.replace(f":{self.broker.amqp_port}/", f":{proxy.port}/")
 
@@ -235,7 +243,7 @@ class Stack:
         address, fruit, agent = self.address(i), FRUITS[i % len(FRUITS)], AGENTS[i % len(AGENTS)]
         body = {"name": name or f"Chaos {i}", "email": address, "fruit": fruit}
         key, tries, key_may_have_landed = f"{self.run_id}-{i}", itertools.count(1), False
-        give_up_at = time.monotonic() + 90
+        give_up_at = time.monotonic() + self.patience
         while True:
             asked = time.monotonic()
             try:
@@ -405,10 +413,44 @@ class Stack:
 
     def restart_broker(self, load: threading.Thread) -> Fault:
         """Restart RabbitMQ once mailers hold work: its connections drop mid-delivery."""
+        assert isinstance(self.broker, PrivateBroker)
         held = self.in_flight(MAILER_QUEUE.name, load)
         if held:
             self.broker.restart()
         return Fault("broker restart", held, IN_MAILER_QUEUE)
+
+    def kill_leader_node(self, load: threading.Thread) -> Fault:
+        """kill -9 of the cluster node that leads the mailer queue, once mailers hold work;
+        it stays down until the verdict, so two nodes must carry the rest of the run."""
+        cluster = self.broker
+        assert isinstance(cluster, PrivateCluster)
+        held = self.in_flight(MAILER_QUEUE.name, load)
+        if not held:
+            return Fault("leader node kill -9", 0, IN_MAILER_QUEUE)
+        before = cluster.queue(self.vhost, MAILER_QUEUE.name)
+        leader, members = before["leader"], before.get("members", [])
+        clients = cluster.connections_on(leader)
+        refused_before = self.ledger.refused
+        cluster.kill(leader)
+        killed_at = time.monotonic()
+
+        def new_leader() -> str | None:
+            found = cluster.queue(self.vhost, MAILER_QUEUE.name).get("leader")
+            return found if found and found != leader else None
+
+        elected = _wait_quietly(new_leader, FAULT_SECONDS)
+        # The web's failover as its clients saw it: the first 202 asked after the kill.
+        recovered = _wait_quietly(
+            lambda: min((answered for asked, answered in self.accepted_at if asked > killed_at), default=0.0),
+            FAULT_SECONDS,
+        )
+        failover = f"{recovered - killed_at:.1f}s to a 202" if recovered else "no 202 since"
+        detail = (
+            f"{IN_MAILER_QUEUE}, {len(members)} members, {clients} client connections on it, "
+            f"leader {'moved' if elected else 'lost'}, "
+            f"{failover}, {self.ledger.refused - refused_before} refusals by then"
+        )
+        return Fault("leader node kill -9", held, detail)
 
     # -- the end ---------------------------------------------------------------------------
 
@@ -427,7 +469,7 @@ class Stack:
     def finish(self, scenario: str, policy: Policy) -> Result:
         # Settled twice, a second apart: the management API samples every 500 ms, so the
         # second look is newer than the first.
-        deadline = time.monotonic() + FINISH_SECONDS
+        deadline = time.monotonic() + self.finish_seconds
         streak = 0
         while time.monotonic() < deadline and streak < 2:
             streak = streak + 1 if self.settled(policy) else 0
@@ -633,6 +675,15 @@ def combined(stack: Stack, signups: int, rate: float) -> Policy:
     return Policy(broker_faulted=True)
 
 
+def broker_node_kill9(stack: Stack, signups: int, rate: float) -> Policy:
+    """A three-node RabbitMQ cluster: kill -9 of the node leading the mailer queue while
+    mailers hold work. Replicated quorum queues elect a new leader, clients move to a live
+    node; refusals are 503s, retried; nothing lost, one mail each."""
+    with _load(stack, signups, rate) as load:
+        stack.faults.append(stack.kill_leader_node(load))
+    return Policy(broker_faulted=True)
+
+
 def drain_kill9(stack: Stack, signups: int, rate: float) -> Policy:
     """SIGKILL of a mailer during its graceful drain, while it holds sent, unacknowledged mails."""
     with _load(stack, signups, rate) as load:
@@ -650,7 +701,10 @@ SCENARIOS: dict[str, Callable[[Stack, int, float], Policy]] = {
     "scale_down": scale_down,
     "combined": combined,
     "drain_kill9": drain_kill9,
+    "broker_node_kill9": broker_node_kill9,
 }
+# Scenarios on a RabbitMQ cluster of their own (three private nodes) instead of the shared node.
+CLUSTER_SCENARIOS = {"broker_node_kill9"}
 # Scenarios whose mailers must see the poison one at a time: with one thread and prefetch 1 a
 # crash takes down no neighbouring signup with it.
 SCENARIO_ENV = {
@@ -672,11 +726,54 @@ def run_scenario(
     *,
     mailer_variant: str | None = None,
     stats_variant: str | None = None,
+    replicated: bool = True,
+    patience: float = PATIENCE_SECONDS,
+    finish_seconds: float = FINISH_SECONDS,
 ) -> Result:
+    """One scenario, judged. `replicated=False` (cluster scenarios, negative control) leaves
+    the mailer queue a single member, its leader, before the load. `patience`: how long a
+    client retries a refused signup; `finish_seconds`: how long the run may take to settle."""
     redis.Redis.from_url(redis_url).flushdb()
-    variant = mailer_variant or stats_variant
+    variant = mailer_variant or stats_variant or ("" if replicated else "unreplicated")
     workdir.mkdir(parents=True, exist_ok=True)
     scenario_dir = Path(tempfile.mkdtemp(prefix=f"{name}-{variant + '-' if variant else ''}", dir=workdir))
+
+    def run_on(node_or_cluster: PrivateBroker | PrivateCluster) -> Result:
+        return _run_on(
+            name,
+            node_or_cluster,
+            redis_url,
+            scenario_dir,
+            signups,
+            mailer_variant=mailer_variant,
+            stats_variant=stats_variant,
+            replicated=replicated,
+            patience=patience,
+            finish_seconds=finish_seconds,
+        )
+
+    if name not in CLUSTER_SCENARIOS:
+        return run_on(broker)
+    cluster = PrivateCluster(scenario_dir / "rabbitmq").start()
+    try:
+        return run_on(cluster)
+    finally:
+        cluster.stop()
+
+
+def _run_on(
+    name: str,
+    broker: PrivateBroker | PrivateCluster,
+    redis_url: str,
+    scenario_dir: Path,
+    signups: int,
+    *,
+    mailer_variant: str | None,
+    stats_variant: str | None,
+    replicated: bool,
+    patience: float,
+    finish_seconds: float,
+) -> Result:
     settings = SCENARIO_ENV.get(name, {})
     stack = Stack(
         broker,
@@ -685,6 +782,8 @@ def run_scenario(
         mailer_variant=mailer_variant or settings.get("mailer"),  # type: ignore[arg-type]
         stats_variant=stats_variant,
         extra_env=settings.get("env"),  # type: ignore[arg-type]
+        patience=patience,
+        finish_seconds=finish_seconds,
     )
     try:
         wait_for(lambda: requests.get(stack.web.url + "/readyz", timeout=2).ok, timeout=30, what="web ready")
@@ -695,6 +794,9 @@ def run_scenario(
             timeout=30,
             what="the management API's figures for the mailer queue",
         )
+        if not replicated:
+            assert isinstance(broker, PrivateCluster), "only a cluster's queues have replicas to remove"
+            broker.shrink_to_leader(stack.vhost, MAILER_QUEUE.name)
         policy = SCENARIOS[name](stack, signups, signups / LOAD_SECONDS)
         return stack.finish(name, policy)
     finally:
@@ -711,6 +813,11 @@ def main() -> int:
         "--mailer", choices=sorted(broken.VARIANTS), help="run a broken mailer (negative control)"
     )
     parser.add_argument("--stats", choices=sorted(broken.VARIANTS), help="run a broken stats runner")
+    parser.add_argument(
+        "--unreplicated",
+        action="store_true",
+        help="cluster scenarios: the mailer queue keeps only its leader (negative control)",
+    )
     args = parser.parse_args()
     unknown = sorted(set(args.scenarios) - set(SCENARIOS))
     if unknown:
@@ -730,6 +837,7 @@ def main() -> int:
                     args.signups,
                     mailer_variant=args.mailer,
                     stats_variant=args.stats,
+                    replicated=not args.unreplicated,
                 )
                 print(result.line(), flush=True)
                 failed += not result.passed

@@ -19,6 +19,7 @@ from pytest_rabbitmq.factories.executor import RabbitMqExecutor
 
 RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 RABBITMQ_CTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
+RABBITMQ_QUEUES = "/usr/lib/rabbitmq/bin/rabbitmq-queues"
 
 
 class PrivateBroker:
@@ -47,6 +48,7 @@ class PrivateBroker:
         # default, and only settable in advanced.config): tick every 500 ms like the stats.
         advanced = workdir / "advanced.config"
         advanced.write_text("[{rabbit, [{quorum_tick_interval, 500}]}].\n")
+        self.node_name = f"offload-test-{self.amqp_port}@localhost"
         self.executor = RabbitMqExecutor(
             RABBITMQ_SERVER,
             "127.0.0.1",
@@ -56,13 +58,13 @@ class PrivateBroker:
             logpath=workdir / "logs",
             path=workdir,
             plugin_path=plugins,
-            node_name=f"offload-test-{self.amqp_port}@localhost",
+            node_name=self.node_name,
         )
         self.executor._envvars.update(
             {
                 "RABBITMQ_CONFIG_FILE": str(config.with_suffix("")),
                 "RABBITMQ_ADVANCED_CONFIG_FILE": str(advanced),
-                "RABBITMQ_NODENAME": f"offload-test-{self.amqp_port}@localhost",
+                "RABBITMQ_NODENAME": self.node_name,
             }
         )
         self.http = requests.Session()
@@ -94,6 +96,11 @@ class PrivateBroker:
 
     def ctl(self, *args: str) -> str:
         return self.executor.rabbitctl_output(*args)
+
+    def queues_cli(self, *args: str) -> str:
+        """rabbitmq-queues against this node (quorum queue membership)."""
+        command = [RABBITMQ_QUEUES, "-n", self.node_name, *args]
+        return subprocess.check_output(command, env=self.executor._popen_kwargs["env"], text=True)
 
     def _wait_for_management(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
