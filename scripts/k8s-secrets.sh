@@ -16,6 +16,11 @@ management-url=http://$user:$password@$host:15672
 ENV
   echo "wrote $dir/rabbitmq.env"
 fi
+if [[ ! -f $dir/erlang-cookie.env ]]; then
+  umask 077
+  echo "cookie=$(random)$(random)" > "$dir/erlang-cookie.env"
+  echo "wrote $dir/erlang-cookie.env"
+fi
 if [[ ! -f $dir/redis.env ]]; then
   umask 077
   echo "password=$(random)" > "$dir/redis.env"

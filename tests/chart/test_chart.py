@@ -33,6 +33,7 @@ CHECKOV_EXCEPTIONS = {
 # Only these objects may break these rules.
 CHECKOV_OBJECT_EXCEPTIONS = {
     ("CKV_K8S_38", f"Deployment.{NAMESPACE}.r-offload-autoscaler"): "the autoscaler calls the API server",
+    ("CKV_K8S_38", f"StatefulSet.{NAMESPACE}.r-offload-rabbitmq"): "a clustered broker's peer discovery reads Endpoints",
     ("CKV_K8S_8", f"Pod.{NAMESPACE}.r-offload-test"): "a one-shot `helm test` pod needs no probes",
     ("CKV_K8S_9", f"Pod.{NAMESPACE}.r-offload-test"): "a one-shot `helm test` pod needs no probes",
 }
@@ -278,11 +279,13 @@ def test_no_password_is_written_into_a_manifest_outside_generated_secrets():
     assert "guest" not in text and "password:" not in text
     docs = render()
     secrets = by_kind(docs, "Secret")
-    assert set(secrets) == {"r-offload-rabbitmq", "r-offload-redis"}
+    assert set(secrets) == {"r-offload-rabbitmq", "r-offload-redis", "r-offload-rabbitmq-erlang-cookie"}
     password = secrets["r-offload-rabbitmq"]["stringData"]["password"]
     assert len(password) == 32 and password.isalnum()
+    cookie = secrets["r-offload-rabbitmq-erlang-cookie"]["stringData"]["cookie"]
+    assert len(cookie) == 48 and cookie.isalnum()
     others = yaml.safe_dump_all([d for d in docs if d["kind"] != "Secret"])
-    assert password not in others
+    assert password not in others and cookie not in others
     # Generated once and kept: not deleted by `helm uninstall`, since the volume keeps the data.
     assert secrets["r-offload-rabbitmq"]["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
 
@@ -404,6 +407,8 @@ def test_monitoring_objects_wrap_the_checked_files():
         ({"mailer__autoscaling__maxReplicaCount": "0"}, "/mailer/autoscaling/maxReplicaCount"),
         ({"rabbitmq__memoryHighWatermark": "2"}, "/rabbitmq/memoryHighWatermark"),
         ({"autoscaler__replicas": "2"}, "/autoscaler/replicas"),
+        ({"rabbitmq__replicas": "2"}, "use an odd number of broker nodes"),
+        ({"rabbitmq__replicas": "0"}, "/rabbitmq/replicas"),
     ],
 )
 def test_values_schema_refuses_what_cannot_work(sets, message):
@@ -414,7 +419,53 @@ def test_values_schema_refuses_what_cannot_work(sets, message):
     assert result.returncode != 0 and message in result.stderr, result.stderr
 
 
-@pytest.mark.parametrize("values", ["network-policies-values.yaml", "external-services-values.yaml"])
+def test_a_broker_cluster_finds_its_peers_with_the_least_rights_and_loses_one_node_at_a_time():
+    single = render()
+    assert by_kind(single, "StatefulSet")["r-offload-rabbitmq"]["spec"]["replicas"] == 1
+    assert "r-offload-rabbitmq" not in by_kind(single, "Role") | by_kind(single, "PodDisruptionBudget")
+    assert pod_specs(single)["r-offload-rabbitmq"]["automountServiceAccountToken"] is False
+
+    docs = render("broker-cluster-values.yaml")
+    broker = by_kind(docs, "StatefulSet")["r-offload-rabbitmq"]["spec"]
+    assert broker["replicas"] == 3 and broker["podManagementPolicy"] == "Parallel"
+    pod = broker["template"]["spec"]
+    assert pod["serviceAccountName"] == "r-offload-rabbitmq" and pod["automountServiceAccountToken"] is True
+    assert pod["topologySpreadConstraints"][0]["whenUnsatisfiable"] == "DoNotSchedule"
+    [container] = pod["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["RABBITMQ_NODENAME"] == (
+        "rabbit@$(POD_NAME).r-offload-rabbitmq-headless.$(POD_NAMESPACE).svc.cluster.local"
+    )
+    assert env["OFFLOAD_BROKER_NODES"] == "3"
+    assert container["lifecycle"]["preStop"]["exec"]["command"][-1].endswith("pre-stop.sh")
+    [role] = by_kind(docs, "Role")["r-offload-rabbitmq"]["rules"]
+    assert role == {
+        "apiGroups": [""],
+        "resources": ["endpoints"],
+        "resourceNames": ["r-offload-rabbitmq-headless"],
+        "verbs": ["get"],
+    }
+    assert by_kind(docs, "PodDisruptionBudget")["r-offload-rabbitmq"]["spec"]["maxUnavailable"] == 1
+    config = by_kind(docs, "ConfigMap")["r-offload-rabbitmq"]["data"]
+    assert "rabbitmq_peer_discovery_k8s" in config["enabled_plugins"]
+    assert "cluster_formation.k8s.service_name = r-offload-rabbitmq-headless" in config["offload.conf"]
+    # Node to node, and to the API server for discovery: the only new paths.
+    policy = by_kind(docs, "NetworkPolicy")["r-offload-rabbitmq"]["spec"]
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
+    peers = policy["ingress"][0]
+    assert peers["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "rabbitmq"
+    assert [(p["port"], p.get("endPort")) for p in peers["ports"]] == [
+        (4369, None),
+        (25672, None),
+        (35672, 35682),
+    ]
+    assert policy["egress"][0]["ports"] == peers["ports"]
+    assert sorted(p["port"] for p in policy["egress"][1]["ports"]) == [443, 6443]
+
+
+@pytest.mark.parametrize(
+    "values", ["network-policies-values.yaml", "external-services-values.yaml", "broker-cluster-values.yaml"]
+)
 def test_checkov_finds_nothing_beyond_the_documented_exceptions(values, tmp_path):
     (tmp_path / "manifests.yaml").write_text(yaml.safe_dump_all(render(values)))
     result = subprocess.run(

@@ -65,6 +65,10 @@ app.kubernetes.io/component: {{ .component }}
 {{- default (include "offload.componentName" (dict "root" . "component" "rabbitmq")) .Values.rabbitmq.auth.existingSecret }}
 {{- end }}
 
+{{- define "offload.rabbitmqCookieSecret" -}}
+{{- default (include "offload.componentName" (dict "root" . "component" "rabbitmq-erlang-cookie")) .Values.rabbitmq.erlangCookie.existingSecret }}
+{{- end }}
+
 {{- define "offload.redisSecret" -}}
 {{- default (include "offload.componentName" (dict "root" . "component" "redis")) .Values.redis.auth.existingSecret }}
 {{- end }}

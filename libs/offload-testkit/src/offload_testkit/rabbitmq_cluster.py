@@ -50,8 +50,16 @@ class PrivateCluster:
         return self.live[0].ctl(*args)
 
     def start(self) -> PrivateCluster:
+        return self.boot().join()
+
+    def boot(self) -> PrivateCluster:
+        """Start every node, each a cluster of its own."""
         with ThreadPoolExecutor(len(self.nodes)) as pool:
             list(pool.map(lambda node: node.start(), self.nodes))
+        return self
+
+    def join(self) -> PrivateCluster:
+        """Join every node to the first."""
         first = self.nodes[0]
         for node in self.nodes[1:]:
             node.ctl("stop_app")
