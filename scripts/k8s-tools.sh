@@ -2,7 +2,8 @@
 # Kubernetes tooling for the chart checks, built from the Go module proxy at pinned versions
 # (no binary downloads, no registry): helm, kubeconform, kustomize, skaffold, actionlint (for the
 # GitHub workflow), and JSON schemas for kubeconform
-# generated from Kubernetes' own OpenAPI document and the KEDA and prometheus-operator CRDs.
+# generated from Kubernetes' own OpenAPI document and the KEDA, prometheus-operator and RabbitMQ
+# Cluster Operator CRDs.
 # Everything lands in $OFFLOAD_TOOLS (default /var/cache/offload/k8s-tools) and is reused.
 set -euo pipefail
 
@@ -12,6 +13,7 @@ KUSTOMIZE_VERSION=v5.8.1            # v5.8.2+ need Go 1.27
 KUBERNETES_VERSION=v1.35.4        # the OpenAPI document the manifests are checked against
 KEDA_VERSION=v2.21.0
 PROMETHEUS_OPERATOR_VERSION=v0.85.0
+RABBITMQ_OPERATOR_VERSION=v2.16.0  # deploy/rabbitmq-cluster-operator
 SKAFFOLD_VERSION=v2.16.1          # its newest config schema: skaffold/v4beta13
 ACTIONLINT_VERSION=v1.7.7
 
@@ -30,7 +32,7 @@ if ! cmp -s "$REPO/requirements/checkov-constraints.txt" "$CHECKOV_VENV/.constra
 fi
 
 stamp="$TOOLS/.versions"
-want="$HELM_VERSION $KUBECONFORM_VERSION $KUSTOMIZE_VERSION $KUBERNETES_VERSION $KEDA_VERSION $PROMETHEUS_OPERATOR_VERSION $SKAFFOLD_VERSION $ACTIONLINT_VERSION schemas-3 skaffold-bin"
+want="$HELM_VERSION $KUBECONFORM_VERSION $KUSTOMIZE_VERSION $KUBERNETES_VERSION $KEDA_VERSION $PROMETHEUS_OPERATOR_VERSION $RABBITMQ_OPERATOR_VERSION $SKAFFOLD_VERSION $ACTIONLINT_VERSION schemas-4 skaffold-bin"
 if [[ -f $stamp && "$(cat "$stamp")" == "$want" && -x $BIN/helm && -x $BIN/kubeconform && -x $BIN/kustomize && -x $BIN/actionlint && -x $BIN/skaffold ]]; then
   exit 0
 fi
@@ -53,11 +55,12 @@ GOBIN=$BIN go install -ldflags "-s -w" "sigs.k8s.io/kustomize/kustomize/v5@$KUST
 echo "k8s-tools: building actionlint $ACTIONLINT_VERSION"
 GOBIN=$BIN go install -ldflags "-s -w" "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION"
 
-echo "k8s-tools: schemas from Kubernetes $KUBERNETES_VERSION, KEDA $KEDA_VERSION, prometheus-operator $PROMETHEUS_OPERATOR_VERSION"
+echo "k8s-tools: schemas from Kubernetes $KUBERNETES_VERSION, KEDA $KEDA_VERSION, prometheus-operator $PROMETHEUS_OPERATOR_VERSION, RabbitMQ Cluster Operator $RABBITMQ_OPERATOR_VERSION"
 module_dir() { go mod download -json "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])'; }
 k8s=$(module_dir "k8s.io/kubernetes@$KUBERNETES_VERSION")
 keda=$(module_dir "github.com/kedacore/keda/v2@$KEDA_VERSION")
 promop=$(module_dir "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION")
+rabbitop=$(module_dir "github.com/rabbitmq/cluster-operator/v2@$RABBITMQ_OPERATOR_VERSION")
 rm -rf "$SCHEMAS"
 "${SCHEMA_PYTHON:-python3}" "$(dirname "$0")/kube_schemas.py" "$SCHEMAS" \
   --openapi "$k8s/api/openapi-spec/swagger.json" \
@@ -65,7 +68,8 @@ rm -rf "$SCHEMAS"
          "$keda/config/crd/bases/keda.sh_triggerauthentications.yaml" \
          "$promop/example/prometheus-operator-crd/monitoring.coreos.com_podmonitors.yaml" \
          "$promop/example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml" \
-         "$promop/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml"
+         "$promop/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml" \
+         "$rabbitop/config/crd/bases/rabbitmq.com_rabbitmqclusters.yaml"
 # skaffold's published config schemas ship in its module (docs-v2/content/en/schemas).
 skaffold=$(module_dir "github.com/GoogleContainerTools/skaffold/v2@$SKAFFOLD_VERSION")
 mkdir -p "$TOOLS/schemas/skaffold"

@@ -33,7 +33,10 @@ CHECKOV_EXCEPTIONS = {
 # Only these objects may break these rules.
 CHECKOV_OBJECT_EXCEPTIONS = {
     ("CKV_K8S_38", f"Deployment.{NAMESPACE}.r-offload-autoscaler"): "the autoscaler calls the API server",
-    ("CKV_K8S_38", f"StatefulSet.{NAMESPACE}.r-offload-rabbitmq"): "a clustered broker's peer discovery reads Endpoints",
+    (
+        "CKV_K8S_38",
+        f"StatefulSet.{NAMESPACE}.r-offload-rabbitmq",
+    ): "a clustered broker's peer discovery reads Endpoints",
     ("CKV_K8S_8", f"Pod.{NAMESPACE}.r-offload-test"): "a one-shot `helm test` pod needs no probes",
     ("CKV_K8S_9", f"Pod.{NAMESPACE}.r-offload-test"): "a one-shot `helm test` pod needs no probes",
 }
@@ -494,3 +497,25 @@ def test_checkov_finds_nothing_beyond_the_documented_exceptions(values, tmp_path
     ]
     assert not unexpected, "\n".join(unexpected)
     assert report["summary"]["passed"] > 100
+
+
+def test_the_rabbitmq_cluster_operator_example_follows_the_operators_crd(tmp_path):
+    """deploy/rabbitmq-cluster-operator: a RabbitmqCluster the operator accepts (its CRD's
+    schema, strict), for the external-broker path the chart renders above."""
+    example = ROOT / "deploy" / "rabbitmq-cluster-operator" / "rabbitmqcluster.yaml"
+
+    def kubeconform(path: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [tool("kubeconform"), "-strict", "-summary", *kubeconform_schema_locations(), str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    valid = kubeconform(example)
+    assert valid.returncode == 0 and "Valid: 1" in valid.stdout, valid.stdout + valid.stderr
+    misspelt = tmp_path / "misspelt.yaml"
+    misspelt.write_text(example.read_text().replace("  replicas: 3", "  replica: 3"))
+    assert kubeconform(misspelt).returncode != 0
+    [cluster] = yaml.safe_load_all(example.read_text())
+    assert cluster["spec"]["replicas"] == 3
