@@ -30,6 +30,7 @@ from offload_testkit.kube import (
     PAUSE_IMAGE,
     POD_GATEWAY,
     POD_SUBNET,
+    SERVICE_SUBNET,
     ClusterError,
     LocalControlPlane,
     _Daemons,
@@ -61,6 +62,7 @@ class LocalNode(_Daemons):
         self._check_installed()
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._create_bridge()
+        self._reject_unprogrammed_services()
         self._start_containerd()
         self._start_kubelet()
         self._start_kube_proxy()
@@ -94,6 +96,22 @@ class LocalNode(_Daemons):
             ["ip", "link", "set", BRIDGE, "up"],
         ):
             subprocess.run(command, check=True, capture_output=True, timeout=30)
+
+    # A pod's packet to a Service IP that kube-proxy has not programmed yet (a Service created a
+    # moment ago) would leave this machine through its default route, where this machine's
+    # network may answer for any address: a kept-alive connection then talks to a stranger for
+    # good (seen: KEDA's operator polling the management API got 404s from outside for
+    # minutes). A cluster's Service range is not routable: refuse it, so the client's next
+    # connection, once the rules exist, reaches the Service. DNAT'ed packets no longer carry a
+    # Service IP when they reach FORWARD, so only unprogrammed ones match.
+    UNPROGRAMMED_SERVICE_RULE = (
+        "FORWARD", "-s", POD_SUBNET, "-d", SERVICE_SUBNET,
+        "-m", "comment", "--comment", "offload-local: Service IP not programmed yet",
+        "-j", "REJECT", "--reject-with", "icmp-port-unreachable",
+    )  # fmt: skip
+
+    def _reject_unprogrammed_services(self) -> None:
+        subprocess.run(["iptables", "-I", *self.UNPROGRAMMED_SERVICE_RULE], check=True, timeout=30)
 
     def _start_containerd(self) -> None:
         work = self.workdir
@@ -283,6 +301,7 @@ state = "{work / "containerd-state"}"
         if (KUBE_BIN / "kube-proxy").exists():
             subprocess.run([str(KUBE_BIN / "kube-proxy"), "--cleanup"], capture_output=True, timeout=60)
         self._remove_cni_firewall_chains()
+        subprocess.run(["iptables", "-D", *self.UNPROGRAMMED_SERVICE_RULE], capture_output=True, timeout=30)
         subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True, timeout=30)
 
     def _remove_containers(self) -> None:
