@@ -36,6 +36,9 @@ KEDA_VALUES = {
         "engine": "keda",
         "behavior": {"scaleDown": {"stabilizationWindowSeconds": 5}},
     },
+    # KEDA's scaling is what this release is for: one broker node is enough (the cluster has
+    # its own scenarios in test_release.py).
+    "rabbitmq": {"replicas": 1},
     "mailer": {
         "autoscaling": {
             "minReplicaCount": 0,

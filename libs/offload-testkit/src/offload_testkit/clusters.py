@@ -80,7 +80,12 @@ class LocalCluster(Cluster):
     """The `local` provider: offload_testkit's control plane and one node, with the images of
     `make images` imported into the node's containerd."""
 
+    # hostPath PersistentVolumes of this class stand in for a provisioner (k8s/local-values.yaml).
+    STORAGE_CLASS = "offload-local"
+    VOLUMES = 6  # the release's three broker nodes, the KEDA scenario's one, and spares
+
     def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
         self.control_plane = LocalControlPlane(workdir)
         self.node = LocalNode(self.control_plane)
         self.tag = os.environ.get("IMAGE_TAG", "dev")
@@ -102,6 +107,32 @@ class LocalCluster(Cluster):
         self.control_plane.start()
         self.node.start()
         self.node.import_images([f"offload-{image}:{self.tag}" for image in LOCAL_IMAGES])
+        self._create_volumes()
+
+    def _create_volumes(self) -> None:
+        """Static hostPath volumes, bound by the API server's PV controller to the broker's
+        claims: a broker pod that is deleted or restarted comes back on its data."""
+        from kubernetes import client
+
+        from offload_testkit.kube import api_client
+
+        core = client.CoreV1Api(api_client(self.kubeconfig))
+        for i in range(self.VOLUMES):
+            path = self.workdir / "volumes" / f"pv-{i}"
+            path.mkdir(parents=True, exist_ok=True)
+            os.chown(path, 999, 999)  # the broker and Redis images' UID, as on a provisioned volume
+            core.create_persistent_volume(
+                client.V1PersistentVolume(
+                    metadata=client.V1ObjectMeta(name=f"{self.STORAGE_CLASS}-{i}"),
+                    spec=client.V1PersistentVolumeSpec(
+                        capacity={"storage": "1Gi"},
+                        access_modes=["ReadWriteOnce"],
+                        storage_class_name=self.STORAGE_CLASS,
+                        persistent_volume_reclaim_policy="Retain",
+                        host_path=client.V1HostPathVolumeSource(path=str(path), type="Directory"),
+                    ),
+                )
+            )
 
     def load_images(self, images: list[str]) -> None:
         self.node.import_images(images)
