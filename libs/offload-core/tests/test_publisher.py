@@ -7,10 +7,11 @@ import threading
 import time
 
 import pytest
+from prometheus_client import REGISTRY
 
 from offload_core import publisher as publisher_module
 from offload_core.envelope import ENQUEUED_AT_HEADER, Envelope
-from offload_core.publisher import Publisher, PublishError, PublishTimeout, Unroutable
+from offload_core.publisher import Publisher, PublishError, PublishNacked, PublishTimeout, Unroutable
 from offload_core.topology import Topology, WorkQueue
 from offload_testkit.amqp import ready_count, take, wait_for
 from offload_testkit.processes import free_port
@@ -55,6 +56,59 @@ def test_unroutable_publish_raises(core_config):
         assert publisher.wait_ready(10)
         with pytest.raises(Unroutable):
             publisher.publish(signup())
+    finally:
+        publisher.close()
+
+
+def test_a_nack_is_reported_and_the_publisher_continues_on_a_new_connection(core_config, rabbitmq_broker):
+    """A real broker nacks: a queue of one message that refuses more (x-overflow
+    reject-publish; the topology's own queues have no limit). The caller hears PublishNacked,
+    and the publisher replaces its connection (RabbitMQ 3.10 keeps nacking on a channel
+    whose quorum queue leader died), then publishes on the new one."""
+    import pika
+
+    vhost = core_config.amqp_url.rsplit("/", 1)[1]
+    setup = pika.BlockingConnection(pika.URLParameters(core_config.amqp_url))
+    channel = setup.channel()
+    channel.exchange_declare("offload.events", "topic", durable=True)
+    channel.queue_declare(
+        "t.one", durable=True, arguments={"x-max-length": 1, "x-overflow": "reject-publish"}
+    )
+    channel.queue_bind("t.one", "offload.events", "signup.created.*")
+    setup.close()
+
+    def connections() -> set[str]:
+        listed = rabbitmq_broker.http.get(f"{rabbitmq_broker.management_url}/api/vhosts/{vhost}/connections")
+        return {c["name"] for c in listed.json()}
+
+    publisher = Publisher(core_config, topology=None).start()
+    try:
+        assert publisher.wait_ready(10)
+        publisher.publish(signup())
+        first = wait_for(connections, timeout=15, what="the publisher's connection listed")
+        with pytest.raises(PublishNacked):
+            publisher.publish(signup())
+        wait_for(lambda: (now := connections()) and not now & first, timeout=15, what="a new connection")
+        assert ready_count(core_config.amqp_url, "t.one") == 1
+        take(core_config.amqp_url, "t.one", expect=1)
+        publisher.publish(signup())  # room again: confirmed on the new connection
+        assert ready_count(core_config.amqp_url, "t.one") == 1
+
+        # Fire and forget: a nacked message is not dropped, it goes again until it lands.
+        def nacks() -> float:
+            sample = REGISTRY.get_sample_value(
+                "offload_published_total", {"exchange": "offload.events", "result": "nacked"}
+            )
+            return sample or 0.0
+
+        before = nacks()
+        event = signup(name="Again")
+        assert publisher.publish_nowait(event)
+        wait_for(lambda: nacks() > before, timeout=15, what="the fire-and-forget message nacked")
+        [held] = take(core_config.amqp_url, "t.one", expect=1)  # room for the one going again
+        assert held.json()["data"]["name"] == "Ada"
+        [landed] = take(core_config.amqp_url, "t.one", expect=1, timeout=30)
+        assert landed.json()["id"] == event.id
     finally:
         publisher.close()
 
