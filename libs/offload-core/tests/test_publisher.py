@@ -10,6 +10,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from offload_core import publisher as publisher_module
+from offload_core import session as session_module
 from offload_core.envelope import ENQUEUED_AT_HEADER, Envelope
 from offload_core.publisher import Publisher, PublishError, PublishNacked, PublishTimeout, Unroutable
 from offload_core.topology import Topology, WorkQueue
@@ -269,7 +270,7 @@ def test_a_waiting_caller_finds_a_broker_that_came_back_during_a_long_backoff(
     """A process that started before its broker sits in a long backoff; the broker comes
     up (another process of the same service already answers ready). A request that now
     waits for a confirm must not time out waiting for the backoff to run out."""
-    monkeypatch.setattr(publisher_module, "reconnect_delay", lambda attempt, maximum: 60.0)
+    monkeypatch.setattr(session_module, "reconnect_delay", lambda attempt, maximum: 60.0)
     if on_demand != "attempt brought forward":
         monkeypatch.setattr(publisher_module, "DEMAND_RECONNECT_INTERVAL", float("inf"))
     port = free_port()
@@ -277,7 +278,10 @@ def test_a_waiting_caller_finds_a_broker_that_came_back_during_a_long_backoff(
     publisher = Publisher(dataclasses.replace(core_config, amqp_url=url), TOPOLOGY).start()
     proxy: TcpProxy | None = None
     try:
-        wait_for(lambda: publisher._reconnect is not None, what="the first attempt refused, the next one due")
+        wait_for(
+            lambda: publisher._keeper is not None and publisher._keeper.waiting,
+            what="the first attempt refused, the next one due",
+        )
         proxy = TcpProxy("127.0.0.1", rabbitmq_broker.amqp_port, port=port)  # the broker is up
         envelope = signup()
         started = time.monotonic()
@@ -307,6 +311,6 @@ DEMAND_BOUND = 3.5
 
 
 def test_attempt_on_demand_never_postpones_and_keeps_the_interval():
-    assert publisher_module.attempt_on_demand(100.0, 10.0, 1.0) == 11.0
-    assert publisher_module.attempt_on_demand(10.5, 10.0, 1.0) == 10.5
-    assert publisher_module.attempt_on_demand(100.0, 10.0, float("inf")) == 100.0
+    assert session_module.attempt_on_demand(100.0, 10.0, 1.0) == 11.0
+    assert session_module.attempt_on_demand(10.5, 10.0, 1.0) == 10.5
+    assert session_module.attempt_on_demand(100.0, 10.0, float("inf")) == 100.0

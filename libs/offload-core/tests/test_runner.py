@@ -287,7 +287,7 @@ def test_a_broker_that_is_not_there_is_logged_on_the_first_and_every_tenth_attem
     logger.addHandler(collected)
     try:
         thread.start()
-        wait_for(lambda: runner._attempt >= 15, what="fifteen failed attempts")
+        wait_for(lambda: runner._keeper.failures >= 15, what="fifteen failed attempts")
         runner.stop()
         thread.join(5)
     finally:

@@ -87,11 +87,6 @@ class Contracts:
         if problem:
             raise ContractError(f"{body['type']} v{body['version']} data {problem}")
 
-    def check_data(self, name: str, version: int, data: Any) -> None:
-        problem = _first_error(self.get(name, version).validate, data)
-        if problem:
-            raise ContractError(f"{name} v{version} data {problem}")
-
 
 @cache
 def default_contracts() -> Contracts:

@@ -18,7 +18,6 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from prometheus_client import start_http_server as _start_http_server
 
 # 1 ms up to 30 min: an idle runner answers in milliseconds, a backlog waits minutes.
 QUEUE_BUCKETS = (
@@ -57,7 +56,6 @@ HANDLER_DURATION = Histogram(
     ["queue"],
     buckets=HANDLER_BUCKETS,
 )
-OUTCOMES = ("acked", "retried", "parked", "invalid", "requeued")
 MESSAGES = Counter(
     "offload_messages_total",
     "Messages settled by runners, by outcome: acked, retried, parked, invalid, requeued.",
@@ -109,8 +107,3 @@ def registry_for_scrape() -> CollectorRegistry:
 
 def render_latest() -> bytes:
     return generate_latest(registry_for_scrape())
-
-
-def start_metrics_server(port: int, addr: str = "0.0.0.0") -> None:
-    """Serve /metrics on its own port (runners without a web server)."""
-    _start_http_server(port, addr=addr, registry=registry_for_scrape())

@@ -34,15 +34,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pika
-from pika.adapters.select_connection import IOLoop, SelectConnection
+from pika.adapters.select_connection import IOLoop
 from pika.channel import Channel
 
 from offload_core import metrics
-from offload_core.backoff import reconnect_delay, worth_logging
 from offload_core.brokers import BrokerNodes
 from offload_core.config import CoreConfig
 from offload_core.contracts import Contracts, default_contracts
 from offload_core.envelope import MAX_BODY_BYTES, Envelope
+from offload_core.session import AmqpSession, SessionKeeper, SessionSetup
 from offload_core.topology import DEAD_EXCHANGE, EVENTS_EXCHANGE, RETRY_EXCHANGE, Topology, routing_key
 
 log = logging.getLogger("offload.publisher")
@@ -120,20 +120,6 @@ class _Outgoing:
         self.future.outgoing = self
 
 
-@dataclass(frozen=True)
-class ScheduledAttempt:
-    """The next connection attempt: when (monotonic seconds) and the I/O loop's timer."""
-
-    at: float
-    handle: Any
-
-
-def attempt_on_demand(scheduled_at: float, last_attempt_at: float, min_interval: float) -> float:
-    """When to make the next connection attempt once a caller is waiting for a confirm:
-    the scheduled time, or `min_interval` after the last attempt if that is sooner."""
-    return min(scheduled_at, last_attempt_at + min_interval)
-
-
 def _settle(future: Future[None], error: BaseException | None = None) -> None:
     """Resolve a future once; a second resolution (race with a timeout) is ignored."""
     try:
@@ -164,25 +150,24 @@ class Publisher:
             heartbeat=config.heartbeat,
             blocked_connection_timeout=config.blocked_connection_timeout,
         )
-        self._params = self._nodes.next_parameters()
         self._outbox: collections.deque[_Outgoing] = collections.deque()
-        self._unconfirmed: dict[int, _Outgoing] = {}
+        self._unconfirmed: dict[int, _Outgoing] = {}  # delivery tag -> message, of the current session
         self._returned: set[str] = set()
         self._next_tag = 0
         self._lock = threading.Lock()
         self._buffered = 0  # fire-and-forget messages not yet confirmed
         self._flush_scheduled = False
         self._ioloop: IOLoop | None = None
-        self._connection: SelectConnection | None = None
-        self._channel: Channel | None = None
+        self._keeper: SessionKeeper | None = None
+        self._session: AmqpSession | None = None  # the ready one, if any
         self._ready = threading.Event()
-        self._stopped = threading.Event()
         self._closing = False
-        self._attempt = 0
-        self._last_attempt_at = 0.0
-        self._reconnect: ScheduledAttempt | None = None
         self._thread: threading.Thread | None = None
-        self.last_error: str | None = None
+
+    @property
+    def last_error(self) -> str | None:
+        """Why the last session ended or failed to open; None while connected."""
+        return None if self._keeper is None else self._keeper.last_error
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -198,6 +183,19 @@ class Publisher:
             for result in ("confirmed", "nacked", "unroutable", "timeout"):
                 metrics.PUBLISHED.labels(exchange, result)
         self._ioloop = IOLoop()
+        setup = SessionSetup(
+            confirms=True, topology=self.topology, on_confirm=self._on_confirm, on_return=self._on_return
+        )
+        self._keeper = SessionKeeper(
+            self._ioloop,
+            self._nodes,
+            setup,
+            max_delay=self.config.reconnect_max_delay,
+            who="publisher",
+            on_ready=self._on_ready,
+            on_lost=self._on_lost,
+            on_stopped=self._ioloop.stop,
+        )
         self._thread = threading.Thread(target=self._run, name=f"offload-{self.name}-io", daemon=True)
         self._thread.start()
         return self
@@ -219,8 +217,8 @@ class Publisher:
         while time.monotonic() < deadline and (self._outbox or self._unconfirmed):
             self._wake()
             time.sleep(0.01)
-        assert self._ioloop is not None
-        self._ioloop.add_callback_threadsafe(self._shutdown)
+        assert self._ioloop is not None and self._keeper is not None
+        self._ioloop.add_callback_threadsafe(self._keeper.stop)
         self._thread.join(timeout=max(1.0, deadline - time.monotonic() + 1.0))
         self._fail_everything(PublisherClosed("publisher closed before the broker confirmed"))
 
@@ -341,52 +339,17 @@ class Publisher:
     # -- I/O thread ------------------------------------------------------------------
 
     def _run(self) -> None:
-        assert self._ioloop is not None
-        self._connect()
+        assert self._ioloop is not None and self._keeper is not None
+        self._keeper.open()
         self._ioloop.call_later(FLUSH_INTERVAL, self._periodic_flush)
         self._ioloop.start()
-        self._stopped.set()
 
-    def _connect(self) -> None:
-        self._reconnect = None
-        if self._closing:
-            self._ioloop.stop()  # type: ignore[union-attr]
-            return
-        self._last_attempt_at = time.monotonic()
-        self._params = self._nodes.next_parameters()
-        self._connection = SelectConnection(
-            self._params,
-            on_open_callback=self._on_connection_open,
-            on_open_error_callback=self._on_connection_error,
-            on_close_callback=self._on_connection_closed,
-            custom_ioloop=self._ioloop,
-        )
-
-    def _on_connection_open(self, connection: SelectConnection) -> None:
-        connection.channel(on_open_callback=self._on_channel_open)
-
-    def _on_channel_open(self, channel: Channel) -> None:
-        self._channel = channel
-        channel.add_on_close_callback(self._on_channel_closed)
-        channel.add_on_return_callback(self._on_return)
-        channel.confirm_delivery(self._on_confirm, callback=lambda _frame: self._declare())
-
-    def _declare(self) -> None:
-        if self.topology is None:
-            self._on_ready()
-        else:
-            assert self._channel is not None
-            self.topology.declare_async(self._channel, self._on_ready)
-
-    def _on_ready(self) -> None:
-        self._attempt = 0
+    def _on_ready(self, session: AmqpSession) -> None:
+        self._session = session
         self._next_tag = 0
-        self.last_error = None
         self._ready.set()
         metrics.PUBLISHER_CONNECTED.set(1)
-        log.info(
-            "publisher connected", extra={"fields": {"broker": self._params.host, "port": self._params.port}}
-        )
+        log.info("publisher connected", extra={"fields": {"broker": session.broker}})
         self._flush_now()
 
     def _periodic_flush(self) -> None:
@@ -396,25 +359,19 @@ class Publisher:
     def _flush(self) -> None:
         with self._lock:
             self._flush_scheduled = False
-        if not self._ready.is_set():
-            self._reconnect_on_demand()
+        # A caller waiting for a confirm brings a distant reconnect attempt closer. The
+        # outbox is read as a snapshot (one C-level copy under the GIL): callers append.
+        assert self._keeper is not None
+        if self._session is None and not all(o.fire_and_forget for o in list(self._outbox)):
+            self._keeper.bring_forward(DEMAND_RECONNECT_INTERVAL)
         self._flush_now()
 
-    def _reconnect_on_demand(self) -> None:
-        """A caller waits for a confirm: move a distant reconnect attempt closer."""
-        scheduled = self._reconnect
-        # A snapshot (one C-level copy under the GIL): callers append while this thread reads.
-        if scheduled is None or all(o.fire_and_forget for o in list(self._outbox)):
-            return
-        at = attempt_on_demand(scheduled.at, self._last_attempt_at, DEMAND_RECONNECT_INTERVAL)
-        if at < scheduled.at:
-            assert self._ioloop is not None
-            self._ioloop.remove_timeout(scheduled.handle)
-            self._schedule_attempt(at - time.monotonic())
-
     def _flush_now(self) -> None:
-        if not self._ready.is_set() or self._channel is None or not self._outbox:
+        session = self._session
+        if session is None or not session.usable or not self._outbox:
             return
+        channel = session.channel
+        assert channel is not None
         # Under the lock: a caller withdrawing a message either sees it written or stops it.
         with self._lock:
             while self._outbox:
@@ -422,7 +379,7 @@ class Publisher:
                 if outgoing.state != QUEUED or outgoing.future.done():
                     continue
                 try:
-                    self._channel.basic_publish(
+                    channel.basic_publish(
                         outgoing.exchange,
                         outgoing.routing_key,
                         outgoing.body,
@@ -480,9 +437,9 @@ class Publisher:
         cluster while a new channel on the same node was acked at once). So the connection
         is replaced: a caller waiting on what is unconfirmed is told it was lost, the
         fire-and-forget messages go again, and the next attempt takes the next node."""
-        if self._connection is not None and self._connection.is_open:
+        if self._session is not None and self._session.usable:
             log.warning("broker refused a message: reconnecting for a fresh channel")
-            self._connection.close()
+            self._session.close()
 
     def _resolve(self, outgoing: _Outgoing, nacked: bool, now: float) -> None:
         message_id = outgoing.properties.message_id
@@ -508,35 +465,11 @@ class Publisher:
                 log.warning("fire-and-forget message dropped", extra={"fields": {"reason": str(error)}})
         _settle(outgoing.future, error)
 
-    def _on_channel_closed(self, _channel: Channel, reason: Exception) -> None:
-        self._ready.clear()
-        self._channel = None
-        if self._connection is not None and self._connection.is_open:
-            # A channel error (e.g. a topology mismatch) is fatal for this connection.
-            log.error("publisher channel closed", extra={"fields": {"reason": repr(reason)}})
-            self.last_error = repr(reason)
-            self._connection.close()
-
-    def _on_connection_error(self, _connection: SelectConnection, error: Exception) -> None:
-        self.last_error = repr(error)
-        if worth_logging(self._attempt + 1):  # the failures so far, this one included
-            log.warning(
-                "publisher cannot reach the broker, retrying",
-                extra={"fields": {"error": repr(error), "attempts": self._attempt + 1}},
-            )
-        self._schedule_reconnect()
-
-    def _on_connection_closed(self, _connection: SelectConnection, reason: Exception) -> None:
+    def _on_lost(self, _session: AmqpSession, _reason: Exception) -> None:
+        self._session = None
         self._ready.clear()
         metrics.PUBLISHER_CONNECTED.set(0)
-        self._channel = None
         self._requeue_unconfirmed()
-        if self._closing:
-            self._ioloop.stop()  # type: ignore[union-attr]
-            return
-        self.last_error = repr(reason)
-        log.warning("publisher connection lost", extra={"fields": {"reason": repr(reason)}})
-        self._schedule_reconnect()
 
     def _requeue_unconfirmed(self) -> None:
         pending = [self._unconfirmed[t] for t in sorted(self._unconfirmed)]
@@ -555,29 +488,6 @@ class Publisher:
         for outgoing in resend:
             outgoing.state = QUEUED
         self._outbox.extendleft(reversed(resend))
-
-    def _schedule_reconnect(self) -> None:
-        if self._closing:
-            self._ioloop.stop()  # type: ignore[union-attr]
-            return
-        self._attempt += 1
-        self._schedule_attempt(reconnect_delay(self._attempt, self.config.reconnect_max_delay))
-
-    def _schedule_attempt(self, delay: float) -> None:
-        assert self._ioloop is not None
-        delay = max(0.0, delay)
-        handle = self._ioloop.call_later(delay, self._connect)
-        self._reconnect = ScheduledAttempt(at=time.monotonic() + delay, handle=handle)
-
-    def _shutdown(self) -> None:
-        connection = self._connection
-        if connection is not None and not connection.is_closed and not connection.is_closing:
-            try:
-                connection.close()  # _on_connection_closed stops the loop
-                return
-            except Exception:
-                pass
-        self._ioloop.stop()  # type: ignore[union-attr]
 
     def _fail_everything(self, error: PublishError) -> None:
         leftovers = list(self._outbox) + list(self._unconfirmed.values())

@@ -1,28 +1,24 @@
 """Consumer runner: the one consume loop every queue runner uses.
 
-pika's I/O loop runs on the calling thread and only moves bytes; handlers run on a
-pool of worker threads and hand their ack back with `add_callback_threadsafe`, so a
-slow handler never starves heartbeats. A handler settles a message by how it returns:
+Three parts, each in its own module: a session per broker connection (`session`), a pool
+of worker threads (`workers`), and the settlement rules (`settlement`): return to ack,
+raise Retry to go through the delay tiers, raise Park to park; anything else retries
+until max_attempts. This module joins them. pika's I/O loop runs on the calling thread
+and only moves bytes; handlers run on the pool and hand their ack back with one
+threadsafe callback, so a slow handler never starves heartbeats.
 
-    return normally       -> ack
-    raise Retry(reason)   -> publish to the next delay tier (confirmed), then ack
-    raise Park(reason)    -> publish to offload.dead with the reason (confirmed), then ack
-    any other exception   -> Retry, until max_attempts, then Park
+A delivery belongs to the session it came on. When that session ends, the broker puts
+its unacked deliveries back, so they are neither acked nor started here any more.
 
-Messages that fail their contract are parked at once ("invalid"). If the runner dies
-mid-message, the broker redelivers; the quorum queue's delivery limit parks a message
-that keeps killing runners.
-
-SIGTERM / SIGINT (pika's asynchronous consumer example): cancel the consumers, give
-back what was delivered but not started, let running handlers finish within the grace
-period and ack, close, exit 0.
+SIGTERM / SIGINT (pika's asynchronous consumer example): cancel the consumers, give back
+what was delivered but not started, let running handlers finish within the grace period
+and ack, close, exit 0.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
-import queue as queue_module
 import signal
 import threading
 import time
@@ -31,34 +27,33 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pika
-from pika.adapters.select_connection import IOLoop, SelectConnection
+from pika.adapters.select_connection import IOLoop
 from pika.channel import Channel
 
-from offload_core import metrics
-from offload_core.backoff import reconnect_delay, worth_logging
+from offload_core import metrics, outcomes
 from offload_core.brokers import BrokerNodes
 from offload_core.config import CoreConfig
 from offload_core.contracts import ContractError, Contracts, default_contracts
-from offload_core.envelope import (
-    ATTEMPT_HEADER,
-    ENQUEUED_AT_HEADER,
-    PARK_REASON_HEADER,
-    PARKED_FROM_HEADER,
-    Envelope,
-    decode,
-)
+from offload_core.envelope import ENQUEUED_AT_HEADER, Envelope, decode
 from offload_core.publisher import LANE_HEADER, Publisher, PublishError
-from offload_core.topology import DEAD_EXCHANGE, RETRY_EXCHANGE, Topology, delay_queue_name, routing_key
+from offload_core.session import AmqpSession, SessionKeeper, SessionSetup
+from offload_core.settlement import (
+    Outcome,
+    Park,
+    Retry,
+    Verdict,
+    attempt_of,
+    message_verdict,
+    move_for,
+    settle,
+    verdict_of,
+)
+from offload_core.topology import Topology, routing_key
+from offload_core.workers import WorkerPool
+
+__all__ = ["BatchHandler", "Handler", "Message", "Park", "Retry", "Runner", "hold_stop_signals"]
 
 log = logging.getLogger("offload.runner")
-
-
-class Retry(Exception):
-    """Raise from a handler: this may work later; go through the delay tiers."""
-
-
-class Park(Exception):
-    """Raise from a handler: this will never work; park the message with the reason."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +64,7 @@ class Message:
     queue: str
     lane: str
     attempt: int
+    max_attempts: int
     redelivered: bool
     correlation_id: str | None
     headers: Mapping[str, Any]
@@ -81,24 +77,28 @@ class Message:
     def data(self) -> dict[str, Any]:
         return self.envelope.data
 
+    @property
+    def is_last_attempt(self) -> bool:
+        """A Retry raised now parks the message instead (settlement.settle)."""
+        return self.attempt >= self.max_attempts
+
 
 Handler = Callable[[Message], None]
 # Gets every message of one queue taken in one go (up to batch_size); its outcome
-# (return, Retry, Park, exception) applies to each of them.
-# A batch handler settles the whole batch, except the messages it returns (id → reason):
-# those are parked one by one, so one message it cannot use does not park its neighbours.
+# (return, Retry, Park, exception) applies to each of them, except the messages it
+# returns (id → reason): those are parked one by one, so one message it cannot use does
+# not park its neighbours.
 BatchHandler = Callable[[list[Message]], Mapping[str, str] | None]
 
 
 @dataclass(eq=False)
 class _Delivery:
-    generation: int
+    session: AmqpSession
     delivery_tag: int
     queue: str
     body: bytes
     properties: pika.BasicProperties
     redelivered: bool
-    started: float | None = None
     _claimed: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -113,6 +113,24 @@ class _Delivery:
     @property
     def headers(self) -> dict[str, Any]:
         return dict(self.properties.headers or {})
+
+
+@dataclass(frozen=True)
+class _Taken:
+    """A delivery as a worker took it up: its attempt, its time on queue, and its message
+    (None, with the reason in `invalid`, when it broke its contract)."""
+
+    delivery: _Delivery
+    attempt: int
+    time_on_queue: float | None
+    message: Message | None
+    invalid: str = ""
+
+
+@dataclass(frozen=True)
+class _Route:
+    handler: BatchHandler
+    batched: bool
 
 
 _STOP_BEFORE_RUN = threading.Event()
@@ -140,48 +158,50 @@ class Runner:
         publisher: Publisher | None = None,
         contracts: Contracts | None = None,
     ) -> None:
-        self.handlers = dict(handlers or {})
-        self.batch_handlers = dict(batch_handlers or {})
-        if not self.handlers and not self.batch_handlers:
+        routes = {queue: _Route(_one_at_a_time(h), batched=False) for queue, h in (handlers or {}).items()}
+        routes.update({queue: _Route(h, batched=True) for queue, h in (batch_handlers or {}).items()})
+        if not routes:
             raise ValueError("a runner needs at least one handler")
-        for queue in [*self.handlers, *self.batch_handlers]:
+        for queue in routes:
             topology.queue(queue)  # fail at start on a queue the topology does not know
-        self.batch_size = batch_size if self.batch_handlers else 1
-        self.batch_wait = batch_wait
         self.config = config
         self.topology = topology
         self.contracts = contracts or default_contracts()
-        self._own_publisher = publisher is None
         self.publisher = publisher or Publisher(config, topology=None, name="runner-publisher")
-        self._nodes = BrokerNodes(
-            config.amqp_url, connection_name=f"{config.service_name}:runner", heartbeat=config.heartbeat
-        )
-        self._params = self._nodes.next_parameters()
+        self._routes = routes
+        self._own_publisher = publisher is None
         self._ioloop = IOLoop()
-        self._connection: SelectConnection | None = None
-        self._channel: Channel | None = None
-        self._generation = 0
+        self._keeper = SessionKeeper(
+            self._ioloop,
+            BrokerNodes(
+                config.amqp_url, connection_name=f"{config.service_name}:runner", heartbeat=config.heartbeat
+            ),
+            SessionSetup(prefetch=config.prefetch, topology=topology),
+            max_delay=config.reconnect_max_delay,
+            who="runner",
+            on_ready=self._start_consuming,
+            on_lost=self._on_lost,
+            on_stopped=self._ioloop.stop,
+        )
+        self._pool: WorkerPool[_Delivery] = WorkerPool(
+            self._work,
+            threads=config.worker_threads,
+            batch_size=batch_size if any(r.batched for r in routes.values()) else 1,
+            batch_wait=batch_wait,
+            name="offload-runner-worker",
+        )
+        self._settlements = _Handoff(self._ioloop, self._settle_on_io)
         self._consumer_tags: dict[str, str] = {}
-        self._work: queue_module.SimpleQueue[_Delivery | None] = queue_module.SimpleQueue()
-        # delivery -> (start time, ident of the worker thread running its handler)
-        self._running: dict[_Delivery, tuple[float, int]] = {}
-        self._running_lock = threading.Lock()
-        self._unsettled = 0  # delivered and not yet acked/nacked; touched on the I/O thread only
-        self._retired: set[int] = set()
-        self._settlements: collections.deque[tuple[_Delivery, bool]] = collections.deque()
-        self._settle_lock = threading.Lock()
-        self._settle_scheduled = False
-        self._workers: list[threading.Thread] = []
+        self._unsettled = 0  # delivered on the current session, not yet acked or nacked (I/O thread)
         self._stopping = False
         self._deadline = 0.0
-        self._attempt = 0
         self._consuming = threading.Event()
 
     # -- public --------------------------------------------------------------------
 
     @property
     def queues(self) -> list[str]:
-        return sorted([*self.handlers, *self.batch_handlers])
+        return sorted(self._routes)
 
     @property
     def ready(self) -> bool:
@@ -197,161 +217,87 @@ class Runner:
                 if self._own_publisher:
                     self.publisher.close(timeout=2.0)
                 return 0
-        self._create_metric_series()
+        self._declare_series()
         self.publisher.start()
-        for _ in range(self.config.worker_threads):
-            self._start_worker()
-        self._connect()
+        self._pool.start()
+        self._keeper.open()
         self._ioloop.call_later(1.0, self._check_time_limits)
-        log.info(
-            "runner starting",
-            extra={
-                "fields": {
-                    "queues": self.queues,
-                    "prefetch": self.config.prefetch,
-                    "worker_threads": self.config.worker_threads,
-                }
-            },
-        )
+        fields = {
+            "queues": self.queues,
+            "prefetch": self.config.prefetch,
+            "worker_threads": self.config.worker_threads,
+        }
+        log.info("runner starting", extra={"fields": fields})
         self._ioloop.start()
-        for _ in self._workers:
-            self._work.put(None)
-        for worker in self._workers:
-            worker.join(timeout=0.5)
+        self._pool.stop()
         if self._own_publisher:
             self.publisher.close(timeout=2.0)
         log.info("runner stopped")
         return 0
 
-    def _create_metric_series(self) -> None:
-        # A labelled series that first appears already at N hides its first N events from
-        # rate()/increase(): create every series this runner can produce at 0, up front.
+    def stop(self) -> None:
+        """Begin a graceful stop; safe from any thread and from signal handlers."""
+        self._ioloop.add_callback_threadsafe(self._begin_shutdown)
+
+    def _declare_series(self) -> None:
         keys = [
             (routing_key(name, lane), lane)
             for name, version in self.contracts.known()
             for lane in self.contracts.get(name, version).lanes
         ]
         for queue in self.queues:
-            for lane in self.topology.lanes_into(queue, keys):
-                metrics.TIME_ON_QUEUE.labels(queue, lane)
-            metrics.HANDLER_DURATION.labels(queue)
-            metrics.IN_FLIGHT.labels(queue)
-            for outcome in metrics.OUTCOMES:
-                metrics.MESSAGES.labels(queue, outcome)
+            outcomes.declare_series(queue, self.topology.lanes_into(queue, keys))
 
-    def stop(self) -> None:
-        """Begin a graceful stop; safe from any thread and from signal handlers."""
-        self._ioloop.add_callback_threadsafe(self._begin_shutdown)
+    # -- the session (I/O thread) -------------------------------------------------------
 
-    # -- connection (I/O thread) -----------------------------------------------------
-
-    def _connect(self) -> None:
+    def _start_consuming(self, session: AmqpSession) -> None:
+        assert session.channel is not None
         if self._stopping:
-            self._ioloop.stop()
+            self._keeper.stop()
             return
-        self._params = self._nodes.next_parameters()
-        self._connection = SelectConnection(
-            self._params,
-            on_open_callback=lambda c: c.channel(on_open_callback=self._on_channel_open),
-            on_open_error_callback=lambda _c, err: self._reconnect_later(
-                err, "runner cannot reach the broker"
-            ),
-            on_close_callback=self._on_connection_closed,
-            custom_ioloop=self._ioloop,
-        )
-
-    def _on_channel_open(self, channel: Channel) -> None:
-        self._generation += 1
-        self._channel = channel
-        channel.add_on_close_callback(self._on_channel_closed)
-        channel.basic_qos(
-            prefetch_count=self.config.prefetch,
-            callback=lambda _f: self.topology.declare_async(channel, self._start_consuming),
-        )
-
-    def _start_consuming(self) -> None:
-        assert self._channel is not None
         for queue in self.queues:
-            tag = self._channel.basic_consume(queue, self._on_message)
+            tag = session.channel.basic_consume(queue, self._on_message)
             self._consumer_tags[tag] = queue
-        self._attempt = 0
         self._consuming.set()
-        log.info("consuming", extra={"fields": {"queues": self.queues, "broker": self._params.host}})
+        log.info("consuming", extra={"fields": {"queues": self.queues, "broker": session.broker}})
 
-    def _on_channel_closed(self, _channel: Channel, reason: Exception) -> None:
+    def _on_lost(self, _session: AmqpSession, _reason: Exception) -> None:
+        # The broker puts the lost session's unacked deliveries back on their queues.
         self._consuming.clear()
-        self._channel = None
-        if self._connection is not None and self._connection.is_open:
-            if not self._stopping:
-                log.error("runner channel closed", extra={"fields": {"reason": repr(reason)}})
-            self._connection.close()
-
-    def _on_connection_closed(self, _connection: SelectConnection, reason: Exception) -> None:
-        self._consuming.clear()
-        self._channel = None
         self._consumer_tags.clear()
-        # Deliveries of the lost channel cannot be acked any more: the broker redelivers them.
         self._unsettled = 0
-        if self._stopping:
-            self._ioloop.stop()
-            return
-        self._reconnect_later(reason, "broker connection lost")
-
-    def _reconnect_later(self, reason: Exception, what: str) -> None:
-        if self._stopping:
-            self._ioloop.stop()
-            return
-        self._attempt += 1
-        delay = reconnect_delay(self._attempt, self.config.reconnect_max_delay)
-        if worth_logging(self._attempt):
-            log.warning(
-                f"{what}, reconnecting",
-                extra={
-                    "fields": {
-                        "reason": repr(reason),
-                        "attempts": self._attempt,
-                        "retry_in_s": round(delay, 2),
-                    }
-                },
-            )
-        self._ioloop.call_later(delay, self._connect)
 
     def _on_message(
         self, _channel: Channel, method: Any, properties: pika.BasicProperties, body: bytes
     ) -> None:
+        session = self._keeper.current
+        assert session is not None
         queue = self._consumer_tags.get(method.consumer_tag, "?")
         self._unsettled += 1
         metrics.IN_FLIGHT.labels(queue).inc()
-        self._work.put(
-            _Delivery(self._generation, method.delivery_tag, queue, body, properties, method.redelivered)
+        self._pool.submit(
+            _Delivery(session, method.delivery_tag, queue, body, properties, method.redelivered)
         )
 
-    def _settle_on_io(self, delivery: _Delivery, ack: bool) -> None:
-        if delivery.generation != self._generation or self._channel is None or not self._channel.is_open:
-            return  # its channel is gone; the broker has already put it back
-        self._unsettled -= 1
-        if ack:
-            self._channel.basic_ack(delivery.delivery_tag)
-        else:
-            self._channel.basic_nack(delivery.delivery_tag, requeue=True)
+    def _is_current(self, delivery: _Delivery) -> bool:
+        return delivery.session is self._keeper.current and delivery.session.usable
 
     def _settle(self, delivery: _Delivery, *, ack: bool) -> None:
+        """From any thread: ack or give back `delivery` on the I/O thread."""
         metrics.IN_FLIGHT.labels(delivery.queue).dec()
-        self._settlements.append((delivery, ack))
-        # One wake-up of the I/O loop carries every ack queued before it runs: a wake-up
-        # per ack costs a pipe write and a loop turn each, and capped throughput.
-        with self._settle_lock:
-            if self._settle_scheduled:
-                return
-            self._settle_scheduled = True
-        self._ioloop.add_callback_threadsafe(self._drain_settlements)
+        self._settlements.put((delivery, ack))
 
-    def _drain_settlements(self) -> None:
-        with self._settle_lock:
-            self._settle_scheduled = False
-        while self._settlements:
-            delivery, ack = self._settlements.popleft()
-            self._settle_on_io(delivery, ack)
+    def _settle_on_io(self, settlement: tuple[_Delivery, bool]) -> None:
+        delivery, ack = settlement
+        if not self._is_current(delivery):
+            return  # its session is gone; the broker has already put it back
+        channel = delivery.session.channel
+        assert channel is not None
+        self._unsettled -= 1
+        if ack:
+            channel.basic_ack(delivery.delivery_tag)
+        else:
+            channel.basic_nack(delivery.delivery_tag, requeue=True)
 
     # -- shutdown (I/O thread) ---------------------------------------------------------
 
@@ -364,215 +310,134 @@ class Runner:
             "stop requested: cancelling consumers, finishing in-flight work",
             extra={"fields": {"grace_period_s": self.config.grace_period}},
         )
-        if self._channel is not None and self._channel.is_open:
+        session = self._keeper.current
+        if session is not None and session.usable and session.channel is not None:
             for tag in list(self._consumer_tags):
-                self._channel.basic_cancel(tag)
+                session.channel.basic_cancel(tag)
         self._check_drained()
 
     def _check_drained(self) -> None:
-        connection = self._connection
-        if connection is None or connection.is_closed:
-            self._ioloop.stop()
-            return
-        if self._unsettled > 0 and time.monotonic() < self._deadline:
-            self._ioloop.call_later(0.05, self._check_drained)
-            return
-        if self._unsettled > 0:
+        session = self._keeper.current
+        if session is not None and session.usable and self._unsettled > 0:
+            if time.monotonic() < self._deadline:
+                self._ioloop.call_later(0.05, self._check_drained)
+                return
             log.warning(
                 "grace period over: unfinished messages go back to the queue",
                 extra={"fields": {"unsettled": self._unsettled}},
             )
-        if not connection.is_closing:
-            connection.close()
+        self._keeper.stop()
 
     # -- workers -----------------------------------------------------------------------
 
-    def _start_worker(self) -> None:
-        worker = threading.Thread(target=self._work_loop, name="offload-runner-worker", daemon=True)
-        self._workers.append(worker)
-        worker.start()
+    def _work(self, batch: list[_Delivery]) -> None:
+        by_queue: dict[str, list[_Delivery]] = {}
+        for delivery in batch:
+            if self._stopping or not self._is_current(delivery):
+                # Delivered but not started: give it back for another runner.
+                if delivery.claim():
+                    self._give_back(delivery)
+                continue
+            by_queue.setdefault(delivery.queue, []).append(delivery)
+        for queue, deliveries in by_queue.items():
+            route = self._routes[queue]
+            if route.batched:
+                self._process(deliveries, route.handler)
+            else:
+                for delivery in deliveries:
+                    self._process([delivery], route.handler)
 
-    def _work_loop(self) -> None:
-        while True:
-            first = self._work.get()
-            if first is None:
-                return
-            batch = [first]
-            if self.batch_size > 1:
-                # Batch handlers get what is already waiting, up to batch_size, for at most
-                # batch_wait: one store transaction per batch instead of one per message.
-                deadline = time.monotonic() + self.batch_wait
-                while len(batch) < self.batch_size:
-                    remaining = deadline - time.monotonic()
-                    try:
-                        item = (
-                            self._work.get(timeout=max(remaining, 0))
-                            if remaining > 0
-                            else self._work.get_nowait()
-                        )
-                    except queue_module.Empty:
-                        break
-                    if item is None:
-                        self._work.put(None)  # the stop sentinel is for this loop too, after the batch
-                        break
-                    batch.append(item)
-            by_queue: dict[str, list[_Delivery]] = {}
-            for delivery in batch:
-                if self._stopping or delivery.generation != self._generation:
-                    # Delivered but not started: give it back for another runner.
-                    if delivery.claim():
-                        metrics.MESSAGES.labels(delivery.queue, "requeued").inc()
-                        self._settle(delivery, ack=False)
-                    continue
-                by_queue.setdefault(delivery.queue, []).append(delivery)
-            for queue, deliveries in by_queue.items():
-                if queue in self.batch_handlers:
-                    self._process(deliveries, self.batch_handlers[queue])
-                else:
-                    handler = self.handlers[queue]
-                    for delivery in deliveries:
-                        self._process([delivery], lambda messages, h=handler: h(messages[0]))
-            if threading.get_ident() in self._retired:
-                return  # this thread outlived the hard time limit; a replacement took its place
+    def _take(self, delivery: _Delivery) -> _Taken:
+        headers = delivery.headers
+        lane = str(headers.get(LANE_HEADER, "normal"))
+        enqueued_ms = headers.get(ENQUEUED_AT_HEADER)
+        time_on_queue = max(0.0, time.time() - enqueued_ms / 1000) if isinstance(enqueued_ms, int) else None
+        outcomes.picked_up(delivery.queue, lane, time_on_queue)
+        attempt = attempt_of(headers)
+        try:
+            envelope = decode(delivery.body, delivery.properties, self.contracts)
+        except ContractError as exc:
+            return _Taken(delivery, attempt, time_on_queue, None, f"invalid message: {exc.reason}")
+        message = Message(
+            envelope,
+            delivery.queue,
+            lane,
+            attempt,
+            self.config.max_attempts,
+            delivery.redelivered,
+            delivery.properties.correlation_id,
+            headers,
+        )
+        return _Taken(delivery, attempt, time_on_queue, message)
 
     def _process(self, deliveries: list[_Delivery], handler: BatchHandler) -> None:
         started = time.monotonic()
-        with self._running_lock:
-            for delivery in deliveries:
-                delivery.started = started
-                self._running[delivery] = (started, threading.get_ident())
-        queue = deliveries[0].queue
-        # delivery, attempt, time on queue, why it is invalid ("" if valid), message id
-        prepared: list[tuple[_Delivery, int, float | None, str, str]] = []
-        messages: list[Message] = []
-        for delivery in deliveries:
-            headers = delivery.headers
-            lane = str(headers.get(LANE_HEADER, "normal"))
-            enqueued_ms = headers.get(ENQUEUED_AT_HEADER)
-            time_on_queue = None
-            if isinstance(enqueued_ms, int):
-                time_on_queue = max(0.0, time.time() - enqueued_ms / 1000)
-                metrics.TIME_ON_QUEUE.labels(queue, lane).observe(time_on_queue)
-            attempt = headers.get(ATTEMPT_HEADER, 1)
-            attempt = attempt if isinstance(attempt, int) and attempt >= 1 else 1
-            try:
-                envelope = decode(delivery.body, delivery.properties, self.contracts)
-            except ContractError as exc:
-                prepared.append((delivery, attempt, time_on_queue, f"invalid message: {exc.reason}", ""))
-                continue
-            prepared.append((delivery, attempt, time_on_queue, "", envelope.id))
-            correlation_id = delivery.properties.correlation_id
-            messages.append(
-                Message(envelope, queue, lane, attempt, delivery.redelivered, correlation_id, headers)
-            )
-        outcome, reason = "acked", ""
+        taken = [self._take(delivery) for delivery in deliveries]
+        messages = [t.message for t in taken if t.message is not None]
+        error: Exception | None = None
         singled_out: Mapping[str, str] = {}
         try:
             if messages:
                 singled_out = handler(messages) or {}
-        except Park as exc:
-            outcome, reason = "parked", str(exc) or "parked by handler"
-        except Retry as exc:
-            outcome, reason = "retried", str(exc) or "retry requested by handler"
         except Exception as exc:
-            outcome, reason = "retried", f"{type(exc).__name__}: {exc}"
-            ids = [m.id for m in messages][:10]
-            log.exception("handler failed", extra={"fields": {"message_ids": ids, "queue": queue}})
-        finally:
-            with self._running_lock:
-                for delivery in deliveries:
-                    self._running.pop(delivery, None)
+            error = exc
+            if not isinstance(exc, Retry | Park):
+                ids = [m.id for m in messages][:10]
+                log.exception(
+                    "handler failed", extra={"fields": {"message_ids": ids, "queue": deliveries[0].queue}}
+                )
         duration = time.monotonic() - started
-        metrics.HANDLER_DURATION.labels(queue).observe(duration)
-        for delivery, attempt, time_on_queue, invalid, message_id in prepared:
-            if not delivery.claim():
+        metrics.HANDLER_DURATION.labels(deliveries[0].queue).observe(duration)
+        batch_verdict = verdict_of(error)
+        for t in taken:
+            if not t.delivery.claim():
                 continue  # the watchdog settled it when the hard time limit passed
-            if invalid:
-                self._finish(delivery, "invalid", invalid, attempt, time_on_queue, duration)
-            elif outcome == "acked" and message_id in singled_out:
-                park_reason = singled_out[message_id]
-                self._finish(delivery, "parked", park_reason, attempt, time_on_queue, duration)
-            else:
-                self._finish(delivery, outcome, reason, attempt, time_on_queue, duration)
-
-    def _finish(
-        self,
-        delivery: _Delivery,
-        outcome: str,
-        reason: str,
-        attempt: int,
-        time_on_queue: float | None,
-        duration: float,
-    ) -> None:
-        if outcome == "retried" and attempt >= self.config.max_attempts:
-            outcome, reason = "parked", f"gave up after {attempt} attempts: {reason}"
-        try:
-            if outcome == "retried":
-                self._republish_for_retry(delivery, attempt, reason)
-            elif outcome in ("parked", "invalid"):
-                self._park(delivery, reason)
-        except PublishError as exc:
-            # Could not move it: put it back on its queue instead of losing it.
-            log.error(
-                "could not move message, returning it to the queue",
-                extra={"fields": {"queue": delivery.queue, "error": str(exc)}},
+            message_id = None if t.message is None else t.message.id
+            verdict = message_verdict(
+                batch_verdict, invalid=t.invalid, singled_out=singled_out, message_id=message_id
             )
-            metrics.MESSAGES.labels(delivery.queue, "requeued").inc()
-            self._settle(delivery, ack=False)
-            return
-        metrics.MESSAGES.labels(delivery.queue, outcome).inc()
+            self._carry_out(t, settle(verdict, t.attempt, self.config.max_attempts), duration)
+
+    def _carry_out(self, taken: _Taken, verdict: Verdict, duration: float) -> None:
+        """Publish the retry or park the verdict asks for, then ack; if the broker does not
+        take that publish, give the delivery back instead of losing it."""
+        delivery = taken.delivery
+        move = move_for(
+            verdict, queue=delivery.queue, headers=delivery.headers, topology=self.topology, now=time.time()
+        )
+        if move is not None:
+            try:
+                properties = _persistent_copy(delivery.properties, move.headers)
+                self.publisher.publish_raw(move.exchange, move.routing_key, delivery.body, properties)
+            except PublishError as exc:
+                log.error(
+                    "could not move message, returning it to the queue",
+                    extra={"fields": {"queue": delivery.queue, "error": str(exc)}},
+                )
+                self._give_back(delivery)
+                return
         self._settle(delivery, ack=True)
-        fields = {
-            "outcome": outcome,
-            "queue": delivery.queue,
-            "message_id": delivery.properties.message_id,
-            "correlation_id": delivery.properties.correlation_id,
-            "type": delivery.properties.type,
-            "attempt": attempt,
-            "time_on_queue_ms": None if time_on_queue is None else round(time_on_queue * 1000, 1),
-            "duration_ms": round(duration * 1000, 1),
-        }
-        if reason:
-            fields["reason"] = reason
-        log.log(
-            logging.INFO if outcome == "acked" else logging.WARNING,
-            "message %s",
-            outcome,
-            extra={"fields": fields},
+        self._report(taken, verdict, duration)
+
+    def _give_back(self, delivery: _Delivery) -> None:
+        self._settle(delivery, ack=False)
+        self._report(
+            _Taken(delivery, attempt_of(delivery.headers), None, None), Verdict(Outcome.REQUEUED), 0.0
         )
 
-    def _copy_properties(self, delivery: _Delivery, headers: dict[str, Any]) -> pika.BasicProperties:
-        p = delivery.properties
-        return pika.BasicProperties(
-            content_type=p.content_type,
-            delivery_mode=pika.DeliveryMode.Persistent,
-            message_id=p.message_id,
-            type=p.type,
-            timestamp=p.timestamp,
-            correlation_id=p.correlation_id,
-            headers=headers,
-        )
-
-    def _republish_for_retry(self, delivery: _Delivery, attempt: int, reason: str) -> None:
-        delay = self.topology.delay_for_attempt(attempt)
-        headers = delivery.headers
-        headers.pop("x-death", None)
-        headers[ATTEMPT_HEADER] = attempt + 1
-        headers["x-offload-last-error"] = reason[:500]
-        # Time-on-queue counts from when the message is due again, not the chosen delay.
-        headers[ENQUEUED_AT_HEADER] = int((time.time() + delay) * 1000)
-        target = delay_queue_name(delivery.queue, delay)
-        self.publisher.publish_raw(
-            RETRY_EXCHANGE, target, delivery.body, self._copy_properties(delivery, headers)
-        )
-
-    def _park(self, delivery: _Delivery, reason: str) -> None:
-        headers = delivery.headers
-        headers[PARK_REASON_HEADER] = reason[:1000]
-        headers[PARKED_FROM_HEADER] = delivery.queue
-        headers["x-offload-parked-at-ms"] = int(time.time() * 1000)
-        self.publisher.publish_raw(
-            DEAD_EXCHANGE, delivery.queue, delivery.body, self._copy_properties(delivery, headers)
+    def _report(self, taken: _Taken, verdict: Verdict, duration: float) -> None:
+        p = taken.delivery.properties
+        outcomes.settled(
+            outcomes.Settled(
+                queue=taken.delivery.queue,
+                verdict=verdict,
+                message_id=p.message_id,
+                correlation_id=p.correlation_id,
+                message_type=p.type,
+                attempt=taken.attempt,
+                time_on_queue=taken.time_on_queue,
+                duration=duration,
+            )
         )
 
     # -- hard time limit (I/O thread) ----------------------------------------------------
@@ -580,40 +445,75 @@ class Runner:
     def _check_time_limits(self) -> None:
         now = time.monotonic()
         limit = self.config.hard_time_limit
-        with self._running_lock:
-            overdue = [(d, t, ident) for d, (t, ident) in self._running.items() if now - t > limit]
-        for delivery, started, ident in overdue:
-            if not delivery.claim():
-                continue
-            with self._running_lock:
-                self._running.pop(delivery, None)
-            metrics.RUNNER_ABANDONED.labels(delivery.queue).inc()
-            log.error(
-                "handler exceeded the hard time limit; settling its message without it",
-                extra={
-                    "fields": {
-                        "queue": delivery.queue,
-                        "message_id": delivery.properties.message_id,
-                        "limit_s": limit,
-                    }
-                },
-            )
-            # Python cannot kill a thread: retire the stuck one and keep capacity with a new worker
-            # (once per thread, though a stuck batch holds several messages).
-            if ident not in self._retired:
-                self._retired.add(ident)
-                self._start_worker()
-            attempt = delivery.headers.get(ATTEMPT_HEADER, 1)
-            threading.Thread(
-                target=self._finish,
-                args=(
-                    delivery,
-                    "retried",
-                    f"hard time limit of {limit:g}s exceeded",
-                    attempt if isinstance(attempt, int) else 1,
-                    None,
-                    now - started,
-                ),
-                daemon=True,
-            ).start()
+        for overdue in self._pool.take_overdue(limit, now):
+            for delivery in overdue.items:
+                if not delivery.claim():
+                    continue
+                metrics.RUNNER_ABANDONED.labels(delivery.queue).inc()
+                log.error(
+                    "handler exceeded the hard time limit; settling its message without it",
+                    extra={
+                        "fields": {
+                            "queue": delivery.queue,
+                            "message_id": delivery.properties.message_id,
+                            "limit_s": limit,
+                        }
+                    },
+                )
+                taken = _Taken(delivery, attempt_of(delivery.headers), None, None)
+                verdict = settle(
+                    Verdict(Outcome.RETRIED, f"hard time limit of {limit:g}s exceeded"),
+                    taken.attempt,
+                    self.config.max_attempts,
+                )
+                # Off the I/O thread: carrying out waits for the publisher's confirm.
+                threading.Thread(
+                    target=self._carry_out, args=(taken, verdict, now - overdue.started), daemon=True
+                ).start()
         self._ioloop.call_later(min(1.0, limit / 4), self._check_time_limits)
+
+
+def _one_at_a_time(handler: Handler) -> BatchHandler:
+    def batch_of_one(messages: list[Message]) -> None:
+        handler(messages[0])
+
+    return batch_of_one
+
+
+def _persistent_copy(properties: pika.BasicProperties, headers: dict[str, Any]) -> pika.BasicProperties:
+    return pika.BasicProperties(
+        content_type=properties.content_type,
+        delivery_mode=pika.DeliveryMode.Persistent,
+        message_id=properties.message_id,
+        type=properties.type,
+        timestamp=properties.timestamp,
+        correlation_id=properties.correlation_id,
+        headers=headers,
+    )
+
+
+class _Handoff:
+    """Items from worker threads to the I/O loop. One wake-up of the loop carries every
+    item queued before it runs: a wake-up per item costs a pipe write and a loop turn
+    each, and capped throughput."""
+
+    def __init__(self, ioloop: IOLoop, handle: Callable[[Any], None]) -> None:
+        self._ioloop = ioloop
+        self._handle = handle
+        self._items: collections.deque[Any] = collections.deque()
+        self._lock = threading.Lock()
+        self._scheduled = False
+
+    def put(self, item: Any) -> None:
+        self._items.append(item)
+        with self._lock:
+            if self._scheduled:
+                return
+            self._scheduled = True
+        self._ioloop.add_callback_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        with self._lock:
+            self._scheduled = False
+        while self._items:
+            self._handle(self._items.popleft())

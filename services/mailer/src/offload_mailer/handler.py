@@ -38,14 +38,11 @@ class WelcomeMailer:
         backend: MailBackend,
         store: SentStore,
         publisher: Publisher,
-        *,
-        max_attempts: int,
     ) -> None:
         self.config = config
         self.backend = backend
         self.store = store
         self.publisher = publisher
-        self.max_attempts = max_attempts
         # Longer than one send can take (connect + TLS + DATA, each bounded by the SMTP
         # timeout); a claim left by a crashed worker frees itself after this, so the
         # redelivered signup is retried through the delay tiers until then.
@@ -86,7 +83,7 @@ class WelcomeMailer:
             self._give_up(message, str(exc))
         except TransientMailError as exc:
             self.store.release(signup_id, owner)
-            if message.attempt >= self.max_attempts:
+            if message.is_last_attempt:
                 self._give_up(message, f"gave up after {message.attempt} attempts: {exc}")
             EMAILS.labels("retried").inc()
             raise Retry(str(exc)) from exc

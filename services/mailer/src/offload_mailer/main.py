@@ -31,9 +31,7 @@ def main() -> None:
     topology = stack_topology(core.delay_tiers, core.delivery_limit)
     publisher = Publisher(core, topology=None, name="mailer-events").start()
     backend = make_backend(config)
-    mailer = WelcomeMailer(
-        config, backend, open_store(config.store_url), publisher, max_attempts=core.max_attempts
-    )
+    mailer = WelcomeMailer(config, backend, open_store(config.store_url), publisher)
     runner = Runner(core, topology, {queue: mailer.handle for queue in config.queues}, publisher=publisher)
     status = serve_status(config.status_port, lambda: runner.ready)
     log.info(

@@ -1,0 +1,133 @@
+"""Validation and error answers, in-process with Flask's test client: no server, no broker.
+
+The app gets a real publisher that was never started: a request that tried to publish
+would fail (PublisherClosed, answered 503), so every 4xx asserted here also shows that
+nothing was published. What publishing does is tested against the real broker under
+gunicorn (test_api.py, test_broker_outage.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from flask.testing import FlaskClient
+
+from offload_core.config import CoreConfig
+from offload_core.publisher import Publisher
+from offload_web.app import create_app
+from offload_web.config import WebConfig
+
+GOOD = {"name": "Ada Lovelace", "email": "Ada@Example.COM", "fruit": "kiwi"}
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[FlaskClient]:
+    core = CoreConfig(service_name="web")
+    app = create_app(Publisher(core), WebConfig(analytics=False, batch_limit=3), core)
+    yield app.test_client()
+
+
+def problem_of(response) -> dict:
+    assert response.headers["Content-Type"] == "application/problem+json"
+    body = response.get_json(force=True)
+    assert body["status"] == response.status_code
+    return body
+
+
+@pytest.mark.parametrize(
+    ("body", "fields"),
+    [
+        ({}, {"name", "email", "fruit"}),
+        ({"name": "", "email": "a@example.com", "fruit": "kiwi"}, {"name"}),
+        ({"name": "x" * 76, "email": "a@example.com", "fruit": "kiwi"}, {"name"}),
+        ({"name": "Eve\r\nBcc: all@example.com", "email": "a@example.com", "fruit": "kiwi"}, {"name"}),
+        ({"name": "Eve\nX", "email": "a@example.com", "fruit": "kiwi"}, {"name"}),
+        ({"name": "Eve\u2028X", "email": "a@example.com", "fruit": "kiwi"}, {"name"}),
+        # A lone surrogate is valid JSON text ("\\ud800") but no character: it cannot be encoded.
+        ({"name": "Eve\ud800", "email": "a@example.com", "fruit": "kiwi"}, {"name"}),
+        ({"name": "Eve", "email": "a\udfff@example.com", "fruit": "kiwi"}, {"email"}),
+        ({"name": "Eve", "email": "not-an-email", "fruit": "kiwi"}, {"email"}),
+        ({"name": "Eve", "email": "a@example.com\r\nBcc: x@example.com", "fruit": "kiwi"}, {"email"}),
+        ({"name": "Eve", "email": "a" * 250 + "@example.com", "fruit": "kiwi"}, {"email"}),
+        ({"name": "Eve", "email": "a@example.com", "fruit": "durian"}, {"fruit"}),
+        ({"name": 42, "email": ["a@example.com"], "fruit": None}, {"name", "email", "fruit"}),
+        ({"name": "Eve", "email": "a@example.com", "fruit": "kiwi", "admin": True}, {"(body)"}),
+        ([1, 2], {"(body)"}),
+        ("just a string", {"(body)"}),
+    ],
+)
+def test_invalid_input_is_422_naming_each_field(client, body, fields):
+    response = client.post("/api/v1/signups", json=body)
+    assert response.status_code == 422
+    assert {e["name"] for e in problem_of(response)["errors"]} == fields
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "status"),
+    [
+        ("post", "/api/v1/signups", {"data": "{not json", "content_type": "application/json"}, 400),
+        ("post", "/api/v1/signups", {"data": "", "content_type": "application/json"}, 400),
+        ("post", "/api/v1/signups", {"data": "name=x", "content_type": "text/plain"}, 415),
+        ("post", "/api/v1/signups", {"data": "x" * 70_000, "content_type": "application/json"}, 413),
+        ("get", "/api/v1/signups", {}, 405),
+        ("get", "/api/v1/nothing-here", {}, 404),
+    ],
+)
+def test_protocol_errors_are_problem_json(client, method, path, kwargs, status):
+    response = client.open(path, method=method.upper(), **kwargs)
+    assert response.status_code == status
+    problem_of(response)
+    if status == 405:
+        assert "POST" in response.headers["Allow"].split(", ")
+
+
+@pytest.mark.parametrize("key", ["", "a b", "x" * 256, "caf\u00e9"])
+def test_an_unusable_idempotency_key_is_a_400(client, key):
+    response = client.post("/api/v1/signups", json=GOOD, headers={"Idempotency-Key": key})
+    assert response.status_code == 400
+    assert problem_of(response)["type"].endswith("invalid-idempotency-key")
+
+
+def test_a_batch_over_the_limit_or_with_one_bad_item_is_refused_whole(client):
+    too_many = client.post("/api/v1/signups:batch", json=[GOOD] * 4)
+    assert too_many.status_code == 422 and problem_of(too_many)["limit"] == 3
+    one_bad = client.post("/api/v1/signups:batch", json=[GOOD, GOOD | {"fruit": "durian"}])
+    assert one_bad.status_code == 422
+    assert [e["name"] for e in problem_of(one_bad)["errors"]] == ["[1].fruit"]
+    empty = client.post("/api/v1/signups:batch", json=[])
+    assert [e["name"] for e in problem_of(empty)["errors"]] == ["(body)"]
+
+
+def test_a_form_with_errors_is_a_400_page_that_keeps_the_values_escaped(client):
+    response = client.post("/signup", data=GOOD | {"name": "<script>x</script>", "email": "nope"})
+    assert response.status_code == 400 and response.mimetype == "text/html"
+    page = response.get_data(as_text=True)
+    assert "&lt;script&gt;" in page and "<script>x" not in page
+
+
+def test_html_errors_are_pages_and_every_answer_carries_a_request_id(client):
+    missing = client.get("/no-such-page", headers={"X-Request-ID": "req-1"})
+    assert missing.status_code == 404 and missing.mimetype == "text/html"
+    assert missing.headers["X-Request-ID"] == "req-1"
+    invented = client.get("/healthz", headers={"X-Request-ID": "not ok!"}).headers["X-Request-ID"]
+    assert invented != "not ok!" and len(invented) == 32
+
+
+def test_readiness_says_why_the_web_is_not_ready(client):
+    response = client.get("/readyz")
+    assert response.status_code == 503 and response.get_json()["status"] == "not ready"
+
+
+def test_an_unexpected_error_is_a_500_problem_without_a_trace():
+    core = CoreConfig(service_name="web")
+    app = create_app(Publisher(core), WebConfig(analytics=False), core)
+
+    @app.get("/api/v1/boom")
+    def boom() -> None:
+        raise RuntimeError("secret internals")
+
+    response = app.test_client().get("/api/v1/boom")
+    assert response.status_code == 500
+    assert "secret" not in response.get_data(as_text=True)
+    assert problem_of(response)["type"].endswith("/internal")
