@@ -10,11 +10,12 @@ PACKAGES := libs/offload-core libs/offload-testkit $(wildcard services/*/pyproje
 PACKAGE_DIRS := $(patsubst %/pyproject.toml,%,$(PACKAGES))
 TEST_PATHS := libs $(wildcard services/*/tests) $(wildcard tests)
 
-.PHONY: help dev test e2e kube-binaries k8s-tools k8s-manifests images keda-image container-test lint format system-deps venv bench-core bench-web bench-mailer bench-stats bench-autoscaler bench-keda chaos clean
+.PHONY: help dev dev-deps check test e2e kube-binaries k8s-tools k8s-manifests images keda-image container-test lint format system-deps venv bench-core bench-web bench-mailer bench-stats bench-autoscaler bench-keda chaos clean
 
 help:
 	@echo "make dev         run the whole stack locally (installs what it needs)"
 	@echo "make test        lint + every test against private, real services"
+	@echo "make check       the daily loop: lint, unit and broker-backed tests (minutes)"
 	@echo "make e2e         end-to-end suite on a cluster (OFFLOAD_E2E_PROVIDER=kind|existing|local)"
 	@echo "make k8s-manifests  re-render k8s/base from charts/offload"
 	@echo "make images      build the service images, and RabbitMQ/Redis/mail-sink images from Debian"
@@ -27,7 +28,10 @@ help:
 	@echo "make chaos       the stack under faults: one 'chaos <scenario>: ...' line each"
 
 system-deps:
-	@scripts/system-deps.sh
+	@scripts/system-deps.sh test
+
+dev-deps:
+	@scripts/system-deps.sh dev
 
 $(BIN)/.installed: requirements/constraints.txt requirements/dev.in $(wildcard libs/*/pyproject.toml services/*/pyproject.toml)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,18 +44,21 @@ venv: $(BIN)/.installed
 lint: system-deps venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy libs/*/src $(wildcard services/*/src)
 	shellcheck scripts/*.sh deploy/docker/*/*.sh .ci/run
 
 format: venv
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-# helm, kubeconform, kustomize, actionlint, their schemas and checkov, built or installed once into /var/cache/offload.
+# helm, kubeconform, kustomize, skaffold, actionlint, their schemas and checkov, built or
+# installed once into /var/cache/offload.
 k8s-tools: venv
 	@SCHEMA_PYTHON=$(BIN)/python scripts/k8s-tools.sh
 
-# kube-apiserver and kube-controller-manager, built once into /var/cache/offload: the
-# tests' Kubernetes control plane (offload_testkit.kube) and the e2e `local` provider.
+# The Kubernetes binaries (control plane, kubelet, kube-proxy, pause, CoreDNS), built once into
+# /var/cache/offload: the tests' control plane (offload_testkit.kube) and the e2e `local`
+# provider's node.
 kube-binaries:
 	@scripts/kube-binaries.sh
 
@@ -61,6 +68,12 @@ k8s-manifests: k8s-tools
 
 test: system-deps venv lint k8s-tools kube-binaries
 	$(BIN)/pytest -p no:logging -m "not containers and not e2e" $(TEST_PATHS)
+
+# The daily loop: what a change to a service or the core most often breaks, against the
+# same private broker, in minutes. The cross-service, chart, cluster and slow tests are
+# `make test`'s (CI runs it).
+check: system-deps venv lint
+	$(BIN)/pytest -p no:logging -m "not slow and not containers and not e2e" libs $(wildcard services/*/tests)
 
 # The e2e suite: OFFLOAD_E2E_PROVIDER=kind|existing|local (default kind when kind and
 # docker are installed, else local: a one-node cluster built here, see tests/e2e/).
@@ -100,7 +113,7 @@ keda-image:
 container-test: system-deps venv images
 	$(BIN)/pytest -p no:logging -m containers tests/containers
 
-dev: system-deps venv
+dev: dev-deps venv
 	@mkdir -p $(STATE)
 	@echo "web:    http://127.0.0.1:8000   (signup form; JSON API under /api/v1)"
 	@echo "stats:  http://127.0.0.1:8001/stats  (JSON under /api/v1/stats)"
@@ -133,4 +146,4 @@ bench-keda: system-deps venv k8s-tools kube-binaries
 	$(BIN)/python bench/keda_side_by_side.py
 
 clean:
-	rm -rf $(STATE) .pytest_cache .ruff_cache
+	rm -rf $(STATE) .pytest_cache .ruff_cache .mypy_cache

@@ -27,18 +27,12 @@ from offload_autoscaler.controller import Autoscaler, ScaledObjectController
 from offload_autoscaler.spec import parse_scaled_object
 from offload_autoscaler.targets import LocalProcessPool
 from offload_core.config import CoreConfig
-from offload_core.envelope import Envelope
 from offload_core.publisher import Publisher
 from offload_core.topology import Topology, WorkQueue
+from offload_testkit.messages import signup
 
 TOPOLOGY = Topology((WorkQueue("t.work", ("signup.created.*",)),), delay_tiers=(0.5,))
 RUNNER = str(Path(__file__).resolve().parents[1] / "services/autoscaler/tests/pool_runner.py")
-
-
-def signup() -> Envelope:
-    return Envelope(
-        "signup.created", {"name": "A", "email": "a@example.com", "fruit": "kiwi", "lane": "high"}
-    )
 
 
 class CountingPool(LocalProcessPool):

@@ -74,7 +74,7 @@ def histogram_quantile(metrics_text: str, name: str, labels: str, q: float) -> f
     buckets = []
     for line in metrics_text.splitlines():
         if line.startswith(name + "_bucket{") and labels in line:
-            le = re.search(r'le="([^"]+)"', line).group(1)  # type: ignore[union-attr]
+            le = re.search(r'le="([^"]+)"', line).group(1)  # type: ignore[union-attr]  # histogram lines always carry le
             buckets.append((float("inf") if le == "+Inf" else float(le), float(line.split()[-1])))
     buckets.sort()
     total = buckets[-1][1]

@@ -25,21 +25,15 @@ from pathlib import Path
 import pika
 
 from offload_core.config import CoreConfig
-from offload_core.envelope import Envelope
 from offload_core.publisher import Publisher
 from offload_core.runner import Runner
 from offload_core.topology import EVENTS_EXCHANGE, Topology, WorkQueue, declare, routing_key
 from offload_testkit.amqp import ready_count
+from offload_testkit.messages import signup
 from offload_testkit.rabbitmq import PrivateBroker
 
 QUEUE = "bench.work"
 TOPOLOGY = Topology((WorkQueue(QUEUE, ("signup.created.*",)),), delay_tiers=(1.0,))
-
-
-def signup() -> Envelope:
-    return Envelope(
-        "signup.created", {"name": "Ada", "email": "ada@example.com", "fruit": "kiwi", "lane": "high"}
-    )
 
 
 def purge(url: str) -> None:

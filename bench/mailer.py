@@ -24,13 +24,12 @@ from offload_mailer.backends import SmtpBackend
 from offload_mailer.compose import compose
 from offload_mailer.config import MailerConfig
 from offload_testkit.amqp import wait_for
+from offload_testkit.messages import signup
 from offload_testkit.processes import ServiceProcess, free_port
 
 
-def signup(i: int) -> Envelope:
-    return Envelope(
-        "signup.created", {"name": f"P{i}", "email": f"p{i}@example.com", "fruit": "kiwi", "lane": "high"}
-    )
+def numbered_signup(i: int) -> Envelope:
+    return signup(name=f"P{i}", email=f"p{i}@example.com")
 
 
 def sent(status_url: str) -> float:
@@ -40,7 +39,8 @@ def sent(status_url: str) -> float:
 
 def backend_rate(config: MailerConfig, count: int, reuse: bool) -> float:
     emails = [
-        compose(f"id{i}", signup(i).data, mail_from=config.mail_from, domain="bench") for i in range(count)
+        compose(f"id{i}", numbered_signup(i).data, mail_from=config.mail_from, domain="bench")
+        for i in range(count)
     ]
     backend = SmtpBackend(config)
     started = time.perf_counter()
@@ -79,7 +79,7 @@ def main() -> int:
             config = dataclasses.replace(CoreConfig(), amqp_url=url, confirm_timeout=30)
             publisher = Publisher(config, stack_topology()).start()
             assert publisher.wait_ready(10)
-            futures = [publisher.publish_async(signup(i)) for i in range(args.count)]
+            futures = [publisher.publish_async(numbered_signup(i)) for i in range(args.count)]
             for f in futures:
                 f.result(60)
             status_port = free_port()
@@ -103,7 +103,7 @@ def main() -> int:
             n = int(rate * args.paced_seconds)
             t0 = time.perf_counter()
             for i in range(n):
-                publisher.publish(signup(args.count + i))
+                publisher.publish(numbered_signup(args.count + i))
                 pause = t0 + (i + 1) / rate - time.perf_counter()
                 if pause > 0:
                     time.sleep(pause)

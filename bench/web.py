@@ -5,8 +5,8 @@ the per-round ratios: this machine is shared, and a single pair of runs swings b
 
 1. POST /api/v1/signups publishing (confirm before 202) vs OFFLOAD_WEB_PUBLISH=off. Goal >= 0.8.
 2. GET / with the analytics middleware vs OFFLOAD_WEB_ANALYTICS=off. Goal >= 0.95.
-3. The IronMQ seed's siege table: response time, transaction rate, longest transaction,
-   with and without queueing (POST signups), printed as `siege` lines.
+3. The siege table of Iron.io's IronMQ delayed-processing article: response time,
+   transaction rate, longest transaction, with and without queueing (POST signups), printed as `siege` lines.
 
 By default the web servers run on CPU 0 and the broker and the load generators on the
 other CPUs: the web tier gets cores of its own, as its pods do when the chart deploys it

@@ -1,8 +1,17 @@
 #!/usr/bin/env bash
-# Install the Debian packages the tests and `make dev` need (root), or say how (not root).
+# Install the Debian packages a make target needs (root), or say how (not root).
+#   system-deps.sh dev    the local stack: a broker and Python (`make dev`)
+#   system-deps.sh test   everything the tests start: Redis, Prometheus, a browser, a
+#                         Kubernetes control plane and node, a C compiler (the default)
 set -euo pipefail
 
-packages=(rabbitmq-server redis-server python3-venv chromium prometheus etcd-server containerd runc containernetworking-plugins iptables iproute2 gcc libc6-dev shellcheck)
+dev_packages=(rabbitmq-server python3-venv)
+test_packages=("${dev_packages[@]}" redis-server chromium prometheus etcd-server containerd runc containernetworking-plugins iptables iproute2 gcc libc6-dev shellcheck)
+case "${1:-test}" in
+  dev) packages=("${dev_packages[@]}") ;;
+  test) packages=("${test_packages[@]}") ;;
+  *) echo "usage: $0 [dev|test]" >&2; exit 2 ;;
+esac
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

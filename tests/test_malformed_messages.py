@@ -13,13 +13,8 @@ import pytest
 from offload_core.envelope import PARK_REASON_HEADER, Envelope
 from offload_core.topology import declare, stack_topology
 from offload_testkit.amqp import take, wait_for
+from offload_testkit.messages import signup
 from offload_testkit.stack import start_mailer, start_stats_runner
-
-
-def signup() -> Envelope:
-    return Envelope(
-        "signup.created", {"name": "Ada", "email": "ada@example.com", "fruit": "kiwi", "lane": "high"}
-    )
 
 
 def page_view() -> Envelope:

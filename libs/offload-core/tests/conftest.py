@@ -1,18 +1,11 @@
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from runner_app import TOPOLOGY
-
-from offload_core.publisher import Publisher
+from offload_testkit.messages import started_publisher
+from offload_testkit.runner_thread import WORK_TOPOLOGY
 
 
 @pytest.fixture
 def publisher(core_config):
-    publisher = Publisher(core_config, TOPOLOGY).start()
-    assert publisher.wait_ready(10)
-    yield publisher
-    publisher.close()
+    """A started publisher that declares the work queue's topology."""
+    with started_publisher(core_config, WORK_TOPOLOGY) as publisher:
+        yield publisher

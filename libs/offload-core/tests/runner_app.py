@@ -14,9 +14,7 @@ import time
 from offload_core.config import CoreConfig
 from offload_core.logs import configure_logging
 from offload_core.runner import Message, Runner, hold_stop_signals
-from offload_core.topology import Topology, WorkQueue
-
-TOPOLOGY = Topology((WorkQueue("t.work", ("signup.created.*",)),), delay_tiers=(0.2, 0.5))
+from offload_testkit.runner_thread import WORK_QUEUE, WORK_TOPOLOGY
 
 
 def main() -> int:
@@ -33,7 +31,7 @@ def main() -> int:
         time.sleep(slow)
         record.write(f"done {message.id}\n")
 
-    return Runner(CoreConfig.from_env(), TOPOLOGY, {"t.work": handle}).run()
+    return Runner(CoreConfig.from_env(), WORK_TOPOLOGY, {WORK_QUEUE: handle}).run()
 
 
 if __name__ == "__main__":

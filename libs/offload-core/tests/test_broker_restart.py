@@ -6,12 +6,13 @@ import threading
 import time
 
 import pytest
-from core_support import RunnerThread, signup
-from runner_app import TOPOLOGY
 
 from offload_core.publisher import Publisher, PublishError, PublishTimeout
 from offload_testkit.amqp import take, wait_for
+from offload_testkit.messages import signup
 from offload_testkit.plugin import own_rabbitmq_broker
+from offload_testkit.runner_thread import WORK_TOPOLOGY as TOPOLOGY
+from offload_testkit.runner_thread import RunnerThread
 
 pytestmark = pytest.mark.slow
 # These tests restart or reconfigure the broker: a node of their own.
@@ -102,7 +103,7 @@ def test_a_message_refused_while_the_broker_is_down_is_never_sent_later(
     try:
         assert publisher.wait_ready(10)
         if withdrawal != "on":
-            publisher._withdraw = lambda outgoing: False  # type: ignore[method-assign]
+            publisher._withdraw = lambda outgoing: False  # type: ignore[method-assign]  # the mechanism switched off on purpose
         rabbitmq_broker.stop()
         wait_for(lambda: not publisher.ready, what="publisher sees the broker gone")
         refused = signup()

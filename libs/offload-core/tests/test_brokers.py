@@ -58,10 +58,10 @@ def test_a_blocking_connection_goes_past_a_dead_node_to_a_live_one(rabbitmq_brok
 def test_publisher_and_runner_reach_the_live_node_of_a_list_with_a_dead_one(core_config, amqp_url):
     # Negative control: the same test with only the dead URL never gets ready (the publisher
     # and the runner really do move on to the next node, not retry the first forever).
-    from core_support import QUEUE, RunnerThread
-    from runner_app import TOPOLOGY
-
     from offload_core.publisher import Publisher
+    from offload_testkit.runner_thread import WORK_QUEUE as QUEUE
+    from offload_testkit.runner_thread import WORK_TOPOLOGY as TOPOLOGY
+    from offload_testkit.runner_thread import RunnerThread
 
     dead = f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F"
     config = dataclasses.replace(core_config, amqp_url=f"{dead};{amqp_url}", reconnect_max_delay=0.5)

@@ -9,11 +9,11 @@ import pytest
 
 from offload_core.contracts import ContractError
 from offload_core.envelope import CONTENT_TYPE, Envelope, decode
+from offload_testkit import messages
 
 
 def signup(name: str = "Zoë Ōkubo 名前") -> Envelope:
-    data = {"name": name, "email": "z@example.com", "fruit": "kiwi", "lane": "high"}
-    return Envelope("signup.created", data)
+    return messages.signup(name=name, email="z@example.com")
 
 
 def properties(envelope: Envelope) -> pika.BasicProperties:

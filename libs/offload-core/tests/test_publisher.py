@@ -11,27 +11,21 @@ from prometheus_client import REGISTRY
 
 from offload_core import publisher as publisher_module
 from offload_core import session as session_module
-from offload_core.envelope import ENQUEUED_AT_HEADER, Envelope
+from offload_core.envelope import ENQUEUED_AT_HEADER
 from offload_core.publisher import Publisher, PublishError, PublishNacked, PublishTimeout, Unroutable
 from offload_core.topology import Topology, WorkQueue
 from offload_testkit.amqp import ready_count, take, wait_for
+from offload_testkit.messages import signup, started_publisher
 from offload_testkit.processes import free_port
 from offload_testkit.tcp_proxy import TcpProxy
 
 TOPOLOGY = Topology((WorkQueue("t.signups", ("signup.created.*",)),), delay_tiers=(0.2, 0.5))
 
 
-def signup(**overrides) -> Envelope:
-    data = {"name": "Ada", "email": "ada@example.com", "fruit": "kiwi", "lane": "high"} | overrides
-    return Envelope(type="signup.created", data=data)
-
-
 @pytest.fixture
 def publisher(core_config):
-    publisher = Publisher(core_config, TOPOLOGY).start()
-    assert publisher.wait_ready(10)
-    yield publisher
-    publisher.close()
+    with started_publisher(core_config, TOPOLOGY) as publisher:
+        yield publisher
 
 
 def test_confirmed_publish_lands_in_the_queue_with_envelope_properties(publisher, amqp_url):
@@ -163,7 +157,7 @@ def test_messages_queued_while_confirms_are_due_leave_with_the_next_confirm(
         wakes += 1
         wake()
 
-    publisher._wake = counting_wake  # type: ignore[method-assign]
+    publisher._wake = counting_wake  # type: ignore[method-assign]  # instrumented on purpose
     try:
         assert publisher.wait_ready(10)
         errors = publish_from_threads(publisher, timeout=10)
@@ -203,7 +197,7 @@ def _republish_everything(publisher: Publisher) -> None:
             outgoing.state = publisher_module.QUEUED
         publisher._outbox.extendleft(reversed(pending))
 
-    publisher._requeue_unconfirmed = requeue  # type: ignore[method-assign]
+    publisher._requeue_unconfirmed = requeue  # type: ignore[method-assign]  # the mechanism switched off on purpose
 
 
 @pytest.mark.parametrize(

@@ -15,15 +15,16 @@ from pathlib import Path
 
 import pika
 import pytest
-from core_support import RunnerThread, signup
 from prometheus_client import REGISTRY
-from runner_app import TOPOLOGY
 
 from offload_core.envelope import ATTEMPT_HEADER, PARK_REASON_HEADER
 from offload_core.runner import Message, Park, Retry, Runner
 from offload_testkit.amqp import ready_count, take, wait_for
+from offload_testkit.messages import signup
+from offload_testkit.runner_thread import WORK_QUEUE as QUEUE
+from offload_testkit.runner_thread import WORK_TOPOLOGY as TOPOLOGY
+from offload_testkit.runner_thread import RunnerThread
 
-QUEUE = "t.work"
 PARKED = "t.work.parked"
 
 

@@ -13,21 +13,15 @@ from offload_autoscaler.controller import Autoscaler, ScaledObjectController
 from offload_autoscaler.decision import Observation
 from offload_autoscaler.spec import parse_scaled_object
 from offload_autoscaler.targets import LocalProcessPool
-from offload_core.envelope import Envelope
 from offload_core.publisher import Publisher
 from offload_core.topology import Topology, WorkQueue
 from offload_testkit.amqp import wait_for
+from offload_testkit.messages import signup
 
 TOPOLOGY = Topology((WorkQueue("t.work", ("signup.created.*",)),), delay_tiers=(0.5,))
 RUNNER = str(Path(__file__).with_name("pool_runner.py"))
 
 pytestmark = pytest.mark.slow
-
-
-def signup() -> Envelope:
-    return Envelope(
-        "signup.created", {"name": "A", "email": "a@example.com", "fruit": "kiwi", "lane": "high"}
-    )
 
 
 def spec_for(rabbitmq_broker, vhost, tmp_path, slow: float, **overrides):

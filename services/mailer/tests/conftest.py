@@ -28,7 +28,7 @@ class MailerProcesses:
 
     def start(self, **env: str) -> ServiceProcess:
         service = start_mailer(self.env | env, self.tmp_path, name=f"mailer-{len(self.running)}")
-        service.process.status_url = service.url  # type: ignore[attr-defined]
+        service.process.status_url = service.url  # type: ignore[attr-defined]  # a test-only attribute
         self.running.append(service.process)
         return service.process
 

@@ -11,15 +11,10 @@ import time
 import pytest
 import redis
 
-from offload_core.envelope import PARK_REASON_HEADER, Envelope
+from offload_core.envelope import PARK_REASON_HEADER
 from offload_testkit import sent_window
 from offload_testkit.amqp import ready_count, take, wait_for
-
-
-def signup(
-    name: str = "Ada", fruit: str = "kiwi", lane: str = "high", email: str = "ada@example.com"
-) -> Envelope:
-    return Envelope("signup.created", {"name": name, "email": email, "fruit": fruit, "lane": lane})
+from offload_testkit.messages import signup
 
 
 def events(amqp_url: str, event_type: str, expect: int) -> list[dict]:

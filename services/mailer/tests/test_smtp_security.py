@@ -8,9 +8,10 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from offload_core.config import ConfigError
-from offload_core.envelope import PARK_REASON_HEADER, Envelope
+from offload_core.envelope import PARK_REASON_HEADER
 from offload_mailer.config import MailerConfig
 from offload_testkit.amqp import take, wait_for
+from offload_testkit.messages import signup
 from offload_testkit.smtp import SmtpSink
 
 # Characters that break naive URL- or header-based credential handling.
@@ -43,12 +44,6 @@ def mailer_env(sink: SmtpSink, security: str, tmp_path, password: str | None = P
         secret.write_text(password + "\n")  # a mounted Secret often ends with a newline
         env |= {"OFFLOAD_SMTP_USERNAME": "mailer", "OFFLOAD_SMTP_PASSWORD_FILE": str(secret)}
     return env | extra
-
-
-def signup() -> Envelope:
-    return Envelope(
-        "signup.created", {"name": "Ada", "email": "ada@example.com", "fruit": "kiwi", "lane": "high"}
-    )
 
 
 @pytest.mark.parametrize("security", ["starttls", "tls"])

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 import requests
-from stats_support import request_event, signup_event
 
 from offload_stats.api import create_app
 from offload_stats.counting import increments
 from offload_stats.store import SqliteStatsStore
+from offload_testkit.messages import request_event, signup
 from offload_testkit.stack import start_stats_api
 
 
@@ -21,7 +21,7 @@ def filled(tmp_path):
     path = tmp_path / "stats.db"
     store = SqliteStatsStore(str(path))
     events = [request_event("/", "Mozilla <b>"), request_event("/x", "curl/8"), request_event("/", "curl/8")]
-    events += [signup_event("kiwi"), signup_event("pear", "low")]
+    events += [signup(fruit="kiwi"), signup(fruit="pear", lane="low")]
     store.apply([i for e in events for i in increments(e)])
     return store, path
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from stats_support import publish_all, signup_event, start_runner
 
 from offload_stats import queries
 from offload_testkit.amqp import ready_count, wait_for
+from offload_testkit.messages import publish_all, signup
 from offload_testkit.plugin import own_rabbitmq_broker
 
 rabbitmq_broker = own_rabbitmq_broker()
@@ -14,17 +14,17 @@ rabbitmq_broker = own_rabbitmq_broker()
 
 @pytest.mark.slow
 def test_broker_restart_mid_stream_keeps_counts_exact(
-    core_config, stack_publisher, store, store_url, tmp_path, amqp_url, rabbitmq_broker
+    stats_runner, stack_publisher, store, store_url, amqp_url, rabbitmq_broker
 ):
-    first = [signup_event() for _ in range(500)]
+    first = [signup() for _ in range(500)]
     publish_all(stack_publisher, first)
-    runner = start_runner(core_config, store_url, tmp_path)
+    runner = stats_runner(store_url)
     try:
         wait_for(
             lambda: queries.summary(store)["signups"]["total"] > 0, timeout=20, what="counting under way"
         )
         rabbitmq_broker.restart()
-        second = [signup_event("pear") for _ in range(200)]
+        second = [signup(fruit="pear") for _ in range(200)]
         publish_all(stack_publisher, second)
         wait_for(
             lambda: queries.summary(store)["signups"]["total"] >= 700, timeout=60, what="700 signups counted"

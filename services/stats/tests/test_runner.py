@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import pytest
-from stats_support import publish_all, request_event, signup_event, start_runner
 
 from offload_stats import queries
 from offload_testkit.amqp import ready_count, wait_for
+from offload_testkit.messages import publish_all, request_event, signup
 
 
 def test_counts_equal_events_published_and_duplicates_count_once(
-    core_config, stack_publisher, store, store_url, tmp_path, amqp_url
+    stats_runner, stack_publisher, store, store_url, amqp_url
 ):
     requests_ = [request_event(f"/p{i % 5}", f"agent-{i % 3}") for i in range(300)]
-    signups = [signup_event(("kiwi", "mango")[i % 2]) for i in range(50)]
+    signups = [signup(fruit=("kiwi", "mango")[i % 2]) for i in range(50)]
     publish_all(stack_publisher, requests_ + signups)
     publish_all(stack_publisher, requests_[:40] + signups[:10])  # redelivered copies
-    runner = start_runner(core_config, store_url, tmp_path)
+    runner = stats_runner(store_url)
     try:
         drained = ("stats.requests", "stats.activity")
         wait_for(
@@ -33,16 +33,16 @@ def test_counts_equal_events_published_and_duplicates_count_once(
 
 @pytest.mark.slow
 def test_kill_9_mid_batch_then_restart_loses_nothing_and_counts_nothing_twice(
-    core_config, stack_publisher, store, store_url, tmp_path, amqp_url
+    stats_runner, stack_publisher, store, store_url, amqp_url
 ):
     events = [request_event(f"/k{i % 7}") for i in range(3000)]
     publish_all(stack_publisher, events)
-    runner = start_runner(core_config, store_url, tmp_path, OFFLOAD_STATS_BATCH_SIZE="100")
+    runner = stats_runner(store_url, OFFLOAD_STATS_BATCH_SIZE="100")
     wait_for(lambda: queries.summary(store)["requests"]["total"] > 300, timeout=30, what="counting under way")
     runner.kill()
     counted_at_kill = queries.summary(store)["requests"]["total"]
     assert counted_at_kill < 3000, "the kill came too late to test anything"
-    runner = start_runner(core_config, store_url, tmp_path, name="stats-2")
+    runner = stats_runner(store_url, name="stats-2")
     try:
         try:
             wait_for(

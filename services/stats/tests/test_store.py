@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import sqlite3
 
-from stats_support import request_batch, request_event, signup_event
-
 from offload_core.envelope import Envelope
 from offload_stats import queries
 from offload_stats.counting import epoch_minute, increments
 from offload_stats.store import PRUNE_INTERVAL_SECONDS, SqliteStatsStore
+from offload_testkit.messages import request_batch, request_event, signup
 
 
 def test_counts_equal_the_events_applied(store):
     events = [request_event("/", "a"), request_event("/x", "a"), request_event("/", "b", 404)]
-    events += [signup_event("kiwi"), signup_event("kiwi", "low"), signup_event("mango")]
+    events += [signup(fruit="kiwi"), signup(fruit="kiwi", lane="low"), signup(fruit="mango")]
     events += [Envelope("mail.sent", {"signup_id": "s1", "fruit": "kiwi"})]
     events += [Envelope("mail.failed", {"signup_id": "s2", "reason": "550"})]
     assert store.apply([i for e in events for i in increments(e)]) == 8
@@ -29,9 +28,9 @@ def test_counts_equal_the_events_applied(store):
 
 
 def test_the_same_event_twice_counts_once_within_and_across_batches(store):
-    event = signup_event()
+    event = signup()
     assert store.apply([*increments(event), *increments(event)]) == 1
-    assert store.apply([*increments(event), *increments(signup_event())]) == 1
+    assert store.apply([*increments(event), *increments(signup())]) == 1
     assert store.counters("signups") == {"total": 2}
 
 
@@ -67,7 +66,7 @@ class FakeClock:
 def test_sqlite_forgets_event_ids_after_the_dedupe_ttl(tmp_path):
     clock = FakeClock()
     store = SqliteStatsStore(str(tmp_path / "stats.db"), dedupe_ttl=3 * PRUNE_INTERVAL_SECONDS, clock=clock)
-    old, recent = signup_event(), signup_event()
+    old, recent = signup(), signup()
     assert store.apply(increments(old)) == 1
     clock.now += 2 * PRUNE_INTERVAL_SECONDS
     assert store.apply(increments(recent)) == 1
@@ -82,18 +81,18 @@ def test_sqlite_forgets_event_ids_after_the_dedupe_ttl(tmp_path):
 def test_sqlite_prunes_at_most_once_per_interval(tmp_path):
     clock = FakeClock()
     store = SqliteStatsStore(str(tmp_path / "stats.db"), dedupe_ttl=60, clock=clock)
-    store.apply(increments(signup_event()))
+    store.apply(increments(signup()))
     clock.now += 120  # past the TTL, but the last prune was less than an interval ago
-    store.apply(increments(signup_event()))
+    store.apply(increments(signup()))
     assert store.remembered() == 2
     clock.now += PRUNE_INTERVAL_SECONDS
-    store.apply(increments(signup_event()))
+    store.apply(increments(signup()))
     assert store.remembered() == 1
 
 
 def test_a_file_from_before_seen_at_keeps_its_ids_for_a_full_ttl(tmp_path):
     path = tmp_path / "stats.db"
-    event = signup_event()
+    event = signup()
     [item] = increments(event)
     with sqlite3.connect(path) as db:
         db.execute("CREATE TABLE processed (event_id TEXT PRIMARY KEY)")

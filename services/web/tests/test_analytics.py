@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
 from prometheus_client import REGISTRY
 
 from offload_core.contracts import default_contracts
-from offload_core.publisher import Publisher
-from offload_core.topology import stack_topology
 from offload_testkit.amqp import take
 from offload_web.analytics import MAX_BATCH, RequestReports
 
@@ -28,17 +25,9 @@ def dropped() -> float:
     return REGISTRY.get_sample_value("offload_web_analytics_dropped_total") or 0.0
 
 
-@pytest.fixture
-def publisher(core_config):
-    publisher = Publisher(core_config, stack_topology(core_config.delay_tiers)).start()
-    assert publisher.wait_ready(10)
-    yield publisher
-    publisher.close()
-
-
-def test_reports_leave_as_batches_of_at_most_the_contract_size(publisher, amqp_url):
+def test_reports_leave_as_batches_of_at_most_the_contract_size(stack_publisher, amqp_url):
     # A long interval: only the size trigger and the close send anything.
-    reports = RequestReports(publisher, interval=60).start()
+    reports = RequestReports(stack_publisher, interval=60).start()
     for n in range(MAX_BATCH + 10):
         reports.add(report(n))
     first = take(amqp_url, "stats.requests", expect=1)  # the full batch, sent without waiting
@@ -54,8 +43,8 @@ def test_reports_leave_as_batches_of_at_most_the_contract_size(publisher, amqp_u
         default_contracts().check_envelope(event.json())
 
 
-def test_the_interval_sends_what_was_collected(publisher, amqp_url):
-    reports = RequestReports(publisher, interval=0.1).start()
+def test_the_interval_sends_what_was_collected(stack_publisher, amqp_url):
+    reports = RequestReports(stack_publisher, interval=0.1).start()
     try:
         reports.add(report(1))
         reports.add(report(2))
@@ -65,9 +54,9 @@ def test_the_interval_sends_what_was_collected(publisher, amqp_url):
         reports.close()
 
 
-def test_reports_the_publisher_refuses_are_counted_as_dropped(publisher, amqp_url):
-    reports = RequestReports(publisher, interval=60).start()
-    publisher.close()  # a closing publisher takes nothing more
+def test_reports_the_publisher_refuses_are_counted_as_dropped(stack_publisher, amqp_url):
+    reports = RequestReports(stack_publisher, interval=60).start()
+    stack_publisher.close()  # a closing publisher takes nothing more
     before = dropped()
     for n in range(3):
         reports.add(report(n))

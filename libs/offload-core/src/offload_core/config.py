@@ -8,81 +8,28 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 
 from offload_core.brokers import split_urls
+from offload_core.settings import ConfigError, from_env, setting
+
+__all__ = ["ConfigError", "CoreConfig"]
 
 
-class ConfigError(ValueError):
-    """A setting has a value the service cannot use; the message names the variable."""
-
-
-# Parsers for settings from the environment: every service reads its own settings with
-# these, so a bad value is reported the same way everywhere, naming the variable.
-
-
-def env_switch(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw in ("1", "true", "on", "yes"):
-        return True
-    if raw in ("0", "false", "off", "no"):
-        return False
-    raise ConfigError(f"{name}={raw!r} must be on or off")
-
-
-def env_text(env: Mapping[str, str], name: str, default: str) -> str:
-    value = env.get(name, "").strip()
-    return value or default
-
-
-def env_number(env: Mapping[str, str], name: str, default: float, *, minimum: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number") from None
-    if value < minimum:
-        raise ConfigError(f"{name}={raw!r} must be at least {minimum:g}")
-    return value
-
-
-def env_integer(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
-    if value < minimum:
-        raise ConfigError(f"{name}={raw!r} must be at least {minimum}")
-    return value
-
-
-def _seconds_list(env: Mapping[str, str], name: str, default: tuple[float, ...]) -> tuple[float, ...]:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
+def _delay_tiers(raw: str) -> tuple[float, ...]:
+    """increasing delays in seconds, comma-separated"""
     try:
         values = tuple(float(part) for part in raw.split(",") if part.strip())
     except ValueError:
-        raise ConfigError(f"{name}={raw!r} must be a comma-separated list of seconds") from None
+        raise ValueError("must be a comma-separated list of seconds") from None
     if not values or any(v <= 0 for v in values) or list(values) != sorted(values):
-        raise ConfigError(f"{name}={raw!r} must list positive, increasing delays in seconds")
+        raise ValueError("must list positive, increasing delays in seconds")
     return values
 
 
-def _amqp_urls(env: Mapping[str, str], name: str, default: str) -> str:
-    """One broker URL, or one per cluster node separated by `;` (offload_core.brokers)."""
-    raw = env_text(env, name, default)
-    try:
-        split_urls(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name}: {exc}") from None
+def _amqp_urls(raw: str) -> str:
+    """an amqp:// or amqps:// URL, or one per cluster node separated by `;`"""
+    split_urls(raw)
     return raw
 
 
@@ -90,53 +37,40 @@ def _amqp_urls(env: Mapping[str, str], name: str, default: str) -> str:
 class CoreConfig:
     """Settings shared by every service that talks to RabbitMQ."""
 
-    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
-    management_url: str = "http://guest:guest@127.0.0.1:15672"
+    amqp_url: str = setting(
+        "OFFLOAD_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F", parse=_amqp_urls, secret=True
+    )
+    management_url: str = setting("OFFLOAD_MANAGEMENT_URL", "http://guest:guest@127.0.0.1:15672")
     # Publisher: how long a caller waits for the broker's confirm before giving up.
-    confirm_timeout: float = 5.0
+    confirm_timeout: float = setting("OFFLOAD_CONFIRM_TIMEOUT", 5.0, minimum=0.05)
     # Fire-and-forget buffer (analytics): messages held while unconfirmed or unsent.
-    buffer_size: int = 10_000
+    buffer_size: int = setting("OFFLOAD_BUFFER_SIZE", 10_000, minimum=1)
     # Broker flow control (memory/disk alarm) longer than this closes the connection,
     # so callers fail fast instead of hanging on a blocked socket.
-    blocked_connection_timeout: float = 10.0
-    heartbeat: int = 30
+    blocked_connection_timeout: float = setting("OFFLOAD_BLOCKED_TIMEOUT", 10.0, minimum=0.1)
+    heartbeat: int = setting("OFFLOAD_HEARTBEAT", 30, minimum=0)
     # Consumer runner.
-    prefetch: int = 10
-    worker_threads: int = 4
-    grace_period: float = 25.0
+    prefetch: int = setting("OFFLOAD_PREFETCH", 10, minimum=1)
+    worker_threads: int = setting("OFFLOAD_WORKER_THREADS", 4, minimum=1)
+    grace_period: float = setting("OFFLOAD_GRACE_PERIOD", 25.0, minimum=0)
     # Attempts through the delay tiers before a failing message is parked.
-    max_attempts: int = 5
+    max_attempts: int = setting("OFFLOAD_MAX_ATTEMPTS", 5, minimum=1)
     # Broker-side guard for messages that crash the runner itself (quorum queues).
-    delivery_limit: int = 10
+    delivery_limit: int = setting("OFFLOAD_DELIVERY_LIMIT", 10, minimum=1)
     # Below RabbitMQ's consumer_timeout (30 min by default) so the runner, not the
     # broker, decides what happens to a stuck message.
-    hard_time_limit: float = 300.0
-    delay_tiers: tuple[float, ...] = (5.0, 30.0, 300.0)
-    reconnect_max_delay: float = 10.0
-    service_name: str = field(default="offload")
+    hard_time_limit: float = setting("OFFLOAD_HARD_TIME_LIMIT", 300.0, minimum=0.1)
+    delay_tiers: tuple[float, ...] = setting("OFFLOAD_DELAY_TIERS", (5.0, 30.0, 300.0), parse=_delay_tiers)
+    reconnect_max_delay: float = setting("OFFLOAD_RECONNECT_MAX_DELAY", 10.0, minimum=0.1)
+    service_name: str = setting("OFFLOAD_SERVICE_NAME", "offload")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, service_name: str = "offload") -> CoreConfig:
+        """`service_name` names this process's connections unless OFFLOAD_SERVICE_NAME does."""
         env = os.environ if env is None else env
-        d = cls()
-        return cls(
-            amqp_url=_amqp_urls(env, "OFFLOAD_AMQP_URL", d.amqp_url),
-            management_url=env_text(env, "OFFLOAD_MANAGEMENT_URL", d.management_url),
-            confirm_timeout=env_number(env, "OFFLOAD_CONFIRM_TIMEOUT", d.confirm_timeout, minimum=0.05),
-            buffer_size=env_integer(env, "OFFLOAD_BUFFER_SIZE", d.buffer_size, minimum=1),
-            blocked_connection_timeout=env_number(
-                env, "OFFLOAD_BLOCKED_TIMEOUT", d.blocked_connection_timeout, minimum=0.1
-            ),
-            heartbeat=env_integer(env, "OFFLOAD_HEARTBEAT", d.heartbeat, minimum=0),
-            prefetch=env_integer(env, "OFFLOAD_PREFETCH", d.prefetch, minimum=1),
-            worker_threads=env_integer(env, "OFFLOAD_WORKER_THREADS", d.worker_threads, minimum=1),
-            grace_period=env_number(env, "OFFLOAD_GRACE_PERIOD", d.grace_period, minimum=0),
-            max_attempts=env_integer(env, "OFFLOAD_MAX_ATTEMPTS", d.max_attempts, minimum=1),
-            delivery_limit=env_integer(env, "OFFLOAD_DELIVERY_LIMIT", d.delivery_limit, minimum=1),
-            hard_time_limit=env_number(env, "OFFLOAD_HARD_TIME_LIMIT", d.hard_time_limit, minimum=0.1),
-            delay_tiers=_seconds_list(env, "OFFLOAD_DELAY_TIERS", d.delay_tiers),
-            reconnect_max_delay=env_number(
-                env, "OFFLOAD_RECONNECT_MAX_DELAY", d.reconnect_max_delay, minimum=0.1
-            ),
-            service_name=env_text(env, "OFFLOAD_SERVICE_NAME", service_name),
+        config = from_env(cls, env)
+        return (
+            config
+            if env.get("OFFLOAD_SERVICE_NAME", "").strip()
+            else replace(config, service_name=service_name)
         )

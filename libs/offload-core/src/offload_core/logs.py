@@ -52,7 +52,11 @@ def configure_logging(service: str) -> None:
         handler.setFormatter(JsonFormatter(service))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(os.environ.get("OFFLOAD_LOG_LEVEL", "INFO").upper())
+    level = os.environ.get("OFFLOAD_LOG_LEVEL", "").strip().upper() or "INFO"
+    known = level in logging.getLevelNamesMapping()
+    root.setLevel(level if known else logging.INFO)
+    if not known:  # logging is what reports bad settings: it must not fail on one itself
+        logging.getLogger("offload").warning(f"OFFLOAD_LOG_LEVEL={level!r} is not a level; using INFO")
     # pika logs every failed connection attempt as several ERROR lines; the publisher and
     # runner log one line of their own per outage instead.
     logging.getLogger("pika").setLevel(logging.CRITICAL)

@@ -354,7 +354,8 @@ class Publisher:
 
     def _periodic_flush(self) -> None:
         self._flush_now()
-        self._ioloop.call_later(FLUSH_INTERVAL, self._periodic_flush)  # type: ignore[union-attr]
+        assert self._ioloop is not None
+        self._ioloop.call_later(FLUSH_INTERVAL, self._periodic_flush)
 
     def _flush(self) -> None:
         with self._lock:
@@ -446,6 +447,7 @@ class Publisher:
         returned = message_id in self._returned
         if returned:
             self._returned.discard(message_id)
+        error: PublishError | None
         if nacked:
             result, error = "nacked", PublishNacked(f"broker refused {outgoing.routing_key}")
         elif returned:

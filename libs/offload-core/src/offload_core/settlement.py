@@ -72,7 +72,7 @@ def message_verdict(
     message the handler singled out of a batch it otherwise took is parked alone."""
     if invalid:
         return Verdict(Outcome.INVALID, invalid)
-    if batch.outcome is Outcome.ACKED and message_id in singled_out:
+    if batch.outcome is Outcome.ACKED and message_id is not None and message_id in singled_out:
         return Verdict(Outcome.PARKED, singled_out[message_id])
     return batch
 

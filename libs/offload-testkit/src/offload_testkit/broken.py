@@ -38,14 +38,14 @@ class _AmnesiacSentStore:
         pass
 
     def mark_sent(self, signup_id: str) -> None:
-        self._store.mark_sent(signup_id)  # type: ignore[attr-defined]
+        self._store.mark_sent(signup_id)  # type: ignore[attr-defined]  # the wrapped store is any SentStore
 
 
 def _mailer_without_dedupe() -> None:
     from offload_mailer import main as mailer_main
 
     real_open = mailer_main.open_store
-    mailer_main.open_store = lambda url: _AmnesiacSentStore(real_open(url))  # type: ignore[assignment]
+    mailer_main.open_store = lambda url: _AmnesiacSentStore(real_open(url))
     mailer_main.main()
 
 
@@ -66,10 +66,10 @@ def _stats_without_dedupe() -> None:
                 [dataclasses.replace(item, event_id=f"{item.event_id}:{uuid.uuid4()}") for item in batch]
             )
 
-        store.apply = apply_all  # type: ignore[method-assign]
+        store.apply = apply_all  # type: ignore[method-assign]  # the switched-off mechanism, swapped in on purpose
         return store
 
-    runner_main.open_store = open_counting_everything  # type: ignore[assignment]
+    runner_main.open_store = open_counting_everything
     runner_main.main()
 
 
@@ -84,7 +84,7 @@ def _mailer_crashing() -> None:
             os.kill(os.getpid(), signal.SIGKILL)  # a crash no handler code can catch
         return real_handle(self, message)
 
-    handler.WelcomeMailer.handle = handle  # type: ignore[method-assign]
+    handler.WelcomeMailer.handle = handle  # type: ignore[method-assign]  # the fault, swapped in on purpose
     mailer_main.main()
 
 

@@ -28,7 +28,6 @@ import argparse
 import concurrent.futures
 import contextlib
 import dataclasses
-import itertools
 import os
 import signal
 import sqlite3
@@ -38,6 +37,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import redis
 import requests
@@ -59,6 +59,7 @@ from offload_testkit.chaos_verdict import Fault, Ledger, Observation, Policy, Re
 from offload_testkit.rabbitmq import PrivateBroker
 from offload_testkit.rabbitmq_cluster import PrivateCluster
 from offload_testkit.redis_server import PrivateRedis
+from offload_testkit.signup_load import send_patiently
 from offload_testkit.smtp import SmtpSink
 from offload_testkit.stack import Service, start_mailer, start_stats_runner, start_web
 from offload_testkit.tcp_proxy import TcpProxy
@@ -242,47 +243,28 @@ class Stack:
         time.sleep(max(0.0, at - time.monotonic()))  # the workload's pace
         address, fruit, agent = self.address(i), FRUITS[i % len(FRUITS)], AGENTS[i % len(AGENTS)]
         body = {"name": name or f"Chaos {i}", "email": address, "fruit": fruit}
-        key, tries, key_may_have_landed = f"{self.run_id}-{i}", itertools.count(1), False
-        give_up_at = time.monotonic() + self.patience
-        while True:
-            asked = time.monotonic()
-            try:
-                response = requests.post(
-                    self.web.url + "/api/v1/signups",
-                    json=body,
-                    headers={"Idempotency-Key": key, "User-Agent": agent},
-                    timeout=10,
+        result = send_patiently(
+            self.web.url, body, f"{self.run_id}-{i}", patience=self.patience, headers={"User-Agent": agent}
+        )
+        for answer in result.answers:
+            self._record_request("/api/v1/signups", agent, answer.status)
+            if answer.answered - answer.asked > 8:
+                self._unexpected(
+                    f"signup {i}: answered {answer.status} after {answer.answered - answer.asked:.1f}s"
                 )
-            except requests.RequestException as exc:
-                self._unexpected(f"signup {i}: no answer ({type(exc).__name__})")
-                return
-            answered = time.monotonic()
-            self._record_request("/api/v1/signups", agent, response.status_code)
-            if answered - asked > 8:
-                self._unexpected(f"signup {i}: answered {response.status_code} after {answered - asked:.1f}s")
-            if response.status_code == 202:
-                with self._lock:
-                    self.ledger.accepted[address] = response.json()["id"]
-                    self.ledger.fruits[address] = fruit
-                    self.accepted_at.append((asked, answered))
-                break
-            if response.status_code != 503 or "Retry-After" not in response.headers:
-                self._unexpected(f"signup {i}: {response.status_code} {response.text[:120]}")
-                return
-            uncertain = bool(response.json().get("uncertain_ids"))
-            with self._lock:
-                self.ledger.refused += 1
-                self.ledger.uncertain += uncertain
-            key_may_have_landed = key_may_have_landed or uncertain
-            if not key_may_have_landed:
-                # Nothing was ever sent under this key, the answers say: a new key is a new
-                # signup, and if a refused one went out after all, the mail server sees two.
-                key = f"{self.run_id}-{i}-{next(tries)}"
-            if time.monotonic() > give_up_at:
-                with self._lock:
-                    self.ledger.gave_up.append(address)
-                return
-            time.sleep(float(response.headers["Retry-After"]))  # the client's backoff, as told
+        with self._lock:
+            self.ledger.refused += len(result.refusals)
+            self.ledger.uncertain += sum(a.uncertain for a in result.refusals)
+            if result.signup_id is not None:
+                self.ledger.accepted[address] = result.signup_id
+                self.ledger.fruits[address] = fruit
+                self.accepted_at.append((result.answers[-1].asked, result.answers[-1].answered))
+            elif result.gave_up:
+                self.ledger.gave_up.append(address)
+        if result.unexpected is not None:
+            self._unexpected(f"signup {i}: {result.unexpected}")
+        if result.signup_id is None:
+            return
         try:
             page = requests.get(self.web.url + "/", headers={"User-Agent": agent}, timeout=10)
         except requests.RequestException as exc:
@@ -375,7 +357,7 @@ class Stack:
         found = _wait_quietly(trapped, FAULT_SECONDS)
         detail = "sent, unacknowledged"
         if drain and found:
-            victim.service.process.process.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
+            victim.service.process.process.send_signal(signal.SIGTERM)  # type: ignore[union-attr]  # started services always have a process
             draining = _wait_quietly(lambda: "stop requested" in victim.service.process.logs(), 10)
             detail += ", killed while draining" if draining else ", drain never began"
             if not draining:
@@ -486,7 +468,10 @@ class Stack:
         return verdict(scenario, policy, self.ledger, observation)
 
 
-def _wait_quietly(predicate: Callable[[], object], timeout: float) -> object:
+Value = TypeVar("Value")
+
+
+def _wait_quietly(predicate: Callable[[], Value], timeout: float) -> Value:
     """The predicate's first truthy value within `timeout`, else its last (falsy) value."""
     deadline = time.monotonic() + timeout
     while True:
@@ -626,7 +611,7 @@ def poison_message(stack: Stack, signups: int, rate: float) -> Policy:
     def supervise() -> None:
         while not stop.is_set():
             for runner in list(stack.mailers):
-                if runner.service.process.process.poll() is not None:  # type: ignore[union-attr]
+                if runner.service.process.process.poll() is not None:  # type: ignore[union-attr]  # started services always have a process
                     crashed()
                     runner.close()
                     stack.mailers.remove(runner)
@@ -779,9 +764,9 @@ def _run_on(
         broker,
         redis_url,
         scenario_dir,
-        mailer_variant=mailer_variant or settings.get("mailer"),  # type: ignore[arg-type]
+        mailer_variant=mailer_variant or settings.get("mailer"),  # type: ignore[arg-type]  # scenario settings are a loose table
         stats_variant=stats_variant,
-        extra_env=settings.get("env"),  # type: ignore[arg-type]
+        extra_env=settings.get("env"),  # type: ignore[arg-type]  # scenario settings are a loose table
         patience=patience,
         finish_seconds=finish_seconds,
     )

@@ -13,8 +13,8 @@ import requests
 from port_for import get_port
 
 
-def free_port() -> int:
-    port = get_port(None)
+def free_port(*, other_than: list[int] | None = None) -> int:
+    port = get_port(None, other_than)
     assert port is not None
     return port
 

@@ -14,8 +14,9 @@ from pathlib import Path
 from urllib.parse import quote
 
 import requests
-from port_for import get_port
 from pytest_rabbitmq.factories.executor import RabbitMqExecutor
+
+from offload_testkit.processes import free_port
 
 RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 RABBITMQ_CTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
@@ -25,10 +26,10 @@ RABBITMQ_QUEUES = "/usr/lib/rabbitmq/bin/rabbitmq-queues"
 class PrivateBroker:
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
-        self.amqp_port = get_port(None)
-        self.dist_port = get_port(None, [self.amqp_port])
-        self.management_port = get_port(None, [self.amqp_port, self.dist_port])
-        self.prometheus_port = get_port(None, [self.amqp_port, self.dist_port, self.management_port])
+        self.amqp_port = free_port()
+        self.dist_port = free_port(other_than=[self.amqp_port])
+        self.management_port = free_port(other_than=[self.amqp_port, self.dist_port])
+        self.prometheus_port = free_port(other_than=[self.amqp_port, self.dist_port, self.management_port])
         plugins = workdir / "plugins"
         plugins.mkdir(parents=True, exist_ok=True)
         (plugins / "plugins").write_text("[rabbitmq_management,rabbitmq_prometheus].\n")

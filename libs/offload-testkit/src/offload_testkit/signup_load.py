@@ -1,9 +1,10 @@
-"""A steady signup load against a running web, as patient clients send it.
+"""Signups as patient clients send them, one at a time or as a steady load.
 
-Every signup goes to an address of its own. A 503 is retried after its Retry-After, with the
-same Idempotency-Key when the answer says the signup may have reached the broker (so a retry
-is the same signup), with a new key otherwise. Every answer is recorded: what was accepted,
+A patient client retries a 503 after its Retry-After, with the same Idempotency-Key when the
+answer says the signup may have reached the broker (so a retry is the same signup), with a
+new key otherwise, until its patience runs out. Every answer is kept: what was accepted,
 what was refused and when, and anything that is neither a 202 nor a 503 with Retry-After.
+The chaos scenarios and the e2e suite both send their signups through `send_patiently`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,80 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
+
+
+@dataclasses.dataclass(frozen=True)
+class Answer:
+    status: int
+    asked: float  # monotonic seconds
+    answered: float
+    uncertain: bool = False  # a 503 saying the signup may have reached the broker
+
+
+@dataclasses.dataclass
+class PatientSignup:
+    """How one patient client's signup ended: accepted (its id), given up, or unexpected."""
+
+    answers: list[Answer] = dataclasses.field(default_factory=list)
+    signup_id: str | None = None
+    gave_up: bool = False
+    unexpected: str | None = None
+
+    @property
+    def refusals(self) -> list[Answer]:
+        return [a for a in self.answers if a.status == 503]
+
+
+def send_patiently(
+    web: str,
+    body: dict[str, str],
+    key: str,
+    *,
+    patience: float,
+    headers: dict[str, str] | None = None,
+    timeout: float = 10.0,
+    retry_unanswered: bool = False,
+) -> PatientSignup:
+    """POST `body` to the web's signup API until it is accepted or `patience` seconds are
+    over. No answer at all ends the attempt as unexpected, unless `retry_unanswered`."""
+    result = PatientSignup()
+    tries, may_have_landed = itertools.count(1), False
+    give_up_at = time.monotonic() + patience
+    while True:
+        asked = time.monotonic()
+        try:
+            response = requests.post(
+                f"{web}/api/v1/signups",
+                json=body,
+                headers={"Idempotency-Key": key, **(headers or {})},
+                timeout=timeout,
+            )
+        except requests.RequestException as exc:
+            if not retry_unanswered or time.monotonic() > give_up_at:
+                result.unexpected = f"no answer ({type(exc).__name__})"
+                return result
+            time.sleep(1)
+            continue
+        answered = time.monotonic()
+        if response.status_code == 202:
+            result.answers.append(Answer(202, asked, answered))
+            result.signup_id = response.json()["id"]
+            return result
+        if response.status_code != 503 or "Retry-After" not in response.headers:
+            result.answers.append(Answer(response.status_code, asked, answered))
+            result.unexpected = f"{response.status_code} {response.text[:120]}"
+            return result
+        uncertain = bool(response.json().get("uncertain_ids"))
+        result.answers.append(Answer(503, asked, answered, uncertain))
+        may_have_landed = may_have_landed or uncertain
+        if not may_have_landed:
+            # Nothing was ever sent under this key, the answers say: a new key is a new
+            # signup, and if a refused one went out after all, the mail server sees two.
+            key = f"{key.split('~')[0]}~{next(tries)}"
+        if answered > give_up_at:
+            result.gave_up = True
+            return result
+        time.sleep(float(response.headers["Retry-After"]))  # the client's backoff, as told
 
 
 @dataclasses.dataclass
@@ -81,40 +156,17 @@ class SignupLoad:
     def _one(self, i: int) -> None:
         address = self.address(i)
         body = {"name": f"Load {i}", "email": address, "fruit": self.fruit}
-        key, tries, may_have_landed = f"{self.run_id}-{i}", itertools.count(1), False
-        give_up_at = time.monotonic() + self.patience
-        while True:
-            try:
-                answer = requests.post(
-                    f"{self.web}/api/v1/signups", json=body, headers={"Idempotency-Key": key}, timeout=15
-                )
-            except requests.RequestException as exc:
-                # The web itself is up throughout: no answer at all is a finding, not a refusal.
-                with self._lock:
-                    self.record.unexpected.append(f"signup {i}: no answer ({type(exc).__name__})")
-                time.sleep(1)
-                if time.monotonic() > give_up_at:
-                    return
-                continue
-            now = time.monotonic()
-            if answer.status_code == 202:
-                with self._lock:
-                    self.record.accepted[address] = answer.json()["id"]
-                    self.record.accepted_at.append(now)
-                return
-            if answer.status_code != 503 or "Retry-After" not in answer.headers:
-                with self._lock:
-                    self.record.unexpected.append(f"signup {i}: {answer.status_code} {answer.text[:120]}")
-                return
-            uncertain = bool(answer.json().get("uncertain_ids"))
-            with self._lock:
-                self.record.refused += 1
-                self.record.refused_at.append(now)
-            may_have_landed = may_have_landed or uncertain
-            if not may_have_landed:
-                key = f"{self.run_id}-{i}-{next(tries)}"  # never sent: a new key is a new signup
-            if now > give_up_at:
-                with self._lock:
-                    self.record.gave_up.append(address)
-                return
-            time.sleep(float(answer.headers["Retry-After"]))
+        # The web itself is up throughout: no answer at all is a finding, and is retried.
+        result = send_patiently(
+            self.web, body, f"{self.run_id}-{i}", patience=self.patience, timeout=15, retry_unanswered=True
+        )
+        with self._lock:
+            self.record.refused += len(result.refusals)
+            self.record.refused_at.extend(a.answered for a in result.refusals)
+            if result.signup_id is not None:
+                self.record.accepted[address] = result.signup_id
+                self.record.accepted_at.append(result.answers[-1].answered)
+            elif result.gave_up:
+                self.record.gave_up.append(address)
+            elif result.unexpected is not None:
+                self.record.unexpected.append(f"signup {i}: {result.unexpected}")

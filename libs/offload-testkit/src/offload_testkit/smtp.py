@@ -118,7 +118,7 @@ class SmtpSink:
             self._pending.discard(received)
             if self._serving != serving or self._controller is None:
                 return "421 4.3.2 shutting down"  # stopped while thinking: nothing committed
-            self.messages.append(message)  # type: ignore[arg-type]
+            self.messages.append(message)
             self.received.append(received)
         return "250 2.0.0 OK"
 

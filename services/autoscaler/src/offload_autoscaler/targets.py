@@ -84,12 +84,12 @@ class KubernetesDeployment:
         self.name, self.namespace = name, namespace
 
     def current(self) -> int:
-        scale = self.api.read_namespaced_deployment_scale(self.name, self.namespace)  # type: ignore[attr-defined]
+        scale = self.api.read_namespaced_deployment_scale(self.name, self.namespace)  # type: ignore[attr-defined]  # api is typed as the generic client
         return int(scale.spec.replicas or 0)
 
     def scale(self, replicas: int) -> None:
         body = {"spec": {"replicas": replicas}}
-        self.api.patch_namespaced_deployment_scale(self.name, self.namespace, body)  # type: ignore[attr-defined]
+        self.api.patch_namespaced_deployment_scale(self.name, self.namespace, body)  # type: ignore[attr-defined]  # api is typed as the generic client
 
     def close(self) -> None:
         pass

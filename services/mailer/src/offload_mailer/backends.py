@@ -91,7 +91,7 @@ class SmtpBackend:
                 )
                 raise TransientMailError(
                     f"SMTP login as {self.config.smtp_username!r} refused: {exc.smtp_code} "
-                    f"{exc.smtp_error.decode(errors='replace')}"
+                    f"{_text(exc.smtp_error)}"
                 ) from exc
             except smtplib.SMTPResponseException as exc:
                 raise _classify(exc.smtp_code, exc.smtp_error, "connect") from exc
@@ -190,3 +190,7 @@ class FileBackend:
 
 def make_backend(config: MailerConfig) -> MailBackend:
     return SmtpBackend(config) if config.backend == "smtp" else FileBackend(config.outbox_dir)
+
+
+def _text(reply: bytes | str) -> str:
+    return reply.decode(errors="replace") if isinstance(reply, bytes) else reply

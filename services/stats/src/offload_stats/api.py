@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from offload_core.metrics import render_latest
+from offload_core.settings import from_env
 from offload_stats import charts, queries
+from offload_stats.config import StatsConfig
 from offload_stats.counting import SERIES
-from offload_stats.runner_main import DEFAULT_STORE
 from offload_stats.store import StatsStore, open_store
 
 log = logging.getLogger("offload.stats.api")
@@ -59,9 +59,9 @@ def _problem(status: int, title: str, detail: str, **extra: Any) -> Response:
 
 
 def create_app(store: StatsStore | None = None) -> Flask:
-    store = store or open_store(os.environ.get("OFFLOAD_STATS_STORE_URL", DEFAULT_STORE))
+    store = store or open_store(from_env(StatsConfig).store_url)
     app = Flask(__name__)
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # Flask types app.json as the provider base class
 
     @app.get("/api/v1/stats")
     def stats_summary() -> Any:

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-import os
+import sys
 
 from offload_core.gunicorn_hooks import child_exit, on_starting  # noqa: F401 - gunicorn reads them
+from offload_core.settings import ConfigError, from_env
+from offload_stats.config import StatsServerConfig
 
-bind = os.environ.get("OFFLOAD_STATS_BIND", "127.0.0.1:8001")
-workers = int(os.environ.get("OFFLOAD_STATS_WORKERS", "2"))
-threads = int(os.environ.get("OFFLOAD_STATS_THREADS", "4"))
+try:
+    _server = from_env(StatsServerConfig)
+except ConfigError as exc:
+    sys.exit(f"invalid configuration: {exc}")  # one line, not gunicorn's traceback
+
+bind = _server.bind
+workers = _server.workers
+threads = _server.threads
 worker_class = "gthread"
 timeout = 30
 graceful_timeout = 20

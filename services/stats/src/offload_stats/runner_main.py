@@ -9,11 +9,13 @@ import sys
 
 from prometheus_client import Counter
 
-from offload_core.config import ConfigError, CoreConfig, env_integer, env_number
+from offload_core.config import ConfigError, CoreConfig
 from offload_core.logs import configure_logging
 from offload_core.runner import BatchHandler, Message, Runner, hold_stop_signals
+from offload_core.settings import from_env
 from offload_core.status import serve_status
 from offload_core.topology import stack_topology
+from offload_stats.config import StatsConfig
 from offload_stats.counting import increments
 from offload_stats.store import StatsStore, open_store
 
@@ -25,7 +27,6 @@ EVENTS_COUNTED = Counter(
     "Events applied to the counts: new, or duplicate (already counted).",
     ["result"],
 )
-DEFAULT_STORE = "sqlite:///.state/stats.db"
 
 
 def make_batch_handler(store: StatsStore) -> BatchHandler:
@@ -54,25 +55,23 @@ def main() -> None:
     configure_logging("stats")
     try:
         core = CoreConfig.from_env(service_name="stats")
-        batch_size = env_integer(os.environ, "OFFLOAD_STATS_BATCH_SIZE", 200, minimum=1)
-        batch_wait = env_number(os.environ, "OFFLOAD_STATS_BATCH_WAIT", 0.05, minimum=0)
-        status_port = env_integer(os.environ, "OFFLOAD_STATS_STATUS_PORT", 9102, minimum=0)
-        store = open_store(os.environ.get("OFFLOAD_STATS_STORE_URL", DEFAULT_STORE))
+        config = from_env(StatsConfig)
+        store = open_store(config.store_url)
     except (ConfigError, ValueError) as exc:
         log.error("invalid configuration: %s", exc)
         sys.exit(2)
     if "OFFLOAD_PREFETCH" not in os.environ:
         # Prefetch in the hundreds: a batch can only be as large as what the broker lets us hold.
-        core = dataclasses.replace(core, prefetch=max(core.prefetch, 2 * batch_size))
+        core = dataclasses.replace(core, prefetch=max(core.prefetch, 2 * config.batch_size))
     handler = make_batch_handler(store)
     runner = Runner(
         core,
         stack_topology(core.delay_tiers, core.delivery_limit),
         batch_handlers={queue: handler for queue in QUEUES},
-        batch_size=batch_size,
-        batch_wait=batch_wait,
+        batch_size=config.batch_size,
+        batch_wait=config.batch_wait,
     )
-    status = serve_status(status_port, lambda: runner.ready)
+    status = serve_status(config.status_port, lambda: runner.ready)
     code = runner.run()
     status.shutdown()
     sys.exit(code)

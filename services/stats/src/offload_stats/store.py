@@ -174,7 +174,7 @@ class RedisStatsStore:
         return int(self._apply(args=args))
 
     def counters(self, family: str) -> dict[str, int]:
-        return {k: int(v) for k, v in self._redis.hgetall(self._prefix + "c:" + family).items()}
+        return {str(k): int(v) for k, v in self._redis.hgetall(self._prefix + "c:" + family).items()}
 
     def series(self, name: str, first_minute: int, last_minute: int) -> dict[int, int]:
         minutes = list(range(first_minute, last_minute + 1))

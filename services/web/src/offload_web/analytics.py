@@ -1,6 +1,7 @@
 """Analytics middleware: every request is reported to stats.
 
-The IronMQ seed's idea, kept off the request path. A WSGI middleware around the Flask app
+The idea of Iron.io's "Using IronMQ for Delayed Processing" article, kept off the
+request path. A WSGI middleware around the Flask app
 (cheaper than a Flask hook: no request object, no hook dispatch) appends a small report
 of each request to this worker's collector; a flusher thread publishes what was collected as one
 `http.request.batch` event every `interval` (a quarter second by default), through the
@@ -191,5 +192,5 @@ class ReportingMiddleware:
 def install(app: Flask, publisher: Publisher) -> RequestReports:
     reports = RequestReports(publisher).start()
     app.extensions["offload_analytics"] = reports
-    app.wsgi_app = ReportingMiddleware(app.wsgi_app, reports)  # type: ignore[method-assign]
+    app.wsgi_app = ReportingMiddleware(app.wsgi_app, reports)  # type: ignore[method-assign]  # Flask's documented way to wrap its WSGI app
     return reports

@@ -40,7 +40,7 @@ def create_app(
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = web_config.max_body_bytes
     app.config["MAX_FORM_MEMORY_SIZE"] = web_config.max_body_bytes
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # Flask types app.json as the provider base class
     app.extensions["offload_web_config"] = web_config
     SignupPublisher(publisher, core_config, enabled=web_config.publish_signups).init_app(app)
     bookkeeping.init_app(app, body_timeout_seconds=web_config.body_timeout_seconds)

@@ -2,36 +2,36 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from offload_core.config import env_integer, env_number, env_switch
+from offload_core.settings import from_env, setting
 
 
 @dataclass(frozen=True)
 class WebConfig:
     # Off only for benchmarks: measures the request path without the broker round trip.
-    publish_signups: bool = True
-    analytics: bool = True
-    batch_limit: int = 100
-    max_body_bytes: int = 64 * 1024
-    retry_after_seconds: int = 5
+    publish_signups: bool = setting("OFFLOAD_WEB_PUBLISH", True)
+    analytics: bool = setting("OFFLOAD_WEB_ANALYTICS", True)
+    batch_limit: int = setting("OFFLOAD_WEB_BATCH_LIMIT", 100, minimum=1)
+    max_body_bytes: int = setting("OFFLOAD_WEB_MAX_BODY_BYTES", 64 * 1024, minimum=1)
+    retry_after_seconds: int = setting("OFFLOAD_WEB_RETRY_AFTER", 5, minimum=1)
     # A client has this long to deliver a request body: a stalled upload must not hold one
     # of gunicorn's threads for as long as the client likes (slowloris).
-    body_timeout_seconds: float = 10.0
+    body_timeout_seconds: float = setting("OFFLOAD_WEB_BODY_TIMEOUT", 10.0, minimum=0.1)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WebConfig:
-        env = os.environ if env is None else env
-        d = cls()
-        return cls(
-            publish_signups=env_switch(env, "OFFLOAD_WEB_PUBLISH", d.publish_signups),
-            analytics=env_switch(env, "OFFLOAD_WEB_ANALYTICS", d.analytics),
-            batch_limit=env_integer(env, "OFFLOAD_WEB_BATCH_LIMIT", d.batch_limit, minimum=1),
-            max_body_bytes=env_integer(env, "OFFLOAD_WEB_MAX_BODY_BYTES", d.max_body_bytes, minimum=1),
-            retry_after_seconds=env_integer(env, "OFFLOAD_WEB_RETRY_AFTER", d.retry_after_seconds, minimum=1),
-            body_timeout_seconds=env_number(
-                env, "OFFLOAD_WEB_BODY_TIMEOUT", d.body_timeout_seconds, minimum=0.1
-            ),
-        )
+        return from_env(cls, env)
+
+
+@dataclass(frozen=True)
+class WebServerConfig:
+    """gunicorn's settings for the web (gunicorn_conf.py)."""
+
+    bind: str = setting("OFFLOAD_WEB_BIND", "127.0.0.1:8000")
+    workers: int = setting("OFFLOAD_WEB_WORKERS", 2, minimum=1)
+    threads: int = setting("OFFLOAD_WEB_THREADS", 8, minimum=1)
+    timeout: int = setting("OFFLOAD_WEB_TIMEOUT", 30, minimum=1)
+    graceful_timeout: int = setting("OFFLOAD_WEB_GRACEFUL_TIMEOUT", 20, minimum=0)
+    keepalive: int = setting("OFFLOAD_WEB_KEEPALIVE", 5, minimum=0)

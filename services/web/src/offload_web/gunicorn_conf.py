@@ -7,18 +7,25 @@ request reports and then the publisher's buffer are sent before the process goes
 
 from __future__ import annotations
 
-import os
+import sys
 from typing import Any
 
 from offload_core.gunicorn_hooks import child_exit, on_starting  # noqa: F401 - gunicorn reads them
+from offload_core.settings import ConfigError, from_env
+from offload_web.config import WebServerConfig
 
-bind = os.environ.get("OFFLOAD_WEB_BIND", "127.0.0.1:8000")
-workers = int(os.environ.get("OFFLOAD_WEB_WORKERS", "2"))
-threads = int(os.environ.get("OFFLOAD_WEB_THREADS", "8"))
+try:
+    _server = from_env(WebServerConfig)
+except ConfigError as exc:
+    sys.exit(f"invalid configuration: {exc}")  # one line, not gunicorn's traceback
+
+bind = _server.bind
+workers = _server.workers
+threads = _server.threads
 worker_class = "gthread"
-timeout = int(os.environ.get("OFFLOAD_WEB_TIMEOUT", "30"))
-graceful_timeout = int(os.environ.get("OFFLOAD_WEB_GRACEFUL_TIMEOUT", "20"))
-keepalive = int(os.environ.get("OFFLOAD_WEB_KEEPALIVE", "5"))
+timeout = _server.timeout
+graceful_timeout = _server.graceful_timeout
+keepalive = _server.keepalive
 # Request line and header limits (slow or oversize headers are cut by gunicorn itself).
 limit_request_line = 4094
 limit_request_fields = 100

@@ -94,4 +94,5 @@ def validate_signup(raw: Any) -> tuple[Signup | None, dict[str, str]]:
 
     if errors:
         return None, errors
+    assert isinstance(name, str) and isinstance(email, str) and isinstance(fruit, str)
     return Signup(name=name, email=email, fruit=fruit), {}

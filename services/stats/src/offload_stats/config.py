@@ -1,0 +1,32 @@
+"""Stats settings from environment variables (the core's settings come from CoreConfig)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from offload_core.settings import setting
+
+
+def _store_url(raw: str) -> str:
+    """sqlite:///path or redis://host:port/db"""
+    if not raw.startswith(("sqlite:///", "redis://", "rediss://")):
+        raise ValueError("must start with sqlite:/// or redis://")
+    return raw
+
+
+@dataclass(frozen=True)
+class StatsConfig:
+    store_url: str = setting("OFFLOAD_STATS_STORE_URL", "sqlite:///.state/stats.db", parse=_store_url)
+    # Events per store transaction, and how long to wait to fill a batch.
+    batch_size: int = setting("OFFLOAD_STATS_BATCH_SIZE", 200, minimum=1)
+    batch_wait: float = setting("OFFLOAD_STATS_BATCH_WAIT", 0.05, minimum=0)
+    status_port: int = setting("OFFLOAD_STATS_STATUS_PORT", 9102, minimum=0)  # 0: any free port
+
+
+@dataclass(frozen=True)
+class StatsServerConfig:
+    """gunicorn's settings for the read API (gunicorn_conf.py)."""
+
+    bind: str = setting("OFFLOAD_STATS_BIND", "127.0.0.1:8001")
+    workers: int = setting("OFFLOAD_STATS_WORKERS", 2, minimum=1)
+    threads: int = setting("OFFLOAD_STATS_THREADS", 4, minimum=1)
