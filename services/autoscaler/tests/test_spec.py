@@ -168,3 +168,48 @@ def test_defaults_are_kedas():
         0,
     )
     assert (trigger.vhost, trigger.exclude_unacknowledged, trigger.queue_regex) == ("/", False, None)
+
+
+@pytest.mark.parametrize(
+    ("section", "data", "message"),
+    [
+        (
+            "metadata",
+            config(
+                triggers=[
+                    {"type": "rabbitmq", "metadata": GOOD["triggers"][0]["metadata"] | {"queueLength": 5}}
+                ]
+            ),
+            "scaledObjects[0].triggers[0].metadata has unknown field(s): queueLength",
+        ),
+        (
+            "fallback",
+            config(fallback={"failureThreshold": 3, "replicas": 2, "replica": 1}),
+            "scaledObjects[0].fallback has unknown field(s): replica",
+        ),
+        (
+            "scaleTargetRef",
+            config(scaleTargetRef={"name": "mailer", "namespace": "x"}),
+            "scaledObjects[0].scaleTargetRef has unknown field(s): namespace",
+        ),
+    ],
+)
+def test_each_section_accepts_exactly_the_keys_it_declares(section, data, message):
+    with pytest.raises(SpecError) as error:
+        parse_config(data)
+    assert message in str(error.value)
+
+
+def test_credentials_may_come_from_env_or_file_because_they_are_declared_as_credentials(
+    monkeypatch, tmp_path
+):
+    monkeypatch.setenv("RMQ_HOST", "http://127.0.0.1:15672")
+    (tmp_path / "user").write_text("reader\n")
+    metadata = {
+        "queueName": "q",
+        "value": 1,
+        "hostFromEnv": "RMQ_HOST",
+        "usernameFromFile": str(tmp_path / "user"),
+    }
+    [scaled] = parse_config(config(triggers=[{"type": "rabbitmq", "metadata": metadata}]))
+    assert scaled.triggers[0].host == "http://reader:@127.0.0.1:15672"

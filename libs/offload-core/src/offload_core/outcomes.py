@@ -11,7 +11,7 @@ from offload_core.settlement import Outcome, Verdict
 log = logging.getLogger("offload.runner")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # one per message: slots, and no frozen-init cost
 class Settled:
     """One message's end on this runner, with what a reader of the log needs to follow it."""
 
@@ -44,8 +44,9 @@ def picked_up(queue: str, lane: str, time_on_queue: float | None) -> None:
 def settled(event: Settled) -> None:
     outcome = event.verdict.outcome
     metrics.MESSAGES.labels(event.queue, outcome.value).inc()
-    if outcome is Outcome.REQUEUED:
-        return  # given back unprocessed: counted; the reason was logged where it happened
+    level = logging.INFO if outcome is Outcome.ACKED else logging.WARNING
+    if outcome is Outcome.REQUEUED or not log.isEnabledFor(level):
+        return  # given back unprocessed (its reason was logged where it happened), or not logged
     fields: dict[str, object] = {
         "outcome": outcome.value,
         "queue": event.queue,
@@ -58,5 +59,4 @@ def settled(event: Settled) -> None:
     }
     if event.verdict.reason:
         fields["reason"] = event.verdict.reason
-    level = logging.INFO if outcome is Outcome.ACKED else logging.WARNING
     log.log(level, "message %s", outcome.value, extra={"fields": fields})

@@ -115,7 +115,7 @@ class _Delivery:
         return dict(self.properties.headers or {})
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # one per message: slots, and no frozen-init cost
 class _Taken:
     """A delivery as a worker took it up: its attempt, its time on queue, and its message
     (None, with the reason in `invalid`, when it broke its contract)."""
@@ -332,8 +332,10 @@ class Runner:
 
     def _work(self, batch: list[_Delivery]) -> None:
         by_queue: dict[str, list[_Delivery]] = {}
+        current = self._keeper.current
+        live = current if current is not None and current.usable and not self._stopping else None
         for delivery in batch:
-            if self._stopping or not self._is_current(delivery):
+            if delivery.session is not live:
                 # Delivered but not started: give it back for another runner.
                 if delivery.claim():
                     self._give_back(delivery)
@@ -402,8 +404,9 @@ class Runner:
         """Publish the retry or park the verdict asks for, then ack; if the broker does not
         take that publish, give the delivery back instead of losing it."""
         delivery = taken.delivery
+        headers = delivery.properties.headers or {}
         move = move_for(
-            verdict, queue=delivery.queue, headers=delivery.headers, topology=self.topology, now=time.time()
+            verdict, queue=delivery.queue, headers=headers, topology=self.topology, now=time.time()
         )
         if move is not None:
             try:

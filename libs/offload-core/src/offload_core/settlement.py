@@ -108,6 +108,8 @@ def move_for(
     now: float,
 ) -> Move | None:
     """The publish that carries out `verdict` (None for an ack). `now` is wall-clock seconds."""
+    if verdict.outcome is Outcome.ACKED or verdict.outcome is Outcome.REQUEUED:
+        return None  # the common case first, without copying the headers
     moved = dict(headers)
     if verdict.outcome is Outcome.RETRIED:
         attempt = attempt_of(headers)

@@ -166,12 +166,16 @@ class Topology:
         next_operation()
 
 
+# The stack's queue names, for the services that consume them: nobody spells one by hand.
+MAILER_QUEUE_BY_LANE = {"high": "mailer.signups.high", "low": "mailer.signups.low"}
+STATS_ACTIVITY_QUEUE = "stats.activity"
+STATS_REQUESTS_QUEUE = "stats.requests"
 STACK_QUEUES: tuple[WorkQueue, ...] = (
-    WorkQueue("mailer.signups.high", ("signup.created.high",)),
-    WorkQueue("mailer.signups.low", ("signup.created.low",)),
-    WorkQueue("stats.activity", ("signup.created.*", "mail.sent.*", "mail.failed.*")),
+    WorkQueue(MAILER_QUEUE_BY_LANE["high"], ("signup.created.high",)),
+    WorkQueue(MAILER_QUEUE_BY_LANE["low"], ("signup.created.low",)),
+    WorkQueue(STATS_ACTIVITY_QUEUE, ("signup.created.*", "mail.sent.*", "mail.failed.*")),
     # One event per request, or (what the web sends) one per worker per quarter second.
-    WorkQueue("stats.requests", ("http.request.*", "http.request.batch.*")),
+    WorkQueue(STATS_REQUESTS_QUEUE, ("http.request.*", "http.request.batch.*")),
 )
 
 

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+import typing
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import quote
 
 import yaml
+
+from offload_core.settings import without_none
 
 
 class SpecError(ValueError):
@@ -154,6 +158,77 @@ class _Reader:
             raise SpecError(f"{self.path} has unknown field(s): {', '.join(unknown)}")
 
 
+# -- declared fields (the shape of KEDA's typed scaler config) --------------------------
+#
+# Each section of the config is a dataclass whose fields name their key, default, bounds and
+# choices, as KEDA's scalers declare theirs with `keda:"name=...,default=...,enum=..."` tags
+# (pkg/scalers/scalersconfig/typed_config.go, TypedConfig). One reader fills any of them,
+# and the keys a section accepts come from its declaration: nobody lists them by hand.
+
+REQUIRED: Any = object()
+
+
+def key(
+    name: str,
+    default: Any = REQUIRED,
+    *,
+    minimum: float = 0,
+    choices: tuple[str, ...] | None = None,
+    credential: bool = False,
+) -> Any:
+    """A field read from `name`; `credential`: also from `nameFromEnv` or `nameFromFile`."""
+    metadata = {"key": name, "default": default, "minimum": minimum, "choices": choices}
+    metadata["credential"] = credential
+    return field(default=None if default is REQUIRED else default, metadata=metadata)
+
+
+def section(name: str) -> Any:
+    """A nested mapping or list the caller reads itself; declared so it is a known key."""
+    return field(default=None, metadata={"key": name, "section": True})
+
+
+def known_keys(cls: type) -> set[str]:
+    keys = set()
+    for f in fields(cls):
+        if "key" in f.metadata:
+            keys.add(f.metadata["key"])
+            if f.metadata.get("credential"):
+                keys |= {f.metadata["key"] + "FromEnv", f.metadata["key"] + "FromFile"}
+    return keys
+
+
+Declared = TypeVar("Declared")
+
+
+def read_declared(cls: type[Declared], reader: _Reader, **defaults: Any) -> Declared:
+    """`cls` filled from `reader`, in declaration order (so the first bad field is reported);
+    `defaults` override declared defaults (the HPA's scale-up and scale-down differ)."""
+    reader.check_known(known_keys(cls))
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for f in fields(cls):  # type: ignore[arg-type]  # cls is a dataclass; the TypeVar hides it
+        meta = f.metadata
+        if "key" not in meta or meta.get("section"):
+            continue
+        name, default = meta["key"], defaults.get(f.name, meta["default"])
+        if meta["credential"]:
+            values[f.name] = _credential(reader, name)
+            continue
+        if default is None and name not in reader.data:
+            values[f.name] = None
+            continue
+        wanted, given = without_none(hints[f.name]), None if default is REQUIRED else default
+        if wanted is bool:
+            values[f.name] = reader.boolean(name, bool(given))
+        elif wanted is int:
+            values[f.name] = reader.integer(name, given, int(meta["minimum"]))
+        elif wanted is float:
+            values[f.name] = reader.number(name, given, meta["minimum"])
+        else:
+            values[f.name] = reader.text(name, given, meta["choices"])
+    return cls(**values)
+
+
 def _credential(reader: _Reader, key: str) -> str | None:
     """`key` inline, or `keyFromEnv` (variable name), or `keyFromFile` (path)."""
     if key in reader.data:
@@ -172,66 +247,84 @@ def _credential(reader: _Reader, key: str) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class _PolicyFields:
+    type: str = key("type", choices=("Pods", "Percent"))
+    value: int = key("value", minimum=1)
+    period_seconds: int = key("periodSeconds", minimum=1)
+
+
+@dataclass(frozen=True)
+class _RulesFields:
+    stabilization_window_seconds: int = key("stabilizationWindowSeconds", 0)
+    select_policy: str = key("selectPolicy", "Max", choices=("Max", "Min", "Disabled"))
+    policies: None = section("policies")
+
+
 def _rules(reader: _Reader | None, default: ScalingRules) -> ScalingRules:
     if reader is None:
         return default
-    reader.check_known({"stabilizationWindowSeconds", "selectPolicy", "policies"})
-    window = reader.integer("stabilizationWindowSeconds", default.stabilization_window_seconds, 0)
-    select = reader.text("selectPolicy", default.select_policy, ("Max", "Min", "Disabled"))
+    rules = read_declared(
+        _RulesFields,
+        reader,
+        stabilization_window_seconds=default.stabilization_window_seconds,
+        select_policy=default.select_policy,
+    )
     policies = default.policies
     if "policies" in reader.data:
         raw = reader.data["policies"]
         if not isinstance(raw, list) or not raw:
             raise SpecError(f"{reader.at('policies')} must be a non-empty list")
-        parsed = []
-        for i, item in enumerate(raw):
-            p = _Reader(item, f"{reader.at('policies')}[{i}]")
-            p.check_known({"type", "value", "periodSeconds"})
-            parsed.append(
-                ScalingPolicy(
-                    p.text("type", None, ("Pods", "Percent")),
-                    p.integer("value", None, 1),
-                    p.integer("periodSeconds", None, 1),
-                )
-            )
-        policies = tuple(parsed)
-    return ScalingRules(window, select, policies)
+        parsed = [
+            read_declared(_PolicyFields, _Reader(item, f"{reader.at('policies')}[{i}]"))
+            for i, item in enumerate(raw)
+        ]
+        policies = tuple(ScalingPolicy(p.type, p.value, p.period_seconds) for p in parsed)
+    return ScalingRules(rules.stabilization_window_seconds, rules.select_policy, policies)
+
+
+@dataclass(frozen=True)
+class _RabbitMQMetadata:
+    """A rabbitmq trigger's metadata: the subset of KEDA's rabbitMQMetadata we support."""
+
+    mode: str = key("mode", "QueueLength", choices=("QueueLength", "MessageRate"))
+    value: float = key("value", minimum=0.000001)
+    activation_value: float = key("activationValue", 0.0)
+    protocol: str = key("protocol", "auto", choices=("auto", "http", "amqp"))
+    use_regex: bool = key("useRegex", False)
+    queue_name: str | None = key("queueName", None)
+    queue_regex: str | None = key("queueNameRegex", None)
+    operation: str = key("operation", "sum", choices=("sum", "max", "avg"))
+    exclude_unacknowledged: bool = key("excludeUnacknowledged", False)
+    vhost: str = key("vhostName", "/")
+    host: str | None = key("host", None, credential=True)
+    username: str | None = key("username", None, credential=True)
+    password: str | None = key("password", None, credential=True)
+
+
+@dataclass(frozen=True)
+class _TriggerFields:
+    type: str = key("type")
+    name: str | None = key("name", None)
+    metadata: None = section("metadata")
 
 
 def _trigger(reader: _Reader) -> Trigger:
-    reader.check_known({"type", "metadata", "name"})
-    kind = reader.text("type")
+    kind = read_declared(_TriggerFields, reader).type
     if kind != "rabbitmq":
         raise SpecError(f"{reader.at('type')} must be rabbitmq, not {kind!r}")
     m = reader.sub("metadata", required=True)
     assert m is not None
-    m.check_known(
-        {
-            "mode",
-            "value",
-            "activationValue",
-            "protocol",
-            "queueName",
-            "queueNameRegex",
-            "useRegex",
-            "operation",
-            "excludeUnacknowledged",
-            "vhostName",
-            "host",
-            "hostFromEnv",
-            "hostFromFile",
-            "username",
-            "usernameFromEnv",
-            "usernameFromFile",
-            "password",
-            "passwordFromEnv",
-            "passwordFromFile",
-        }
-    )
-    host = _credential(m, "host")
+    meta = read_declared(_RabbitMQMetadata, m)
+    return _checked_trigger(meta, m)
+
+
+def _checked_trigger(meta: _RabbitMQMetadata, m: _Reader) -> Trigger:
+    """The rules between fields, and KEDA's resolution of `auto` and of credentials."""
+    host = meta.host
     if host is None:
         raise SpecError(f"{m.at('host')} (or hostFromEnv / hostFromFile) is required")
-    protocol = m.text("protocol", "auto", ("auto", "http", "amqp"))
+    protocol = meta.protocol
     if protocol == "auto":
         # KEDA's default (rabbitMQMetadata.Validate): the protocol follows the host's scheme.
         scheme = host.split("://", 1)[0].lower() if "://" in host else ""
@@ -244,71 +337,93 @@ def _trigger(reader: _Reader) -> Trigger:
                 f"{m.at('host')} must start with amqp://, amqps://, http:// or https:// "
                 "when protocol is auto (the default)"
             )
-    mode = m.text("mode", "QueueLength", ("QueueLength", "MessageRate"))
-    if mode == "MessageRate" and protocol != "http":
+    if meta.mode == "MessageRate" and protocol != "http":
         raise SpecError(
             f"{m.at('mode')} MessageRate needs protocol http (the rate comes from the management API)"
         )
-    use_regex = m.boolean("useRegex", False)
-    queue_name = m.text("queueName") if not use_regex else None
-    queue_regex = m.text("queueNameRegex", m.data.get("queueName")) if use_regex else None
-    if queue_regex is not None:
+    queue_name, queue_regex = meta.queue_name, None
+    if not meta.use_regex and queue_name is None:
+        raise SpecError(f"{m.at('queueName')} is required")
+    if meta.use_regex:
+        # KEDA reads the pattern from queueName when queueNameRegex is not given.
+        queue_name, queue_regex = None, meta.queue_regex or meta.queue_name
+        if queue_regex is None:
+            raise SpecError(f"{m.at('queueNameRegex')} is required")
         try:
             re.compile(queue_regex)
         except re.error as exc:
             raise SpecError(f"{m.at('queueNameRegex')} is not a valid regex: {exc}") from None
         if protocol != "http":
             raise SpecError(f"{m.at('useRegex')} needs protocol http")
-    exclude_unacknowledged = m.boolean("excludeUnacknowledged", False)
-    if exclude_unacknowledged and protocol != "http":
+    if meta.exclude_unacknowledged and protocol != "http":
         raise SpecError(f"{m.at('excludeUnacknowledged')} needs protocol http")
-    username, password = _credential(m, "username"), _credential(m, "password")
-    if username is not None:
+    if meta.username is not None:
         # Credentials given apart from the URL replace any in it (passwords with @ : / # % need no escaping).
         scheme, rest = host.split("://", 1) if "://" in host else ("http", host)
         rest = rest.rsplit("@", 1)[-1]
-        from urllib.parse import quote
-
-        host = f"{scheme}://{quote(username, safe='')}:{quote(password or '', safe='')}@{rest}"
+        host = f"{scheme}://{quote(meta.username, safe='')}:{quote(meta.password or '', safe='')}@{rest}"
     return Trigger(
-        mode=mode,
-        value=m.number("value", None, 0.000001),
-        activation_value=m.number("activationValue", 0, 0),
+        mode=meta.mode,
+        value=meta.value,
+        activation_value=meta.activation_value,
         protocol=protocol,
         queue_name=queue_name,
         queue_regex=queue_regex,
-        operation=m.text("operation", "sum", ("sum", "max", "avg")),
-        exclude_unacknowledged=exclude_unacknowledged,
-        vhost=m.text("vhostName", "/"),
+        operation=meta.operation,
+        exclude_unacknowledged=meta.exclude_unacknowledged,
+        vhost=meta.vhost,
         host=host,
     )
 
 
+FALLBACK_BEHAVIORS = ("static", "currentReplicas", "currentReplicasIfHigher", "currentReplicasIfLower")
+
+
+@dataclass(frozen=True)
+class _FallbackFields:
+    failure_threshold: int = key("failureThreshold")
+    replicas: int = key("replicas")
+    behavior: str = key(
+        "behavior",
+        "static",
+        choices=("static", "currentReplicas", "currentReplicasIfHigher", "currentReplicasIfLower"),
+    )
+
+
+@dataclass(frozen=True)
+class _TargetFields:
+    kind: str = key("kind", "Deployment", choices=("Deployment", "LocalProcessPool"))
+    name: str = key("name")
+    api_version: str | None = key("apiVersion", None)
+    command: None = section("command")
+    env: None = section("env")
+
+
+@dataclass(frozen=True)
+class _ScaledObjectFields:
+    name: str | None = key("name", None)
+    polling_interval: float = key("pollingInterval", 30.0, minimum=0.1)
+    cooldown_period: float = key("cooldownPeriod", 300.0)
+    initial_cooldown_period: float = key("initialCooldownPeriod", 0.0)
+    min_replicas: int = key("minReplicaCount", 0)
+    max_replicas: int = key("maxReplicaCount", 100, minimum=1)
+    idle_replicas: int | None = key("idleReplicaCount", None)
+    paused: bool = key("paused", False)
+    paused_replicas: int | None = key("pausedReplicaCount", None)
+    scale_target_ref: None = section("scaleTargetRef")
+    fallback: None = section("fallback")
+    advanced: None = section("advanced")
+    triggers: None = section("triggers")
+
+
 def parse_scaled_object(data: Any, path: str) -> ScaledObject:
     r = _Reader(data, path)
-    r.check_known(
-        {
-            "name",
-            "scaleTargetRef",
-            "pollingInterval",
-            "cooldownPeriod",
-            "initialCooldownPeriod",
-            "minReplicaCount",
-            "maxReplicaCount",
-            "idleReplicaCount",
-            "paused",
-            "pausedReplicaCount",
-            "fallback",
-            "advanced",
-            "triggers",
-        }
-    )
+    r.check_known(known_keys(_ScaledObjectFields))
     target = r.sub("scaleTargetRef", required=True)
     assert target is not None
-    target.check_known({"kind", "name", "command", "env", "apiVersion"})
-    kind = target.text("kind", "Deployment", ("Deployment", "LocalProcessPool"))
+    ref = read_declared(_TargetFields, target)
     command: tuple[str, ...] = ()
-    if kind == "LocalProcessPool":
+    if ref.kind == "LocalProcessPool":
         raw = target.data.get("command")
         if not isinstance(raw, list) or not raw or not all(isinstance(x, str) for x in raw):
             raise SpecError(
@@ -320,30 +435,21 @@ def parse_scaled_object(data: Any, path: str) -> ScaledObject:
         isinstance(k, str) and isinstance(v, str) for k, v in raw_env.items()
     ):
         raise SpecError(f"{target.at('env')} must map names to strings")
-    min_replicas = r.integer("minReplicaCount", 0, 0)
-    max_replicas = r.integer("maxReplicaCount", 100, 1)
-    if max_replicas < min_replicas:
+    so = read_declared(_ScaledObjectFields, r)
+    if so.max_replicas < so.min_replicas:
         raise SpecError(
-            f"{r.at('maxReplicaCount')} ({max_replicas}) is below minReplicaCount ({min_replicas})"
+            f"{r.at('maxReplicaCount')} ({so.max_replicas}) is below minReplicaCount ({so.min_replicas})"
         )
-    idle_replicas = r.integer("idleReplicaCount", None, 0) if "idleReplicaCount" in r.data else None
-    if idle_replicas is not None and idle_replicas >= min_replicas:
+    if so.idle_replicas is not None and so.idle_replicas >= so.min_replicas:
         # KEDA's CheckReplicaCountBoundsAreValid and the ScaledObject reference: idle < min.
         raise SpecError(
-            f"{r.at('idleReplicaCount')} ({idle_replicas}) must be less than minReplicaCount ({min_replicas})"
+            f"{r.at('idleReplicaCount')} ({so.idle_replicas}) must be less than "
+            f"minReplicaCount ({so.min_replicas})"
         )
     fallback = None
     if (fb := r.sub("fallback")) is not None:
-        fb.check_known({"failureThreshold", "replicas", "behavior"})
-        fallback = Fallback(
-            fb.integer("failureThreshold", None, 0),
-            fb.integer("replicas", None, 0),
-            fb.text(
-                "behavior",
-                "static",
-                ("static", "currentReplicas", "currentReplicasIfHigher", "currentReplicasIfLower"),
-            ),
-        )
+        declared = read_declared(_FallbackFields, fb)
+        fallback = Fallback(declared.failure_threshold, declared.replicas, declared.behavior)
     behavior: Behavior | None = None
     if (advanced := r.sub("advanced")) is not None:
         advanced.check_known({"horizontalPodAutoscalerConfig"})
@@ -359,21 +465,20 @@ def parse_scaled_object(data: Any, path: str) -> ScaledObject:
     if not isinstance(raw_triggers, list) or not raw_triggers:
         raise SpecError(f"{r.at('triggers')} must be a non-empty list")
     triggers = tuple(_trigger(_Reader(t, f"{r.at('triggers')}[{i}]")) for i, t in enumerate(raw_triggers))
-    paused_replicas = r.integer("pausedReplicaCount", None, 0) if "pausedReplicaCount" in r.data else None
     return ScaledObject(
-        name=r.text("name", target.text("name")),
-        target_kind=kind,
-        target_name=target.text("name"),
+        name=so.name or ref.name,
+        target_kind=ref.kind,
+        target_name=ref.name,
         target_command=command,
         target_env=tuple(sorted(raw_env.items())),
-        polling_interval=r.number("pollingInterval", 30, 0.1),
-        cooldown_period=r.number("cooldownPeriod", 300, 0),
-        initial_cooldown_period=r.number("initialCooldownPeriod", 0, 0),
-        min_replicas=min_replicas,
-        max_replicas=max_replicas,
-        idle_replicas=idle_replicas,
-        paused=r.boolean("paused", False),
-        paused_replicas=paused_replicas,
+        polling_interval=so.polling_interval,
+        cooldown_period=so.cooldown_period,
+        initial_cooldown_period=so.initial_cooldown_period,
+        min_replicas=so.min_replicas,
+        max_replicas=so.max_replicas,
+        idle_replicas=so.idle_replicas,
+        paused=so.paused,
+        paused_replicas=so.paused_replicas,
         fallback=fallback,
         behavior=behavior,
         triggers=triggers,

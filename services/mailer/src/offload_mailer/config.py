@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from offload_core.settings import ConfigError, from_env, setting
+from offload_core.topology import MAILER_QUEUE_BY_LANE
 
-LANES = ("high", "low")
+LANES = tuple(MAILER_QUEUE_BY_LANE)
 
 
 def _readable_file(raw: str) -> str:
@@ -57,7 +58,7 @@ class MailerConfig:
 
     @property
     def queues(self) -> tuple[str, ...]:
-        return tuple(f"mailer.signups.{lane}" for lane in self.lanes)
+        return tuple(MAILER_QUEUE_BY_LANE[lane] for lane in self.lanes)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> MailerConfig:

@@ -14,14 +14,14 @@ from offload_core.logs import configure_logging
 from offload_core.runner import BatchHandler, Message, Runner, hold_stop_signals
 from offload_core.settings import from_env
 from offload_core.status import serve_status
-from offload_core.topology import stack_topology
+from offload_core.topology import STATS_ACTIVITY_QUEUE, STATS_REQUESTS_QUEUE, stack_topology
 from offload_stats.config import StatsConfig
 from offload_stats.counting import increments
 from offload_stats.store import StatsStore, open_store
 
 log = logging.getLogger("offload.stats")
 
-QUEUES = ("stats.requests", "stats.activity")
+QUEUES = (STATS_REQUESTS_QUEUE, STATS_ACTIVITY_QUEUE)
 EVENTS_COUNTED = Counter(
     "offload_stats_events_total",
     "Events applied to the counts: new, or duplicate (already counted).",
