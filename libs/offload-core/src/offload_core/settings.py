@@ -21,6 +21,7 @@ never show a password. This table is one small module the services share.
 from __future__ import annotations
 
 import os
+import sys
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -74,6 +75,22 @@ def from_env(cls: type[Config], env: Mapping[str, str] | None = None, **fixed: A
         if raw:
             values[f.name] = _value(f, hints[f.name], raw)
     return cls(**values, **fixed)
+
+
+def from_env_or_exit(cls: type[Config]) -> Config:
+    """For gunicorn's config files: a bad setting ends the process with one line naming the
+    variable, not gunicorn's traceback."""
+    try:
+        return from_env(cls)
+    except ConfigError as exc:
+        sys.exit(f"invalid configuration: {exc}")
+
+
+def parse_store_url(raw: str) -> str:
+    """sqlite:///path or redis://host:port/db"""
+    if not raw.startswith(("sqlite:///", "redis://", "rediss://")):
+        raise ValueError("must start with sqlite:/// or redis://")
+    return raw
 
 
 def variable_of(cls: type, name: str) -> str:

@@ -59,7 +59,7 @@ from offload_testkit.chaos_verdict import Fault, Ledger, Observation, Policy, Re
 from offload_testkit.rabbitmq import PrivateBroker
 from offload_testkit.rabbitmq_cluster import PrivateCluster
 from offload_testkit.redis_server import PrivateRedis
-from offload_testkit.signup_load import send_patiently
+from offload_testkit.signup_load import Answer, send_patiently
 from offload_testkit.smtp import SmtpSink
 from offload_testkit.stack import Service, start_mailer, start_stats_runner, start_web
 from offload_testkit.tcp_proxy import TcpProxy
@@ -243,18 +243,27 @@ class Stack:
         time.sleep(max(0.0, at - time.monotonic()))  # the workload's pace
         address, fruit, agent = self.address(i), FRUITS[i % len(FRUITS)], AGENTS[i % len(AGENTS)]
         body = {"name": name or f"Chaos {i}", "email": address, "fruit": fruit}
-        result = send_patiently(
-            self.web.url, body, f"{self.run_id}-{i}", patience=self.patience, headers={"User-Agent": agent}
-        )
-        for answer in result.answers:
+
+        def record(answer: Answer) -> None:
+            # As each answer comes: a fault's effect (refusals under the alarm) is watched live.
             self._record_request("/api/v1/signups", agent, answer.status)
             if answer.answered - answer.asked > 8:
-                self._unexpected(
-                    f"signup {i}: answered {answer.status} after {answer.answered - answer.asked:.1f}s"
-                )
+                took = answer.answered - answer.asked
+                self._unexpected(f"signup {i}: answered {answer.status} after {took:.1f}s")
+            if answer.status == 503:
+                with self._lock:
+                    self.ledger.refused += 1
+                    self.ledger.uncertain += answer.uncertain
+
+        result = send_patiently(
+            self.web.url,
+            body,
+            f"{self.run_id}-{i}",
+            patience=self.patience,
+            headers={"User-Agent": agent},
+            on_answer=record,
+        )
         with self._lock:
-            self.ledger.refused += len(result.refusals)
-            self.ledger.uncertain += sum(a.uncertain for a in result.refusals)
             if result.signup_id is not None:
                 self.ledger.accepted[address] = result.signup_id
                 self.ledger.fruits[address] = fruit

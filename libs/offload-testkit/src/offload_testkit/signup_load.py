@@ -14,6 +14,7 @@ import itertools
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
@@ -50,10 +51,17 @@ def send_patiently(
     headers: dict[str, str] | None = None,
     timeout: float = 10.0,
     retry_unanswered: bool = False,
+    on_answer: Callable[[Answer], None] = lambda _answer: None,
 ) -> PatientSignup:
     """POST `body` to the web's signup API until it is accepted or `patience` seconds are
-    over. No answer at all ends the attempt as unexpected, unless `retry_unanswered`."""
+    over. No answer at all ends the attempt as unexpected, unless `retry_unanswered`.
+    `on_answer` hears each answer as it comes (a fault's effect is watched live)."""
     result = PatientSignup()
+
+    def answer(got: Answer) -> None:
+        result.answers.append(got)
+        on_answer(got)
+
     tries, may_have_landed = itertools.count(1), False
     give_up_at = time.monotonic() + patience
     while True:
@@ -73,15 +81,15 @@ def send_patiently(
             continue
         answered = time.monotonic()
         if response.status_code == 202:
-            result.answers.append(Answer(202, asked, answered))
+            answer(Answer(202, asked, answered))
             result.signup_id = response.json()["id"]
             return result
         if response.status_code != 503 or "Retry-After" not in response.headers:
-            result.answers.append(Answer(response.status_code, asked, answered))
+            answer(Answer(response.status_code, asked, answered))
             result.unexpected = f"{response.status_code} {response.text[:120]}"
             return result
         uncertain = bool(response.json().get("uncertain_ids"))
-        result.answers.append(Answer(503, asked, answered, uncertain))
+        answer(Answer(503, asked, answered, uncertain))
         may_have_landed = may_have_landed or uncertain
         if not may_have_landed:
             # Nothing was ever sent under this key, the answers say: a new key is a new
@@ -156,13 +164,24 @@ class SignupLoad:
     def _one(self, i: int) -> None:
         address = self.address(i)
         body = {"name": f"Load {i}", "email": address, "fruit": self.fruit}
+
         # The web itself is up throughout: no answer at all is a finding, and is retried.
+        def refused(answer: Answer) -> None:
+            if answer.status == 503:
+                with self._lock:
+                    self.record.refused += 1
+                    self.record.refused_at.append(answer.answered)
+
         result = send_patiently(
-            self.web, body, f"{self.run_id}-{i}", patience=self.patience, timeout=15, retry_unanswered=True
+            self.web,
+            body,
+            f"{self.run_id}-{i}",
+            patience=self.patience,
+            timeout=15,
+            retry_unanswered=True,
+            on_answer=refused,
         )
         with self._lock:
-            self.record.refused += len(result.refusals)
-            self.record.refused_at.extend(a.answered for a in result.refusals)
             if result.signup_id is not None:
                 self.record.accepted[address] = result.signup_id
                 self.record.accepted_at.append(result.answers[-1].answered)

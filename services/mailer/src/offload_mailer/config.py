@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from offload_core.settings import ConfigError, from_env, setting
+from offload_core.settings import ConfigError, from_env, parse_store_url, setting
 from offload_core.topology import MAILER_QUEUE_BY_LANE
 
 LANES = tuple(MAILER_QUEUE_BY_LANE)
@@ -18,13 +18,6 @@ def _readable_file(raw: str) -> str:
     """the path of a readable file"""
     if not Path(raw).is_file():
         raise ValueError("is not a readable file")
-    return raw
-
-
-def _store_url(raw: str) -> str:
-    """sqlite:///path or redis://host:port/db"""
-    if not raw.startswith(("sqlite:///", "redis://", "rediss://")):
-        raise ValueError("must start with sqlite:/// or redis://")
     return raw
 
 
@@ -50,7 +43,9 @@ class MailerConfig:
     # a DNS round trip per reconnect.
     helo_name: str = setting("OFFLOAD_SMTP_HELO", default_factory=socket.gethostname)
     # sqlite:///path/to/sent.db (default) or redis://host:port/db
-    store_url: str = setting("OFFLOAD_MAILER_STORE_URL", "sqlite:///.state/mailer-sent.db", parse=_store_url)
+    store_url: str = setting(
+        "OFFLOAD_MAILER_STORE_URL", "sqlite:///.state/mailer-sent.db", parse=parse_store_url
+    )
     status_port: int = setting("OFFLOAD_MAILER_STATUS_PORT", 9101, minimum=0)  # 0: any free port
     # Emails per second this process may send (the relay's quota divided among replicas);
     # 0: no ceiling.

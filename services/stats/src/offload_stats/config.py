@@ -4,19 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from offload_core.settings import setting
-
-
-def _store_url(raw: str) -> str:
-    """sqlite:///path or redis://host:port/db"""
-    if not raw.startswith(("sqlite:///", "redis://", "rediss://")):
-        raise ValueError("must start with sqlite:/// or redis://")
-    return raw
+from offload_core.settings import parse_store_url, setting
 
 
 @dataclass(frozen=True)
 class StatsConfig:
-    store_url: str = setting("OFFLOAD_STATS_STORE_URL", "sqlite:///.state/stats.db", parse=_store_url)
+    store_url: str = setting("OFFLOAD_STATS_STORE_URL", "sqlite:///.state/stats.db", parse=parse_store_url)
     # Events per store transaction, and how long to wait to fill a batch.
     batch_size: int = setting("OFFLOAD_STATS_BATCH_SIZE", 200, minimum=1)
     batch_wait: float = setting("OFFLOAD_STATS_BATCH_WAIT", 0.05, minimum=0)

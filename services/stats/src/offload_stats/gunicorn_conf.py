@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-
 from offload_core.gunicorn_hooks import child_exit, on_starting  # noqa: F401 - gunicorn reads them
-from offload_core.settings import ConfigError, from_env
+from offload_core.settings import from_env_or_exit
 from offload_stats.config import StatsServerConfig
 
-try:
-    _server = from_env(StatsServerConfig)
-except ConfigError as exc:
-    sys.exit(f"invalid configuration: {exc}")  # one line, not gunicorn's traceback
+_server = from_env_or_exit(StatsServerConfig)
 
 bind = _server.bind
 workers = _server.workers

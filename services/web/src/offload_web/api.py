@@ -37,12 +37,18 @@ def idempotency_key() -> tuple[str | None, Response | None]:
     return key, None
 
 
-@api.post("/api/v1/signups")
-def create_signup() -> Any:
+def signup_request() -> tuple[str | None, Any, Response | None]:
+    """The Idempotency-Key and the JSON body of a signup request, or the error answer."""
     key, error = idempotency_key()
     if error is not None:
-        return error
+        return None, None, error
     body, error = json_body()
+    return key, body, error
+
+
+@api.post("/api/v1/signups")
+def create_signup() -> Any:
+    key, body, error = signup_request()
     if error is not None:
         return error
     signup, errors = validate_signup(body)
@@ -54,10 +60,7 @@ def create_signup() -> Any:
 
 @api.post("/api/v1/signups:batch")
 def create_signups_batch() -> Any:
-    key, error = idempotency_key()
-    if error is not None:
-        return error
-    body, error = json_body()
+    key, body, error = signup_request()
     if error is not None:
         return error
     if not isinstance(body, list) or not body:

@@ -7,17 +7,13 @@ request reports and then the publisher's buffer are sent before the process goes
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from offload_core.gunicorn_hooks import child_exit, on_starting  # noqa: F401 - gunicorn reads them
-from offload_core.settings import ConfigError, from_env
+from offload_core.settings import from_env_or_exit
 from offload_web.config import WebServerConfig
 
-try:
-    _server = from_env(WebServerConfig)
-except ConfigError as exc:
-    sys.exit(f"invalid configuration: {exc}")  # one line, not gunicorn's traceback
+_server = from_env_or_exit(WebServerConfig)
 
 bind = _server.bind
 workers = _server.workers
