@@ -8,6 +8,7 @@ from typing import Any
 from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from offload_core import problems
 from offload_core.metrics import render_latest
 from offload_core.settings import from_env
 from offload_stats import charts, queries
@@ -45,16 +46,10 @@ def _int_param(name: str, default: int, low: int, high: int) -> int:
 
 
 def _problem(status: int, title: str, detail: str, **extra: Any) -> Response:
-    body = {
-        "type": "https://offload.dev/problems/" + title.lower().replace(" ", "-"),
-        "title": title,
-        "status": status,
-        "detail": detail,
-        **extra,
-    }
-    response = jsonify(body)
+    document = problems.body(status, title, detail, kind=problems.kind_of(title), **extra)
+    response = jsonify(document)
     response.status_code = status
-    response.mimetype = "application/problem+json"
+    response.mimetype = problems.MEDIA_TYPE
     return response
 
 

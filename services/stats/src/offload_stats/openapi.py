@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from offload_core import problems
 from offload_stats.counting import SERIES
 
-_PROBLEM = {
-    "description": "Invalid parameter",
-    "content": {"application/problem+json": {"schema": {"type": "object", "required": ["status", "title"]}}},
-}
+_PROBLEM = problems.openapi_response("Invalid parameter")
 
 
 def _limit() -> dict[str, Any]:
@@ -152,4 +150,5 @@ def document() -> dict[str, Any]:
                 }
             },
         },
+        "components": {"schemas": {"Problem": problems.SCHEMA}},
     }

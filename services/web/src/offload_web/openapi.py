@@ -4,19 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from offload_core import problems
 from offload_web.signups import FRUITS, NAME_MAX, NAME_PATTERN, SPECIAL_USE_DOMAINS
 
-PROBLEM = {"$ref": "#/components/schemas/Problem"}
-
-
-def _problem_response(description: str, *, retry_after: bool = False) -> dict[str, Any]:
-    response: dict[str, Any] = {
-        "description": description,
-        "content": {"application/problem+json": {"schema": PROBLEM}},
-    }
-    if retry_after:
-        response["headers"] = {"Retry-After": {"schema": {"type": "string"}, "description": "seconds"}}
-    return response
+_problem_response = problems.openapi_response
 
 
 def openapi_document(batch_limit: int) -> dict[str, Any]:
@@ -160,27 +151,7 @@ def openapi_document(batch_limit: int) -> dict[str, Any]:
                         "status": {"const": "queued"},
                     },
                 },
-                "Problem": {
-                    "type": "object",
-                    "required": ["type", "title", "status"],
-                    "properties": {
-                        "type": {"type": "string"},
-                        "title": {"type": "string"},
-                        "status": {"type": "integer"},
-                        "detail": {"type": "string"},
-                        "errors": {
-                            "type": "array",
-                            "items": {
-                                "type": "object",
-                                "required": ["name", "reason"],
-                                "properties": {"name": {"type": "string"}, "reason": {"type": "string"}},
-                            },
-                        },
-                        "accepted_ids": {"type": "array", "items": {"type": "string"}},
-                        "uncertain_ids": {"type": "array", "items": {"type": "string"}},
-                        "limit": {"type": "integer"},
-                    },
-                },
+                "Problem": problems.SCHEMA,
             }
         },
     }

@@ -1,4 +1,4 @@
-"""RFC 9457 problem details for the JSON API."""
+"""Problem answers of the web's JSON API (the documents themselves: offload_core.problems)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ from typing import Any
 
 from flask import Response, json
 
-PROBLEM_TYPE_BASE = "https://offload.dev/problems/"
+from offload_core import problems
 
 
 def problem(status: int, title: str, detail: str, *, kind: str, **extra: Any) -> Response:
-    body = {"type": PROBLEM_TYPE_BASE + kind, "title": title, "status": status, "detail": detail, **extra}
-    return Response(json.dumps(body), status=status, mimetype="application/problem+json")
+    document = problems.body(status, title, detail, kind=kind, **extra)
+    return Response(json.dumps(document), status=status, mimetype=problems.MEDIA_TYPE)
 
 
 def invalid_fields(errors: dict[str, str], status: int = 422) -> Response:
