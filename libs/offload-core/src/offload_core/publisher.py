@@ -159,7 +159,6 @@ class Publisher:
         self._flush_scheduled = False
         self._ioloop: IOLoop | None = None
         self._keeper: SessionKeeper | None = None
-        self._session: AmqpSession | None = None  # the ready one, if any
         self._ready = threading.Event()
         self._closing = False
         self._thread: threading.Thread | None = None
@@ -345,7 +344,6 @@ class Publisher:
         self._ioloop.start()
 
     def _on_ready(self, session: AmqpSession) -> None:
-        self._session = session
         self._next_tag = 0
         self._ready.set()
         metrics.PUBLISHER_CONNECTED.set(1)
@@ -363,13 +361,13 @@ class Publisher:
         # A caller waiting for a confirm brings a distant reconnect attempt closer. The
         # outbox is read as a snapshot (one C-level copy under the GIL): callers append.
         assert self._keeper is not None
-        if self._session is None and not all(o.fire_and_forget for o in list(self._outbox)):
+        if self._keeper.live is None and not all(o.fire_and_forget for o in list(self._outbox)):
             self._keeper.bring_forward(DEMAND_RECONNECT_INTERVAL)
         self._flush_now()
 
     def _flush_now(self) -> None:
-        session = self._session
-        if session is None or not session.usable or not self._outbox:
+        session = None if self._keeper is None else self._keeper.live
+        if session is None or not self._outbox:
             return
         channel = session.channel
         assert channel is not None
@@ -438,9 +436,10 @@ class Publisher:
         cluster while a new channel on the same node was acked at once). So the connection
         is replaced: a caller waiting on what is unconfirmed is told it was lost, the
         fire-and-forget messages go again, and the next attempt takes the next node."""
-        if self._session is not None and self._session.usable:
+        session = None if self._keeper is None else self._keeper.live
+        if session is not None:
             log.warning("broker refused a message: reconnecting for a fresh channel")
-            self._session.close()
+            session.close()
 
     def _resolve(self, outgoing: _Outgoing, nacked: bool, now: float) -> None:
         message_id = outgoing.properties.message_id
@@ -468,7 +467,6 @@ class Publisher:
         _settle(outgoing.future, error)
 
     def _on_lost(self, _session: AmqpSession, _reason: Exception) -> None:
-        self._session = None
         self._ready.clear()
         metrics.PUBLISHER_CONNECTED.set(0)
         self._requeue_unconfirmed()

@@ -279,9 +279,6 @@ class Runner:
             _Delivery(session, method.delivery_tag, queue, body, properties, method.redelivered)
         )
 
-    def _is_current(self, delivery: _Delivery) -> bool:
-        return delivery.session is self._keeper.current and delivery.session.usable
-
     def _settle(self, delivery: _Delivery, *, ack: bool) -> None:
         """From any thread: ack or give back `delivery` on the I/O thread."""
         metrics.IN_FLIGHT.labels(delivery.queue).dec()
@@ -289,7 +286,7 @@ class Runner:
 
     def _settle_on_io(self, settlement: tuple[_Delivery, bool]) -> None:
         delivery, ack = settlement
-        if not self._is_current(delivery):
+        if delivery.session is not self._keeper.live:
             return  # its session is gone; the broker has already put it back
         channel = delivery.session.channel
         assert channel is not None
@@ -310,15 +307,14 @@ class Runner:
             "stop requested: cancelling consumers, finishing in-flight work",
             extra={"fields": {"grace_period_s": self.config.grace_period}},
         )
-        session = self._keeper.current
-        if session is not None and session.usable and session.channel is not None:
+        session = self._keeper.live
+        if session is not None and session.channel is not None:
             for tag in list(self._consumer_tags):
                 session.channel.basic_cancel(tag)
         self._check_drained()
 
     def _check_drained(self) -> None:
-        session = self._keeper.current
-        if session is not None and session.usable and self._unsettled > 0:
+        if self._keeper.live is not None and self._unsettled > 0:
             if time.monotonic() < self._deadline:
                 self._ioloop.call_later(0.05, self._check_drained)
                 return
@@ -332,8 +328,7 @@ class Runner:
 
     def _work(self, batch: list[_Delivery]) -> None:
         by_queue: dict[str, list[_Delivery]] = {}
-        current = self._keeper.current
-        live = current if current is not None and current.usable and not self._stopping else None
+        live = None if self._stopping else self._keeper.live
         for delivery in batch:
             if delivery.session is not live:
                 # Delivered but not started: give it back for another runner.

@@ -174,6 +174,12 @@ class SessionKeeper:
         self._log = logging.getLogger(f"offload.{who}")
 
     @property
+    def live(self) -> AmqpSession | None:
+        """The current session if it is usable: what deliveries and publishes belong to."""
+        current = self.current
+        return current if current is not None and current.usable else None
+
+    @property
     def waiting(self) -> bool:
         """Between sessions: the next attempt is scheduled."""
         return self._next is not None

@@ -93,11 +93,6 @@ def parse_store_url(raw: str) -> str:
     return raw
 
 
-def variable_of(cls: type, name: str) -> str:
-    """The variable behind field `name` of `cls` (for errors that span several fields)."""
-    return next(f.metadata["variable"] for f in fields(cls) if f.name == name)
-
-
 def _raw(f: Field[Any], env: Mapping[str, str]) -> str:
     variable = f.metadata["variable"]
     if f.metadata["secret"]:
