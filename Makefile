@@ -44,7 +44,7 @@ venv: $(BIN)/.installed
 lint: system-deps venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy libs/*/src $(wildcard services/*/src)
+	$(BIN)/mypy libs/*/src $(wildcard services/*/src) tests/chaos tests/e2e/clusters
 	shellcheck scripts/*.sh deploy/docker/*/*.sh .ci/run
 
 format: venv
@@ -136,14 +136,14 @@ bench-stats: system-deps venv
 	$(BIN)/python bench/stats.py
 
 chaos: system-deps venv
-	$(BIN)/python -m offload_testkit.chaos $(ARGS)
+	$(BIN)/python -m tests.chaos.scenarios $(ARGS)
 
 bench-autoscaler: system-deps venv
 	$(BIN)/python bench/autoscaler.py
 
 # KEDA and our autoscaler on the same burst, one run (the e2e `local` cluster; builds KEDA once).
 bench-keda: system-deps venv k8s-tools kube-binaries
-	$(BIN)/python bench/keda_side_by_side.py
+	$(BIN)/python -m bench.keda_side_by_side
 
 clean:
 	rm -rf $(STATE) .pytest_cache .ruff_cache .mypy_cache

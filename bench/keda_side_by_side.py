@@ -36,11 +36,11 @@ import requests
 import yaml
 from kubernetes import client
 
-from offload_testkit import keda
 from offload_testkit.amqp import wait_for
-from offload_testkit.clusters import ROOT, LocalCluster
 from offload_testkit.kube import api_client
 from offload_testkit.mailpit import mailpit_copies
+from tests.e2e.clusters import keda
+from tests.e2e.clusters.providers import ROOT, LocalCluster
 
 E2E_VALUES = ROOT / "tests" / "e2e" / "e2e-values.yaml"
 MAILER = "offload-mailer"

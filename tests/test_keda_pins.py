@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from offload_testkit import keda
+from tests.e2e.clusters import keda
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,6 +22,6 @@ def test_every_keda_pin_names_the_same_version():
         "scripts/keda-build.sh": pinned("scripts/keda-build.sh", r"^KEDA_VERSION=(\S+)"),
         "Makefile": pinned("Makefile", r"^KEDA_VERSION := (\S+)"),
         "scripts/k8s-tools.sh": pinned("scripts/k8s-tools.sh", r"^KEDA_VERSION=(\S+)"),
-        "offload_testkit.keda": keda.KEDA_VERSION,
+        "tests.e2e.clusters.keda": keda.KEDA_VERSION,
     }
     assert len(set(versions.values())) == 1, versions

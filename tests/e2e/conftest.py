@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from offload_testkit.clusters import E2E_NAMESPACE as NAMESPACE
-from offload_testkit.clusters import PROVIDERS, ROOT, Cluster, default_provider
 from offload_testkit.kube import api_client
+from tests.e2e.clusters.providers import E2E_NAMESPACE as NAMESPACE
+from tests.e2e.clusters.providers import PROVIDERS, ROOT, Cluster, default_provider
 
 RELEASE = "offload"
 E2E_VALUES = Path(__file__).with_name("e2e-values.yaml")

@@ -18,11 +18,11 @@ import requests
 import yaml
 from kubernetes import client
 
-from offload_testkit import keda
 from offload_testkit.amqp import wait_for
-from offload_testkit.clusters import ROOT, Cluster
 from offload_testkit.kube import api_client
 from offload_testkit.mailpit import mailpit_copies
+from tests.e2e.clusters import keda
+from tests.e2e.clusters.providers import ROOT, Cluster
 
 # The first run builds KEDA (about half an hour cold); later ones take minutes.
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(3600)]

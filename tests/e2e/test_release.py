@@ -22,21 +22,20 @@ import yaml
 from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
 
-from offload_core.topology import declare, delay_queue_name, stack_topology
-from offload_testkit import chaos
+from offload_core.topology import MAILER_QUEUE_BY_LANE, declare, delay_queue_name, stack_topology
 from offload_testkit.amqp import wait_for
-from offload_testkit.clusters import E2E_NAMESPACE as NAMESPACE
-from offload_testkit.clusters import ROOT, Cluster
 from offload_testkit.kube import PAUSE_IMAGE, POD_SUBNET, api_client
 from offload_testkit.mailpit import mailpit_copies
 from offload_testkit.signup_load import SignupLoad
 from offload_testkit.stack import start_autoscaler
+from tests.e2e.clusters.providers import E2E_NAMESPACE as NAMESPACE
+from tests.e2e.clusters.providers import ROOT, Cluster
 
 # Generous: the first scenario also builds the cluster and the images (minutes when cold).
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
 MAILER, WEB, AUTOSCALER = "offload-mailer", "offload-web", "offload-autoscaler"
-MAILER_QUEUE = chaos.MAILER_QUEUE.name  # where the web's signups wait for a mailer, by the topology
+MAILER_QUEUE = MAILER_QUEUE_BY_LANE["high"]  # where the web's signups wait for a mailer
 AUTOSCALER_PODS = "app.kubernetes.io/component=autoscaler"
 
 

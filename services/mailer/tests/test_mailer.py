@@ -103,7 +103,7 @@ def test_kill_9_during_sends_duplicates_only_mails_inside_the_window(
     """The one duplicate window: the SMTP server has the mail, the sent-store does not yet,
     and the mailer dies. Each kill here freezes the mailer first and lists the mails in that
     window (sent_window); every duplicate must be one of them, resent once. The negative
-    control (the store never consulted) is in tests/test_chaos.py: it needs the mailer's
+    control (the store never consulted) is in tests/chaos/test_scenarios.py: it needs the mailer's
     broker link stalled, so that a kill lands on sent mails for certain."""
     smtp_sink.delay = 0.02
     sent = [signup(name=f"P{i}", email=f"p{i}@example.com") for i in range(80)]

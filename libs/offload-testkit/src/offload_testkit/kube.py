@@ -4,7 +4,7 @@ kube-controller-manager and kube-scheduler (built by scripts/kube-binaries.sh).
 It has its own PKI (trustme CA, an admin client certificate in system:masters, a
 ServiceAccount signing key), so RBAC, TokenRequest and optimistic concurrency are the real
 API server's. Without a node, Pods are created by the controllers and stay Pending; with a
-kube_node.LocalNode they are scheduled to it and run.
+LocalNode of the e2e `local` provider (tests/e2e/clusters) they are scheduled to it and run.
 """
 
 from __future__ import annotations

@@ -53,7 +53,7 @@ def start_web(env: Mapping[str, str], workdir: Path, name: str = "web") -> Servi
 def start_mailer(
     env: Mapping[str, str], workdir: Path, name: str = "mailer", argv: list[str] | None = None
 ) -> Service:
-    """The mailer (or, with `argv`, a variant of it from offload_testkit.broken)."""
+    """The mailer (or, with `argv`, a variant of it from tests.chaos.broken)."""
     port = free_port()
     argv = argv or [sys.executable, "-m", "offload_mailer.main"]
     return _start(

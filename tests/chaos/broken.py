@@ -2,9 +2,9 @@
 check can show it fails without the mechanism it guards (a negative control), or meet a
 message that really crashes its runner.
 
-    python -m offload_testkit.broken mailer-without-dedupe   the sent-store records sends, is never consulted
-    python -m offload_testkit.broken stats-without-dedupe    every delivery of an event is counted
-    python -m offload_testkit.broken mailer-crashing         SIGKILLs itself on a signup named POISON_NAME
+    python tests/chaos/broken.py mailer-without-dedupe   the sent-store records sends, is never consulted
+    python tests/chaos/broken.py stats-without-dedupe    every delivery of an event is counted
+    python tests/chaos/broken.py mailer-crashing         SIGKILLs itself on a signup named POISON_NAME
 
 These are not fakes of the services: each is the real service's main with one function
 swapped before it starts.
@@ -17,6 +17,7 @@ import signal
 import sys
 import uuid
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 POISON_NAME = "Poison Pill"
 
@@ -60,7 +61,7 @@ def _stats_without_dedupe() -> None:
         store = real_open(url)
         apply = store.apply
 
-        def apply_all(batch):  # noqa: ANN001
+        def apply_all(batch):
             # A fresh id per delivery: the store's dedupe never sees the same id twice.
             return apply(
                 [dataclasses.replace(item, event_id=f"{item.event_id}:{uuid.uuid4()}") for item in batch]
@@ -79,7 +80,7 @@ def _mailer_crashing() -> None:
 
     real_handle = handler.WelcomeMailer.handle
 
-    def handle(self, message):  # noqa: ANN001
+    def handle(self, message):
         if message.data.get("name") == POISON_NAME:
             os.kill(os.getpid(), signal.SIGKILL)  # a crash no handler code can catch
         return real_handle(self, message)
@@ -98,12 +99,13 @@ VARIANTS: dict[str, Callable[[], None]] = {
 def argv(variant: str) -> list[str]:
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; one of {', '.join(VARIANTS)}")
-    return [sys.executable, "-m", "offload_testkit.broken", variant]
+    # Run by path: the variant needs the installed services, not the checkout on sys.path.
+    return [sys.executable, str(Path(__file__).resolve()), variant]
 
 
 def main(args: Sequence[str] = sys.argv[1:]) -> None:
     if len(args) != 1 or args[0] not in VARIANTS:
-        sys.exit(f"usage: python -m offload_testkit.broken {{{','.join(VARIANTS)}}}")
+        sys.exit(f"usage: python tests/chaos/broken.py {{{','.join(VARIANTS)}}}")
     VARIANTS[args[0]]()
 
 

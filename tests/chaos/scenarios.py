@@ -17,9 +17,9 @@ duplicate window are listed (accepted by the SMTP server on its connections, not
 sent-store), and it is killed (SIGKILL). Its redelivered messages then test the sent-store
 for certain, and a duplicate outside the listed window fails the run.
 
-`python -m offload_testkit.chaos [--signups N] [--variant V] [scenario ...]` (make chaos)
-runs them; tests/test_chaos.py runs them with small workloads, and the negative controls
-with a mechanism switched off (offload_testkit.broken).
+`python -m tests.chaos.scenarios [--signups N] [--variant V] [scenario ...]` (make chaos)
+runs them; tests/chaos/test_scenarios.py runs them with small workloads, and the negative controls
+with a mechanism switched off (tests.chaos.broken).
 """
 
 from __future__ import annotations
@@ -53,9 +53,8 @@ from offload_core.topology import (
 )
 from offload_mailer.config import MailerConfig
 from offload_stats.runner_main import QUEUES as STATS_QUEUES
-from offload_testkit import broken, sent_window
+from offload_testkit import sent_window
 from offload_testkit.amqp import wait_for
-from offload_testkit.chaos_verdict import Fault, Ledger, Observation, Policy, Result, Window, verdict
 from offload_testkit.rabbitmq import PrivateBroker
 from offload_testkit.rabbitmq_cluster import PrivateCluster
 from offload_testkit.redis_server import PrivateRedis
@@ -63,6 +62,8 @@ from offload_testkit.signup_load import Answer, send_patiently
 from offload_testkit.smtp import SmtpSink
 from offload_testkit.stack import Service, start_mailer, start_stats_runner, start_web
 from offload_testkit.tcp_proxy import TcpProxy
+from tests.chaos import broken
+from tests.chaos.verdict import Fault, Ledger, Observation, Policy, Result, Window, verdict
 
 MAILER_THREADS = 4
 
@@ -607,7 +608,7 @@ def scale_down(stack: Stack, signups: int, rate: float) -> Policy:
 
 
 def poison_message(stack: Stack, signups: int, rate: float) -> Policy:
-    """A signup that kills every mailer that takes it (SIGKILL, offload_testkit.broken), in
+    """A signup that kills every mailer that takes it (SIGKILL, tests.chaos.broken), in
     the middle of the stream: the quorum queue's delivery limit parks it, a supervisor
     restarts the mailers as Kubernetes would, and every other signup is mailed once."""
     crashes = 0

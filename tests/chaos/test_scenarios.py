@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from offload_testkit.chaos import SCENARIOS, run_scenario
 from offload_testkit.plugin import own_rabbitmq_broker
+from tests.chaos.scenarios import SCENARIOS, run_scenario
 
 # A scenario allows FINISH_SECONDS (120 s) to settle after its load, on top of starting the
 # stack and sending: the per-test limit has to be above that.

@@ -1,6 +1,6 @@
 """The verdict of a chaos run: a pure function of what the clients were told, what reached
 the mail server, what stats counted and how the queues ended. `make chaos` and
-tests/test_chaos.py both judge with `verdict`.
+tests/chaos/test_scenarios.py both judge with `verdict`.
 
 The promises it checks, per recipient (every workload address is unique):
 

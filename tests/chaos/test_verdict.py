@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from offload_testkit.chaos_verdict import (
+from tests.chaos.verdict import (
     Fault,
     Ledger,
     Observation,

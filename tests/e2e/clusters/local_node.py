@@ -37,8 +37,8 @@ from offload_testkit.kube import (
     api_client,
     kubeconfig_document,
 )
-from offload_testkit.kube_images import binary_image_archive, import_docker_images, import_image_archive
 from offload_testkit.processes import free_port
+from tests.e2e.clusters.node_images import binary_image_archive, import_docker_images, import_image_archive
 
 
 class LocalNode(_Daemons):

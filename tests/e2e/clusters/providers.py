@@ -24,26 +24,10 @@ import yaml
 
 from offload_testkit.k8s_tools import tool
 from offload_testkit.kube import ClusterError, LocalControlPlane, service_account_kubeconfig
-from offload_testkit.kube_node import LocalNode
+from tests.e2e.clusters.local_node import LocalNode
 
-
-def checkout(start: Path | None = None) -> Path:
-    """The Offload checkout the e2e suite and the benchmarks run from: the nearest directory
-    at or above `start` (the working directory) that holds the chart and the Makefile. The
-    providers build images and install the chart from it; the testkit itself may be
-    installed anywhere."""
-    here = (start or Path.cwd()).resolve()
-    for directory in (here, *here.parents):
-        if (directory / "charts" / "offload" / "Chart.yaml").is_file() and (directory / "Makefile").is_file():
-            return directory
-    raise ClusterError(f"no Offload checkout at or above {here}: run from the repository")
-
-
-def __getattr__(name: str) -> Path:
-    # ROOT is found when first asked for, so importing the testkit works anywhere.
-    if name == "ROOT":
-        return checkout()
-    raise AttributeError(name)
+# The checkout these providers live in: they build its images and install its chart.
+ROOT = Path(__file__).resolve().parents[3]
 
 
 # What `make images` builds, all of which the local provider's node runs.
@@ -118,11 +102,11 @@ class LocalCluster(Cluster):
         super().__init__(
             "local",
             self.control_plane.kubeconfig,
-            values_files=[checkout() / "k8s" / "local-values.yaml", tags],
+            values_files=[ROOT / "k8s" / "local-values.yaml", tags],
         )
 
     def start(self) -> None:
-        run(["make", "-C", str(checkout()), "images", f"IMAGE_TAG={self.tag}"], timeout=1800)
+        run(["make", "-C", str(ROOT), "images", f"IMAGE_TAG={self.tag}"], timeout=1800)
         self.control_plane.start()
         self.node.start()
         self.node.import_images([f"offload-{image}:{self.tag}" for image in LOCAL_IMAGES])
@@ -208,7 +192,7 @@ class KindCluster(Cluster):
         super().__init__(
             "kind",
             workdir / "kind.kubeconfig",
-            values_files=[checkout() / "k8s" / "kind-values.yaml", images],
+            values_files=[ROOT / "k8s" / "kind-values.yaml", images],
         )
 
     def start(self) -> None:
@@ -217,12 +201,12 @@ class KindCluster(Cluster):
         run(
             [
                 "kind", "create", "cluster", "--name", self.name,
-                "--config", str(checkout() / "k8s" / "kind-cluster.yaml"),
+                "--config", str(ROOT / "k8s" / "kind-cluster.yaml"),
                 "--kubeconfig", str(self.kubeconfig), "--wait", "180s",
             ],
             timeout=900,
         )  # fmt: skip
-        run(["make", "-C", str(checkout()), "images", f"IMAGE_TAG={self.tag}"], timeout=1800)
+        run(["make", "-C", str(ROOT), "images", f"IMAGE_TAG={self.tag}"], timeout=1800)
         self.load_images(
             [f"offload-{service}:{self.tag}" for service in ("web", "mailer", "stats", "autoscaler")]
         )
