@@ -7,9 +7,9 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from offload_web import idempotency
+from offload_web.config import web_config
+from offload_web.errors import invalid_fields, problem
 from offload_web.openapi import openapi_document
-from offload_web.pages import web_config
-from offload_web.problems import invalid_fields, problem
 from offload_web.publishing import signups
 from offload_web.signups import validate_signup
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from flask import current_app
+
 from offload_core.settings import from_env, setting
 
 
@@ -35,3 +37,9 @@ class WebServerConfig:
     timeout: int = setting("OFFLOAD_WEB_TIMEOUT", 30, minimum=1)
     graceful_timeout: int = setting("OFFLOAD_WEB_GRACEFUL_TIMEOUT", 20, minimum=0)
     keepalive: int = setting("OFFLOAD_WEB_KEEPALIVE", 5, minimum=0)
+
+
+def web_config() -> WebConfig:
+    """The running app's settings (create_app keeps them in its extensions)."""
+    config: WebConfig = current_app.extensions["offload_web_config"]
+    return config

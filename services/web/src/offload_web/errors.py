@@ -1,16 +1,17 @@
-"""Error answers: problem+json under /api/, an HTML page elsewhere; never a stack trace."""
+"""Error answers: problem+json under /api/ (the documents: offload_core.problems), an HTML
+page elsewhere; never a stack trace."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from flask import Flask, Response, g, render_template, request
+from flask import Flask, Response, g, json, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from offload_core import problems
 from offload_web import idempotency
-from offload_web.pages import web_config
-from offload_web.problems import problem
+from offload_web.config import web_config
 from offload_web.publishing import BrokerUnavailable
 
 log = logging.getLogger("offload.web")
@@ -27,6 +28,17 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(BrokerUnavailable, broker_unavailable)
     app.register_error_handler(HTTPException, http_error)
     app.register_error_handler(Exception, unexpected)
+
+
+def problem(status: int, title: str, detail: str, *, kind: str, **extra: Any) -> Response:
+    document = problems.body(status, title, detail, kind=kind, **extra)
+    return Response(json.dumps(document), status=status, mimetype=problems.MEDIA_TYPE)
+
+
+def invalid_fields(errors: dict[str, str], status: int = 422) -> Response:
+    named = [{"name": field, "reason": reason} for field, reason in sorted(errors.items())]
+    detail = "; ".join(f"{e['name']} {e['reason']}" for e in named)
+    return problem(status, "Invalid fields", detail, kind="invalid-fields", errors=named)
 
 
 def wants_problem() -> bool:
@@ -58,8 +70,9 @@ def http_error(exc: HTTPException) -> Any:
     if not wants_problem():
         html = render_template("error.html", code=exc.code, title=exc.name, detail=exc.description)
         return Response(html, status=exc.code or 500, mimetype="text/html")
-    kind = exc.name.lower().replace(" ", "-")
-    response = problem(exc.code or 500, exc.name, exc.description or exc.name, kind=kind)
+    response = problem(
+        exc.code or 500, exc.name, exc.description or exc.name, kind=problems.kind_of(exc.name)
+    )
     allowed = getattr(exc, "valid_methods", None)  # set on 405 Method Not Allowed
     if exc.code == 405 and allowed:
         response.headers["Allow"] = ", ".join(allowed)

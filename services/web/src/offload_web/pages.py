@@ -6,10 +6,10 @@ import logging
 import uuid
 from typing import Any
 
-from flask import Blueprint, current_app, g, redirect, render_template, request
+from flask import Blueprint, g, redirect, render_template, request
 
 from offload_web import idempotency
-from offload_web.config import WebConfig
+from offload_web.config import web_config
 from offload_web.publishing import BrokerUnavailable, signups
 from offload_web.signups import FRUITS, NAME_MAX, validate_signup
 
@@ -61,8 +61,3 @@ def submit_form() -> Any:
 @pages.get("/thanks")
 def thanks() -> Any:
     return render_template("thanks.html")
-
-
-def web_config() -> WebConfig:
-    config: WebConfig = current_app.extensions["offload_web_config"]
-    return config
