@@ -5,12 +5,19 @@ from __future__ import annotations
 import contextlib
 import re
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+from offload_core.settings import from_env
+from offload_testkit.processes import ServiceProcess, free_port
 from offload_testkit.rabbitmq import PrivateBroker
 from offload_testkit.stack import Service, start_web
+from offload_web.config import WebServerConfig
+
+BENCH = Path(__file__).resolve().parent
 
 
 def broker_pid(broker: PrivateBroker) -> int:
@@ -36,6 +43,28 @@ def private_broker() -> Iterator[tuple[PrivateBroker, Path]]:
 
 
 @contextlib.contextmanager
+def floor_server(workdir: Path, name: str, **env: str) -> Iterator[Service]:
+    """bench/floor_app.py under the gunicorn settings the web reads from the same `env`
+    (worker class, workers, threads, connections, keep-alive), without the web's hooks."""
+    server = from_env(WebServerConfig, {"OFFLOAD_WEB_WORKERS": "2", **env})
+    port = free_port()
+    argv = [
+        sys.executable, "-m", "gunicorn", "--chdir", str(BENCH),
+        f"--bind=127.0.0.1:{port}", f"--worker-class={server.worker_class}",
+        f"--workers={server.workers}", f"--threads={server.threads}",
+        f"--worker-connections={server.worker_connections}", f"--keep-alive={server.keepalive}",
+        f"--timeout={server.timeout}", "floor_app:app",
+    ]  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    process = ServiceProcess(argv, env={}, log_path=workdir / f"{name}.log", health_url=url + "/readyz")
+    service = Service(process.start(), url)
+    try:
+        yield service
+    finally:
+        service.terminate()
+
+
+@contextlib.contextmanager
 def web_server(amqp_url: str, workdir: Path, name: str, **env: str) -> Iterator[Service]:
     service = start_web(
         {"OFFLOAD_AMQP_URL": amqp_url, "OFFLOAD_LOG_LEVEL": "WARNING", **env}, workdir, name=name
@@ -51,22 +80,51 @@ def taskset(cpus: set[int] | None) -> list[str]:
     return ["taskset", "-c", ",".join(map(str, sorted(cpus)))] if cpus else []
 
 
-def wrk(
-    url: str, *, seconds: int, connections: int, script: Path | None = None, cpus: set[int] | None = None
-) -> float:
-    """Requests per second as wrk reports them (2 threads, bounded by time), on `cpus` if given."""
+@dataclass(frozen=True)
+class WrkRun:
+    rate: float  # requests per second
+    p50_ms: float
+    p99_ms: float
+
+
+_UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def wrk_run(
+    url: str,
+    *,
+    seconds: int,
+    connections: int,
+    script: Path | None = None,
+    cpus: set[int] | None = None,
+) -> WrkRun:
+    """One wrk run (2 threads, bounded by time), on `cpus` if given: its rate and latency
+    percentiles. Any non-2xx/3xx answer fails the benchmark."""
     command = [*taskset(cpus), "wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
     if script is not None:
         command += ["-s", str(script)]
     output = subprocess.run(
         [*command, url], capture_output=True, text=True, check=True, timeout=seconds + 60
     ).stdout
-    match = re.search(r"Requests/sec:\s+([\d.]+)", output)
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     if non_2xx:
         raise RuntimeError(f"wrk saw {non_2xx.group(1)} error responses:\n{output}")
-    assert match, output
-    return float(match.group(1))
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    latency = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)", output, re.MULTILINE))
+    assert rate and set(latency) == {"50", "99"}, output
+    return WrkRun(float(rate.group(1)), _ms(latency["50"]), _ms(latency["99"]))
+
+
+def _ms(text: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(\w+)", text).groups()  # type: ignore[union-attr]  # wrk's format
+    return float(number) * _UNIT_MS[unit]
+
+
+def wrk(
+    url: str, *, seconds: int, connections: int, script: Path | None = None, cpus: set[int] | None = None
+) -> float:
+    """Requests per second as wrk reports them (2 threads, bounded by time), on `cpus` if given."""
+    return wrk_run(url, seconds=seconds, connections=connections, script=script, cpus=cpus).rate
 
 
 def histogram_quantile(metrics_text: str, name: str, labels: str, q: float) -> float:

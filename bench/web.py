@@ -3,15 +3,21 @@
 Each wrk comparison alternates its two sides over several rounds and reports the median of
 the per-round ratios: this machine is shared, and a single pair of runs swings by ±30%.
 
-1. POST /api/v1/signups publishing (confirm before 202) vs OFFLOAD_WEB_PUBLISH=off. Goal >= 0.8.
-2. GET / with the analytics middleware vs OFFLOAD_WEB_ANALYTICS=off. Goal >= 0.95.
-3. The siege table of Iron.io's IronMQ delayed-processing article: response time,
+1. POST /api/v1/signups publishing (confirm before 202) vs OFFLOAD_WEB_PUBLISH=off. Goal >= 0.85.
+2. The same confirmed signup vs the floor (bench/floor_app.py: a bare Flask app with the same
+   validation under the same gunicorn settings), and our endpoint without publishing vs the
+   floor: what the request path costs above the framework. Goal >= 0.75.
+3. Latency of a confirmed signup at half the capacity measured in 1 (wrk paced by a delay
+   per connection): p50 and p99 from wrk's latency distribution. Goal p99 <= 5 ms.
+4. GET / with the analytics middleware vs OFFLOAD_WEB_ANALYTICS=off. Goal >= 0.97.
+5. The siege table of Iron.io's IronMQ delayed-processing article: response time,
    transaction rate, longest transaction, with and without queueing (POST signups), printed as `siege` lines.
 
 By default the web servers run on CPU 0 and the broker and the load generators on the
 other CPUs: the web tier gets cores of its own, as its pods do when the chart deploys it
 with the broker elsewhere. `--shared-cores` lets everything share every core instead; the
-broker's CPU per signup then comes out of the web's throughput.
+broker's CPU per signup then comes out of the web's throughput. `--worker-class` runs every
+server (ours and the floor) with that gunicorn worker (default: the web's default).
 
 Each side also gets its CPU per request, split by process tree (web server, broker, wrk),
 and `ratio ..._cpu_limit`: off-side CPU over on-side CPU per request on the saturated
@@ -31,7 +37,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from common import broker_pid, private_broker, service_pid, taskset, web_server, wrk
+from common import broker_pid, floor_server, private_broker, service_pid, taskset, web_server, wrk, wrk_run
 from cpu import Measured, measure, pin
 
 from offload_testkit.stack import Service
@@ -42,6 +48,15 @@ wrk.method = "POST"
 wrk.body = '{BODY}'
 wrk.headers["Content-Type"] = "application/json"
 """
+# Each connection waits DELAY_MS before its next request: a paced load instead of a saturating one.
+WRK_PACED = (
+    WRK_POST
+    + """
+function delay()
+  return DELAY_MS
+end
+"""
+)
 
 
 def siege(url: str, seconds: int, concurrency: int, workdir: Path, cpus: set[int] | None) -> dict[str, float]:
@@ -120,9 +135,12 @@ def main() -> int:
     parser.add_argument(
         "--only",
         nargs="+",
-        choices=("signup", "page", "siege"),
-        default=("signup", "page", "siege"),
-        help="run only these comparisons (default: all three)",
+        choices=("signup", "floor", "latency", "page", "siege"),
+        default=("signup", "floor", "latency", "page", "siege"),
+        help="run only these comparisons (default: all)",
+    )
+    parser.add_argument(
+        "--worker-class", choices=("gthread", "gevent"), help="gunicorn worker of every server"
     )
     args = parser.parse_args()
     cpus = sorted(os.sched_getaffinity(0))
@@ -140,17 +158,23 @@ def main() -> int:
         post = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "post.lua"
         post.write_text(WRK_POST)
         url = broker.amqp_url(broker.create_vhost("bench"))
+        worker = {"OFFLOAD_WEB_WORKER_CLASS": args.worker_class} if args.worker_class else {}
         # Three servers up at once, each changing one switch: publishing for the signup
-        # (analytics on in both), the analytics middleware for the page (publishing on in both).
-        all_on = stack.enter_context(web_server(url, workdir, "all-on"))
-        publish_off = stack.enter_context(web_server(url, workdir, "publish-off", OFFLOAD_WEB_PUBLISH="off"))
-        analytics_off = stack.enter_context(
-            web_server(url, workdir, "analytics-off", OFFLOAD_WEB_ANALYTICS="off")
+        # (analytics on in both), the analytics middleware for the page (publishing on in both);
+        # and the floor.
+        all_on = stack.enter_context(web_server(url, workdir, "all-on", **worker))
+        publish_off = stack.enter_context(
+            web_server(url, workdir, "publish-off", OFFLOAD_WEB_PUBLISH="off", **worker)
         )
+        analytics_off = stack.enter_context(
+            web_server(url, workdir, "analytics-off", OFFLOAD_WEB_ANALYTICS="off", **worker)
+        )
+        floor = stack.enter_context(floor_server(workdir, "floor", **worker))
+        print(f"worker: {args.worker_class or 'the web default'}")
 
         if pinned:
             pin(broker_pid(broker), load_cpus)
-            for server in (all_on, publish_off, analytics_off):
+            for server in (all_on, publish_off, analytics_off, floor):
                 pin(service_pid(server), web_cpus)
 
         def load(url: str, *, seconds: int, script: Path | None = None) -> float:
@@ -173,12 +197,51 @@ def main() -> int:
         for server in (all_on, publish_off, analytics_off):  # warm-up
             load(server.url + "/api/v1/signups", seconds=1, script=post)
             load(server.url + "/", seconds=1)
-        if "signup" in args.only:
+        load(floor.url + "/api/v1/signups", seconds=1, script=post)
+        capacity = None
+        if "signup" in args.only or "latency" in args.only:
+            publishing, not_publishing, ratio = interleaved(
+                signups(all_on), signups(publish_off), args.rounds
+            )
+            capacity = statistics.mean(m.rate for m in publishing)
+            if "signup" in args.only:
+                print_comparison(
+                    "web_signup",
+                    ("publishing", "not_publishing", "publishing_vs_not"),
+                    publishing,
+                    not_publishing,
+                    ratio,
+                    saturated,
+                )
+        if "floor" in args.only:
             print_comparison(
-                "web_signup",
-                ("publishing", "not_publishing", "publishing_vs_not"),
-                *interleaved(signups(all_on), signups(publish_off), args.rounds),
+                "web_signup_floor",
+                ("publishing", "floor", "publishing_vs_floor"),
+                *interleaved(signups(all_on), signups(floor), args.rounds),
                 saturated,
+            )
+            print_comparison(
+                "web_signup_floor",
+                ("not_publishing", "floor", "not_publishing_vs_floor"),
+                *interleaved(signups(publish_off), signups(floor), args.rounds),
+                saturated,
+            )
+        if "latency" in args.only and capacity is not None:
+            # Half the capacity: each of the connections sends one request per
+            # connections / (capacity / 2) seconds, less the answer's own time.
+            delay_ms = max(1, round(args.connections / (capacity / 2) * 1000))
+            paced = post.with_name("paced.lua")
+            paced.write_text(WRK_PACED.replace("DELAY_MS", str(delay_ms)))
+            run = wrk_run(
+                all_on.url + "/api/v1/signups",
+                seconds=max(args.seconds, 10),
+                connections=args.connections,
+                script=paced,
+                cpus=load_cpus,
+            )
+            print(
+                f"bench web_signup_publishing_at_half_capacity: {run.rate:.0f} req/s "
+                f"(capacity {capacity:.0f}) p50 {run.p50_ms:.2f} ms p99 {run.p99_ms:.2f} ms"
             )
         if "page" in args.only:
             print_comparison(

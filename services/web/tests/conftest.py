@@ -6,6 +6,10 @@ import pytest
 
 from offload_testkit.stack import Service, start_web
 
+# The guarantees the web gives (202 only after a confirm, 503 in time, body and request
+# limits, reports flushed on exit) are checked under each gunicorn worker it offers.
+WORKER_CLASSES = ("gthread", "gevent")
+
 
 def web_env(core_config, **env: str) -> dict[str, str]:
     return {
@@ -27,8 +31,13 @@ class WebServer:
         return self.base_url + path
 
 
+@pytest.fixture(params=WORKER_CLASSES)
+def worker_class(request) -> str:
+    return request.param
+
+
 @pytest.fixture
-def web(core_config, tmp_path) -> Iterator[WebServer]:
-    server = WebServer(start_web(web_env(core_config), tmp_path))
+def web(core_config, tmp_path, worker_class) -> Iterator[WebServer]:
+    server = WebServer(start_web(web_env(core_config, OFFLOAD_WEB_WORKER_CLASS=worker_class), tmp_path))
     yield server
     assert server.process.terminate() == 0, server.process.logs()

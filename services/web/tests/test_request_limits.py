@@ -15,12 +15,15 @@ from offload_testkit.stack import Service, start_web
 
 
 @pytest.fixture
-def small_web(core_config, tmp_path) -> Iterator[Service]:
-    """One worker with two threads, so two stalled clients would be enough to block it."""
+def small_web(core_config, tmp_path, worker_class) -> Iterator[Service]:
+    """One worker serving two requests at once (two threads, or two greenlets), so two
+    stalled clients would be enough to block it."""
     env = {
         "OFFLOAD_AMQP_URL": core_config.amqp_url,
+        "OFFLOAD_WEB_WORKER_CLASS": worker_class,
         "OFFLOAD_WEB_WORKERS": "1",
         "OFFLOAD_WEB_THREADS": "2",
+        "OFFLOAD_WEB_WORKER_CONNECTIONS": "2",
         "OFFLOAD_WEB_BODY_TIMEOUT": "2",
     }
     service = start_web(env, tmp_path)
@@ -69,7 +72,7 @@ def test_slow_bodies_are_cut_and_do_not_starve_other_clients(small_web):
         b"POST /api/v1/signups HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         b'Content-Length: 200\r\n\r\n{"name": '
     )
-    # Three stalled uploads against two threads: without a body timeout the third client
+    # Three stalled uploads against two at a time: without a body timeout the third client
     # and everyone after it would wait for as long as the stalled ones cared to.
     stalled = [raw(small_web.url, head, read=False)[0] for _ in range(3)]
     started = time.monotonic()

@@ -34,19 +34,26 @@ def _start(argv: list[str], env: Mapping[str, str], log: Path, port: int, ready_
 
 
 def _start_gunicorn(
-    service: str, bind_variable: str, env: Mapping[str, str], workdir: Path, name: str
+    service: str,
+    bind_variable: str,
+    env: Mapping[str, str],
+    workdir: Path,
+    name: str,
+    config: str | None = None,
 ) -> Service:
     port = free_port()
     metrics = workdir / f"{name}-metrics"
     metrics.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "gunicorn", "-c", f"python:{service}.gunicorn_conf", f"{service}.wsgi:app"]
+    config = config or f"python:{service}.gunicorn_conf"
+    argv = [sys.executable, "-m", "gunicorn", "-c", config, f"{service}.wsgi:app"]
     env = {bind_variable: f"127.0.0.1:{port}", "PROMETHEUS_MULTIPROC_DIR": str(metrics), **env}
     return _start(argv, env, workdir / f"{name}.log", port, "/readyz")
 
 
-def start_web(env: Mapping[str, str], workdir: Path, name: str = "web") -> Service:
+def start_web(env: Mapping[str, str], workdir: Path, name: str = "web", config: str | None = None) -> Service:
+    """The web under gunicorn with its own settings (or `config`, a gunicorn -c argument)."""
     return _start_gunicorn(
-        "offload_web", "OFFLOAD_WEB_BIND", {"OFFLOAD_WEB_WORKERS": "2", **env}, workdir, name
+        "offload_web", "OFFLOAD_WEB_BIND", {"OFFLOAD_WEB_WORKERS": "2", **env}, workdir, name, config
     )
 
 

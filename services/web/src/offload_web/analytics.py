@@ -189,8 +189,8 @@ class ReportingMiddleware:
         return self.app(environ, reporting_start_response)
 
 
-def install(app: Flask, publisher: Publisher) -> RequestReports:
-    reports = RequestReports(publisher).start()
+def install(app: Flask, publisher: Publisher, *, interval: float = 0.25) -> RequestReports:
+    reports = RequestReports(publisher, interval=interval).start()
     app.extensions["offload_analytics"] = reports
     app.wsgi_app = ReportingMiddleware(app.wsgi_app, reports)  # type: ignore[method-assign]  # Flask's documented way to wrap its WSGI app
     return reports

@@ -48,5 +48,5 @@ def create_app(
     for blueprint in (pages, api, ops):
         app.register_blueprint(blueprint)
     if web_config.analytics:
-        analytics.install(app, publisher)
+        analytics.install(app, publisher, interval=web_config.analytics_interval)
     return app

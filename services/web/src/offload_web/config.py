@@ -15,6 +15,8 @@ class WebConfig:
     # Off only for benchmarks: measures the request path without the broker round trip.
     publish_signups: bool = setting("OFFLOAD_WEB_PUBLISH", True)
     analytics: bool = setting("OFFLOAD_WEB_ANALYTICS", True)
+    # Each worker sends its collected request reports as one event this often (and on exit).
+    analytics_interval: float = setting("OFFLOAD_WEB_ANALYTICS_INTERVAL", 0.25, minimum=0.01)
     batch_limit: int = setting("OFFLOAD_WEB_BATCH_LIMIT", 100, minimum=1)
     max_body_bytes: int = setting("OFFLOAD_WEB_MAX_BODY_BYTES", 64 * 1024, minimum=1)
     retry_after_seconds: int = setting("OFFLOAD_WEB_RETRY_AFTER", 5, minimum=1)
@@ -33,7 +35,12 @@ class WebServerConfig:
 
     bind: str = setting("OFFLOAD_WEB_BIND", "127.0.0.1:8000")
     workers: int = setting("OFFLOAD_WEB_WORKERS", 2, minimum=1)
+    # gthread: a thread per request; gevent: a greenlet per request, and the publisher's I/O
+    # on the same event loop (a request waiting for its confirm is a switch, not a hand-off).
+    worker_class: str = setting("OFFLOAD_WEB_WORKER_CLASS", "gthread", choices=("gthread", "gevent"))
     threads: int = setting("OFFLOAD_WEB_THREADS", 8, minimum=1)
+    # gevent: requests served at once per worker (gthread: `threads`).
+    worker_connections: int = setting("OFFLOAD_WEB_WORKER_CONNECTIONS", 1000, minimum=1)
     timeout: int = setting("OFFLOAD_WEB_TIMEOUT", 30, minimum=1)
     graceful_timeout: int = setting("OFFLOAD_WEB_GRACEFUL_TIMEOUT", 20, minimum=0)
     keepalive: int = setting("OFFLOAD_WEB_KEEPALIVE", 5, minimum=0)
