@@ -8,7 +8,6 @@ correlation_id, and header `x-enqueued-at-ms`, the start of time-on-queue.
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +16,7 @@ import orjson
 import pika
 
 from offload_core.contracts import ContractError, Contracts, default_contracts
+from offload_core.ids import random_uuid
 
 CONTENT_TYPE = "application/json"
 ENQUEUED_AT_HEADER = "x-enqueued-at-ms"
@@ -37,7 +37,7 @@ class Envelope:
     type: str
     data: dict[str, Any]
     version: int = 1
-    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    id: str = field(default_factory=lambda: str(random_uuid()))
     occurred_at: str = field(default_factory=utc_now_iso)
 
     def to_dict(self) -> dict[str, Any]:

@@ -7,11 +7,12 @@ import logging
 import re
 import socket
 import time
-import uuid
 
 from flask import Flask, Response, g, request
 from prometheus_client import Histogram
 from werkzeug.exceptions import ClientDisconnected, RequestTimeout
+
+from offload_core.ids import random_uuid
 
 log = logging.getLogger("offload.web")
 
@@ -28,7 +29,7 @@ def init_app(app: Flask, *, body_timeout_seconds: float) -> None:
     def start_request() -> None:
         g.started = time.perf_counter()
         given = request.headers.get("X-Request-ID", "")
-        g.request_id = given if REQUEST_ID.match(given) else uuid.uuid4().hex
+        g.request_id = given if REQUEST_ID.match(given) else random_uuid().hex
         receive_body(body_timeout_seconds)
 
     app.before_request(start_request)

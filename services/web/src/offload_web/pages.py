@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import Any
 
 from flask import Blueprint, g, redirect, render_template, request
 
+from offload_core.ids import random_uuid
 from offload_web import idempotency
 from offload_web.config import web_config
 from offload_web.publishing import BrokerUnavailable, signups
@@ -29,7 +29,7 @@ def render_form(values: dict[str, str], errors: dict[str, str], status: int, key
         values=values,
         errors=errors,
         name_max=NAME_MAX,
-        idempotency_key=key or uuid.uuid4().hex,
+        idempotency_key=key or random_uuid().hex,
     )
     return html, status
 
