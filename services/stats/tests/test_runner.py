@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from offload_core.topology import delay_queue_name
 from offload_stats import queries
 from offload_testkit.amqp import ready_count, wait_for
 from offload_testkit.messages import publish_all, request_event, signup
@@ -33,7 +34,7 @@ def test_counts_equal_events_published_and_duplicates_count_once(
 
 @pytest.mark.slow
 def test_kill_9_mid_batch_then_restart_loses_nothing_and_counts_nothing_twice(
-    stats_runner, stack_publisher, store, store_url, amqp_url
+    stats_runner, stack_publisher, store, store_url, amqp_url, core_config
 ):
     events = [request_event(f"/k{i % 7}") for i in range(3000)]
     publish_all(stack_publisher, events)
@@ -49,11 +50,20 @@ def test_kill_9_mid_batch_then_restart_loses_nothing_and_counts_nothing_twice(
                 lambda: queries.summary(store)["requests"]["total"] >= 3000, timeout=60, what="all counted"
             )
         except AssertionError as exc:
-            where = {q: ready_count(amqp_url, q) for q in ("stats.requests", "stats.requests.parked")}
+            # Every queue an event can wait in, the retry delay queues included, and what the
+            # restarted runner warned of.
+            queues = ["stats.requests", "stats.requests.parked"]
+            queues += [delay_queue_name("stats.requests", delay) for delay in core_config.delay_tiers]
+            where = {q: ready_count(amqp_url, q) for q in queues}
             total = queries.summary(store)["requests"]["total"]
+            warnings = [
+                line
+                for line in runner.logs().splitlines()
+                if '"level": "warning"' in line or '"level": "error"' in line
+            ]
             raise AssertionError(
                 f"{exc}: {total} counted ({counted_at_kill} at the kill), ready {where}\n"
-                + "\n".join(line for line in runner.logs().splitlines() if " INFO " not in line)[-4000:]
+                + "\n".join(warnings)[-4000:]
             ) from None
         wait_for(lambda: ready_count(amqp_url, "stats.requests") == 0, timeout=10, what="queue drained")
         assert queries.summary(store)["requests"]["total"] == 3000
