@@ -168,6 +168,11 @@ class Publisher:
         """Why the last session ended or failed to open; None while connected."""
         return None if self._keeper is None else self._keeper.last_error
 
+    @property
+    def _live(self) -> AmqpSession | None:
+        """The keeper's live session; None before start and between sessions."""
+        return None if self._keeper is None else self._keeper.live
+
     # -- lifecycle -----------------------------------------------------------------
 
     def start(self) -> Publisher:
@@ -366,7 +371,7 @@ class Publisher:
         self._flush_now()
 
     def _flush_now(self) -> None:
-        session = None if self._keeper is None else self._keeper.live
+        session = self._live
         if session is None or not self._outbox:
             return
         channel = session.channel
@@ -436,7 +441,7 @@ class Publisher:
         cluster while a new channel on the same node was acked at once). So the connection
         is replaced: a caller waiting on what is unconfirmed is told it was lost, the
         fire-and-forget messages go again, and the next attempt takes the next node."""
-        session = None if self._keeper is None else self._keeper.live
+        session = self._live
         if session is not None:
             log.warning("broker refused a message: reconnecting for a fresh channel")
             session.close()
