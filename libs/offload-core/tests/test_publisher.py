@@ -7,6 +7,7 @@ import threading
 import time
 
 import pytest
+from pika import BasicProperties as pika_properties
 from prometheus_client import REGISTRY
 
 from offload_core import publisher as publisher_module
@@ -141,32 +142,92 @@ def test_many_threads_publish_concurrently_and_all_are_confirmed(publisher, amqp
     assert len({g.properties.message_id for g in got}) == 400
 
 
-def test_messages_queued_while_confirms_are_due_leave_with_the_next_confirm(
-    core_config, amqp_url, monkeypatch
-):
-    """Under load the I/O thread is not woken once per message: what callers queue while
-    confirms are due is sent when the next confirm is handled. The periodic flush is pushed
-    out of the test's reach, so a message left behind would time out instead of leaving."""
-    monkeypatch.setattr(publisher_module, "FLUSH_INTERVAL", 3600.0)
-    publisher = Publisher(core_config, TOPOLOGY).start()
-    wakes = 0
+def _wake_only_when_no_confirm_is_due(publisher: Publisher) -> None:
+    """Negative control: a caller queued while other confirms are due waits for the flush
+    that follows the next confirm, instead of waking the I/O thread."""
     wake = publisher._wake
 
-    def counting_wake() -> None:
-        nonlocal wakes
-        wakes += 1
-        wake()
+    def wake_when_idle() -> None:
+        if not publisher._unconfirmed:
+            wake()
 
-    publisher._wake = counting_wake  # type: ignore[method-assign]  # instrumented on purpose
+    publisher._wake = wake_when_idle  # type: ignore[method-assign]  # the mechanism switched off on purpose
+
+
+@pytest.mark.parametrize(
+    ("switch_off", "written"),
+    [(None, True), (_wake_only_when_no_confirm_is_due, False)],
+    ids=["woken", "control-left-for-the-next-confirm"],
+)
+def test_a_caller_is_written_at_once_while_other_confirms_are_due(
+    core_config, amqp_url, monkeypatch, switch_off, written
+):
+    """A confirm that never comes stands for the ones due under load (an entry in the
+    unconfirmed map, with a tag the channel never reaches). With the periodic flush out of
+    the test's reach, the caller's message leaves only if its own publish wakes the I/O
+    thread. The control shows the check fails when it does not."""
+    monkeypatch.setattr(publisher_module, "FLUSH_INTERVAL", 3600.0)
+    publisher = Publisher(core_config, TOPOLOGY).start()
     try:
         assert publisher.wait_ready(10)
-        errors = publish_from_threads(publisher, timeout=10)
+        if switch_off is not None:
+            switch_off(publisher)
+        due = publisher_module._Outgoing("", "nowhere", b"", pika_properties(), fire_and_forget=False)
+        publisher._unconfirmed[10**9] = due
+        if written:
+            publisher.publish(signup(), timeout=5)
+        else:
+            with pytest.raises(PublishTimeout, match="withdrawn, not sent"):
+                publisher.publish(signup(), timeout=2)
     finally:
+        publisher.close(timeout=1)
+    assert len(take(amqp_url, "t.signups")) == (1 if written else 0)
+
+
+def _wake_every_time(publisher: Publisher) -> None:
+    """Negative control: every caller schedules a flush of its own."""
+    publisher._wake = lambda: publisher._ioloop.add_callback_threadsafe(publisher._flush)  # type: ignore[method-assign,union-attr]
+
+
+@pytest.mark.parametrize(
+    ("switch_off", "wake_ups"),
+    [(None, 1), (_wake_every_time, 50)],
+    ids=["shared", "control-one-each"],
+)
+def test_callers_queued_while_the_io_thread_is_busy_share_one_wake_up(
+    core_config, amqp_url, switch_off, wake_ups
+):
+    """Waking the I/O thread is a pipe write and a thread switch: one scheduled flush
+    serves every caller queued before it runs. The I/O thread is held in a callback while
+    50 callers queue, so the count does not depend on timing."""
+    publisher = Publisher(core_config, TOPOLOGY).start()
+    if switch_off is not None:
+        switch_off(publisher)
+    held, release = threading.Event(), threading.Event()
+    try:
+        assert publisher.wait_ready(10)
+        ioloop = publisher._ioloop
+        assert ioloop is not None
+        ioloop.add_callback_threadsafe(lambda: (held.set(), release.wait(10)))
+        assert held.wait(10)
+        scheduled = 0
+        schedule = ioloop.add_callback_threadsafe
+
+        def counting_schedule(callback):  # type: ignore[no-untyped-def]
+            nonlocal scheduled
+            scheduled += 1
+            schedule(callback)
+
+        ioloop.add_callback_threadsafe = counting_schedule  # type: ignore[method-assign]  # counted on purpose
+        futures = [publisher.publish_async(signup()) for _ in range(50)]
+        assert scheduled == wake_ups
+        release.set()
+        for future in futures:
+            publisher.wait(future, 10)
+    finally:
+        release.set()
         publisher.close()
-    assert errors == []
-    assert len(take(amqp_url, "t.signups", expect=400)) == 400
-    print(f"{wakes} wake-ups for 400 messages")
-    assert wakes < 300
+    assert len(take(amqp_url, "t.signups", expect=50)) == 50
 
 
 def test_broker_unreachable_times_out_quickly(core_config):

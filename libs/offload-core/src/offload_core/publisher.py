@@ -325,10 +325,12 @@ class Publisher:
         if self._thread is None:
             raise PublisherClosed("publisher was not started")
         self._outbox.append(outgoing)
-        # While confirms are due, the I/O thread sends what is queued as it handles the next
-        # one (_on_confirm): no wake-up (a pipe write, a thread switch) per message under load.
-        # If the last confirm was handled before this append, _unconfirmed reads empty here.
-        if wake and not self._unconfirmed:
+        # A caller waiting for its confirm is written at once, even while other confirms are
+        # due: leaving it for the flush that follows the next confirm added a round trip to
+        # its wait (docs/benchmarks.md, "Waking the I/O thread for every caller").
+        # The wake-ups stay fewer than the messages: one scheduled flush serves every message
+        # queued before it runs (_wake).
+        if wake:
             self._wake()
         return outgoing.future
 
@@ -430,8 +432,8 @@ class Publisher:
             self._outbox.extendleft(reversed(resend))
             self._replace_after_nack()
             return
-        # After the confirmed ones left _unconfirmed: a caller that found it non-empty did
-        # not wake this thread and relies on this flush (_submit).
+        # Fire-and-forget messages queued since the last flush leave with this one, before
+        # the periodic flush would take them.
         self._flush_now()
 
     def _replace_after_nack(self) -> None:
