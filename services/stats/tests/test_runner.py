@@ -8,6 +8,14 @@ from offload_core.topology import delay_queue_name
 from offload_stats import queries
 from offload_testkit.amqp import ready_count, wait_for
 from offload_testkit.messages import publish_all, request_event, signup
+from offload_testkit.rabbitmq import PrivateBroker
+
+
+def queue_depths(broker: PrivateBroker, amqp_url: str, queue: str) -> dict[str, int]:
+    """Ready and unacknowledged messages of `queue`, as the management API lists them."""
+    vhost = amqp_url.rsplit("/", 1)[1]
+    listed = broker.http.get(f"{broker.management_url}/api/queues/{vhost}/{queue}", timeout=10).json()
+    return {k: listed.get(k, -1) for k in ("messages_ready", "messages_unacknowledged")}
 
 
 def test_counts_equal_events_published_and_duplicates_count_once(
@@ -34,13 +42,13 @@ def test_counts_equal_events_published_and_duplicates_count_once(
 
 @pytest.mark.slow
 def test_kill_9_mid_batch_then_restart_loses_nothing_and_counts_nothing_twice(
-    stats_runner, stack_publisher, store, store_url, amqp_url, core_config
+    stats_runner, stack_publisher, store, store_url, amqp_url, core_config, rabbitmq_broker
 ):
     events = [request_event(f"/k{i % 7}") for i in range(3000)]
     publish_all(stack_publisher, events)
-    runner = stats_runner(store_url, OFFLOAD_STATS_BATCH_SIZE="100")
+    killed = stats_runner(store_url, OFFLOAD_STATS_BATCH_SIZE="100")
     wait_for(lambda: queries.summary(store)["requests"]["total"] > 300, timeout=30, what="counting under way")
-    runner.kill()
+    killed.kill()
     counted_at_kill = queries.summary(store)["requests"]["total"]
     assert counted_at_kill < 3000, "the kill came too late to test anything"
     runner = stats_runner(store_url, name="stats-2")
@@ -50,19 +58,20 @@ def test_kill_9_mid_batch_then_restart_loses_nothing_and_counts_nothing_twice(
                 lambda: queries.summary(store)["requests"]["total"] >= 3000, timeout=60, what="all counted"
             )
         except AssertionError as exc:
-            # Every queue an event can wait in, the retry delay queues included, and what the
-            # restarted runner warned of.
+            # Every queue an event can wait in (the retry delay queues too), ready and
+            # unacknowledged, and what either runner warned of.
             queues = ["stats.requests", "stats.requests.parked"]
             queues += [delay_queue_name("stats.requests", delay) for delay in core_config.delay_tiers]
-            where = {q: ready_count(amqp_url, q) for q in queues}
+            where = {q: queue_depths(rabbitmq_broker, amqp_url, q) for q in queues}
             total = queries.summary(store)["requests"]["total"]
             warnings = [
                 line
-                for line in runner.logs().splitlines()
-                if '"level": "warning"' in line or '"level": "error"' in line
+                for process in (killed, runner)
+                for line in process.logs().splitlines()
+                if " WARNING " in line or " ERROR " in line
             ]
             raise AssertionError(
-                f"{exc}: {total} counted ({counted_at_kill} at the kill), ready {where}\n"
+                f"{exc}: {total} counted ({counted_at_kill} at the kill), {where}\n"
                 + "\n".join(warnings)[-4000:]
             ) from None
         wait_for(lambda: ready_count(amqp_url, "stats.requests") == 0, timeout=10, what="queue drained")
