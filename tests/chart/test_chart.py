@@ -293,6 +293,14 @@ def test_no_password_is_written_into_a_manifest_outside_generated_secrets():
     assert secrets["r-offload-rabbitmq"]["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
 
 
+def test_network_policies_are_on_by_default_and_dns_follows_the_dns_ports():
+    assert "r-offload-default-deny" in by_kind(render(), "NetworkPolicy")
+    deny = by_kind(render(networkPolicy__dnsPorts="{53,5353}"), "NetworkPolicy")["r-offload-default-deny"]
+    ports = deny["spec"]["egress"][0]["ports"]
+    assert ports == [{"protocol": p, "port": n} for n in (53, 5353) for p in ("UDP", "TCP")]
+    assert not by_kind(render(networkPolicy__enabled="false"), "NetworkPolicy")
+
+
 def test_network_policies_allow_only_the_designed_paths():
     docs = render("network-policies-values.yaml")
     policies = by_kind(docs, "NetworkPolicy")
