@@ -8,14 +8,33 @@
 # etcd, containerd, runc and the CNI plugins come from Debian (scripts/system-deps.sh); the
 # pod sandbox ("pause") binary is compiled here from the same module's build/pause/linux, and
 # CoreDNS (the cluster DNS) is built from its own module, static, for a one-binary image.
+# kube-network-policies (the agent that enforces NetworkPolicies on the node) is built from
+# its module too, with its own stamp: a new version of it does not rebuild Kubernetes.
 set -euo pipefail
 
 KUBERNETES_VERSION=v1.35.4
 COMPONENTS=(kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubelet)
 COREDNS_VERSION=v1.13.1
+# v1.1 is the first release that also judges a pod's connections to its own node (the
+# INPUT hook): on a one-node cluster the API server is such a destination.
+KUBE_NETWORK_POLICIES_VERSION=v1.1.1
 
 CACHE=${OFFLOAD_KUBE_CACHE:-/var/cache/offload/kubernetes-$KUBERNETES_VERSION}
 BIN=$CACHE/bin
+export GOFLAGS=-mod=mod GOTOOLCHAIN=local
+
+policy_stamp=$BIN/.built-kube-network-policies
+if [[ ! -f $policy_stamp || "$(cat "$policy_stamp")" != "$KUBE_NETWORK_POLICIES_VERSION" ]]; then
+  echo "kube-binaries: building kube-network-policies $KUBE_NETWORK_POLICIES_VERSION"
+  mkdir -p "$BIN"
+  gobin=$(mktemp -d)
+  CGO_ENABLED=0 GOBIN=$gobin go install -trimpath -ldflags "-s -w" \
+    "sigs.k8s.io/kube-network-policies/cmd/kube-network-policies/standard@$KUBE_NETWORK_POLICIES_VERSION"
+  mv "$gobin/standard" "$BIN/kube-network-policies"
+  rmdir "$gobin"
+  echo "$KUBE_NETWORK_POLICIES_VERSION" > "$policy_stamp"
+fi
+
 stamp=$BIN/.built
 built="${COMPONENTS[*]} pause coredns-$COREDNS_VERSION"
 if [[ -f $stamp && "$(cat "$stamp")" == "$built" ]]; then
@@ -26,7 +45,6 @@ staging_version="v0.${KUBERNETES_VERSION#v1.}"
 src=$CACHE/src
 mkdir -p "$src" "$BIN"
 cd "$src"
-export GOFLAGS=-mod=mod GOTOOLCHAIN=local
 go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" >/dev/null
 kube_gomod=$(go env GOMODCACHE)/k8s.io/kubernetes@$KUBERNETES_VERSION/go.mod
 {

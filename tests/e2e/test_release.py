@@ -13,6 +13,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pika
@@ -20,6 +21,7 @@ import pytest
 import requests
 import yaml
 from kubernetes import client
+from kubernetes.stream import stream
 from prometheus_client.parser import text_string_to_metric_families
 
 from offload_core.topology import MAILER_QUEUE_BY_LANE, declare, delay_queue_name, stack_topology
@@ -242,6 +244,121 @@ def test_a_signup_is_mailed_once_and_counted(cluster, release):
         # redelivery of the signup is skipped, so the count of copies is final.
         wait_for(counted, timeout=60, interval=1, what="stats counting the signup and its mail")
         assert mails_to_signup() == 1
+
+
+# Connects to argv[1]:argv[2] from inside a pod; exits 0 only if the connection opened. A
+# policy drops the first packet, so a denied connection times out.
+CONNECT = """
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3).close()
+except OSError as exc:
+    sys.exit(repr(exc))
+"""
+
+
+@dataclass(frozen=True)
+class NetworkPath:
+    source: str  # the component label of the pod it is opened from
+    target: str  # a key of network_targets()
+    allowed: bool  # by the chart's NetworkPolicies
+
+
+# The "only through RabbitMQ" design, from inside the pods (docs/security.md has the table).
+DESIGNED_PATHS = [
+    NetworkPath("web", "rabbitmq", True),
+    NetworkPath("web", "redis", False),
+    NetworkPath("web", "mailer metrics", False),
+    NetworkPath("web", "stats runner metrics", False),
+    NetworkPath("web", "stats API", False),
+    NetworkPath("web", "API server", False),
+    NetworkPath("mailer", "rabbitmq", True),
+    NetworkPath("mailer", "redis", True),
+    NetworkPath("mailer", "SMTP", True),
+    NetworkPath("mailer", "rabbitmq management", False),
+    NetworkPath("mailer", "stats API", False),
+    NetworkPath("mailer", "API server", False),
+    NetworkPath("autoscaler", "rabbitmq management", True),
+    NetworkPath("autoscaler", "API server", True),
+    NetworkPath("autoscaler", "redis", False),
+]
+
+
+def running_pod(admin: client.ApiClient, component: str) -> client.V1Pod:
+    pods = client.CoreV1Api(admin).list_namespaced_pod(
+        NAMESPACE, label_selector=f"app.kubernetes.io/component={component}"
+    )
+    running = [p for p in pods.items if p.status.phase == "Running" and p.metadata.deletion_timestamp is None]
+    assert running, f"no running {component} pod"
+    return running[0]
+
+
+def network_targets(admin: client.ApiClient) -> dict[str, tuple[str, int]]:
+    """Where each target listens: Services by name, metrics ports by pod IP (they have no Service)."""
+    return {
+        "rabbitmq": ("offload-rabbitmq", 5672),
+        "rabbitmq management": ("offload-rabbitmq", 15672),
+        "redis": ("offload-redis", 6379),
+        "SMTP": ("offload-mailpit", 1025),
+        "stats API": ("offload-stats-api", 80),
+        "mailer metrics": (running_pod(admin, "mailer").status.pod_ip, 9101),
+        "stats runner metrics": (running_pod(admin, "stats-runner").status.pod_ip, 9102),
+        "API server": ("kubernetes.default.svc", 443),
+    }
+
+
+def opens(admin: client.ApiClient, path: NetworkPath, targets: dict[str, tuple[str, int]]) -> bool:
+    host, port = targets[path.target]
+    pod = running_pod(admin, path.source).metadata.name
+    session = stream(
+        client.CoreV1Api(admin).connect_get_namespaced_pod_exec, pod, NAMESPACE,
+        command=["python", "-c", CONNECT, host, str(port)],
+        stdout=True, stderr=True, stdin=False, tty=False, _preload_content=False,
+    )  # fmt: skip
+    try:
+        session.run_forever(timeout=30)
+        code = session.returncode
+    finally:
+        session.close()
+    assert code is not None, f"no exit status from {pod}"
+    return code == 0
+
+
+def test_network_policies_are_enforced_and_only_the_designed_paths_open(cluster, release, admin):
+    """Every path probed from inside the pods, with the policies of the install, then with
+    networkPolicy.enabled=false (the negative control: every path opens, so a denied probe
+    was the policy, not a port nobody listens on), then with the policies back."""
+    targets = network_targets(admin)
+
+    def outcomes() -> dict[str, bool]:
+        return {f"{p.source} -> {p.target}": opens(admin, p, targets) for p in DESIGNED_PATHS}
+
+    designed = {f"{p.source} -> {p.target}": p.allowed for p in DESIGNED_PATHS}
+    assert outcomes() == designed
+
+    def upgrade(enabled: bool) -> None:
+        cluster.helm(
+            "upgrade", release, str(ROOT / "charts" / "offload"), "-n", NAMESPACE, "--reuse-values",
+            "--set", f"networkPolicy.enabled={str(enabled).lower()}", "--wait",
+        )  # fmt: skip
+
+    upgrade(False)
+    try:
+        assert not rendered(cluster, release, "NetworkPolicy")
+        everything = dict.fromkeys(designed, True)
+        seen: dict[str, bool] = {}
+
+        def all_open() -> bool:
+            seen.update(outcomes())
+            return seen == everything
+
+        try:
+            wait_for(all_open, timeout=60, interval=2, what="every path open without policies")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; last outcomes {seen}") from None
+    finally:
+        upgrade(True)
+    wait_for(lambda: outcomes() == designed, timeout=60, interval=2, what="the designed paths only, again")
 
 
 def test_a_burst_scales_the_mailer_to_its_max_and_back(cluster, release, admin):

@@ -4,16 +4,19 @@ containerd, runc, the CNI plugins and iptables come from Debian; the kubelet, ku
 the pause binary and CoreDNS are built by scripts/kube-binaries.sh. Pods live on the bridge
 offload0 (POD_SUBNET) with this host as their gateway; kube-proxy (iptables mode) makes
 Service IPs work for pods and for this host; CoreDNS answers for cluster.local at
-DNS_SERVICE_IP. Images come from the Docker engine (`import_images`) or are built here.
+DNS_SERVICE_IP; kube-network-policies enforces NetworkPolicies (a verdict on each new
+connection to or from a pod, see network_policies). Images come from the Docker engine
+(`import_images`) or are built here.
 
 Runs as root, and changes the host only in ways it undoes on close: the bridge, the CNI
-firewall chains and kube-proxy's chains.
+firewall chains, kube-proxy's chains and the policy agent's chains.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import shlex
 import shutil
 import subprocess
 import time
@@ -38,7 +41,12 @@ from offload_testkit.kube import (
     kubeconfig_document,
 )
 from offload_testkit.processes import free_port
+from tests.e2e.clusters import network_policies
 from tests.e2e.clusters.node_images import binary_image_archive, import_docker_images, import_image_archive
+
+# CoreDNS runs unprivileged, so it listens above 1024; its Service answers on 53. A
+# NetworkPolicy sees the port after kube-proxy's DNAT: this one.
+COREDNS_PORT = 1053
 
 
 class LocalNode(_Daemons):
@@ -66,6 +74,7 @@ class LocalNode(_Daemons):
         self._start_containerd()
         self._start_kubelet()
         self._start_kube_proxy()
+        self._start_network_policies()
         self._wait_ready(timeout)
         self._start_cluster_dns(timeout)
 
@@ -82,7 +91,7 @@ class LocalNode(_Daemons):
         for plugin in ("bridge", "firewall", "host-local", "loopback"):
             if not Path("/usr/lib/cni", plugin).exists():
                 raise ClusterError("the CNI plugins are missing: apt-get install containernetworking-plugins")
-        for binary in ("kubelet", "kube-proxy", "pause", "coredns"):
+        for binary in ("kubelet", "kube-proxy", "pause", "coredns", "kube-network-policies"):
             if not (KUBE_BIN / binary).exists():
                 raise ClusterError(f"{KUBE_BIN / binary} is missing: run scripts/kube-binaries.sh")
 
@@ -250,6 +259,15 @@ state = "{work / "containerd-state"}"
         (work / "kube-proxy.yaml").write_text(yaml.safe_dump(config))
         self._spawn("kube-proxy", [str(KUBE_BIN / "kube-proxy"), f"--config={work / 'kube-proxy.yaml'}"])
 
+    def _start_network_policies(self) -> None:
+        # A host process, as kube-proxy is here (its manifests run it as a hostNetwork
+        # DaemonSet); iptables hands it the packets to judge (network_policies).
+        network_policies.install(POD_SUBNET)
+        args = network_policies.agent_args(
+            KUBE_BIN / "kube-network-policies", self.control_plane.kubeconfig, self.name, free_port()
+        )
+        self._spawn("kube-network-policies", args)
+
     def _wait_ready(self, timeout: float) -> None:
         from kubernetes import client
 
@@ -301,6 +319,7 @@ state = "{work / "containerd-state"}"
         if (KUBE_BIN / "kube-proxy").exists():
             subprocess.run([str(KUBE_BIN / "kube-proxy"), "--cleanup"], capture_output=True, timeout=60)
         self._remove_cni_firewall_chains()
+        network_policies.remove(POD_SUBNET)
         subprocess.run(["iptables", "-D", *self.UNPROGRAMMED_SERVICE_RULE], capture_output=True, timeout=30)
         subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True, timeout=30)
 
@@ -320,19 +339,35 @@ state = "{work / "containerd-state"}"
 
     @staticmethod
     def _remove_cni_firewall_chains() -> None:
-        # Pods killed with their runtime skip CNI DEL, so the firewall plugin's per-pod rules
-        # stay behind: drop its chains whole (rebuilt by the next node's first pod).
-        for chain in ("CNI-FORWARD", "CNI-ADMIN"):
-            subprocess.run(["iptables", "-D", "FORWARD", "-j", chain], capture_output=True, timeout=30)
-            subprocess.run(["iptables", "-F", chain], capture_output=True, timeout=30)
-            subprocess.run(["iptables", "-X", chain], capture_output=True, timeout=30)
+        # Pods killed with their runtime skip CNI DEL, so the plugins' per-pod rules stay
+        # behind: the firewall plugin's chains go whole (rebuilt by the next node's first
+        # pod), and so do the bridge plugin's masquerade chains of this network.
+        for table, hook, marker in (
+            ("filter", "FORWARD", "-j CNI-FORWARD"),
+            ("nat", "POSTROUTING", 'name: \\"offload-local\\"'),
+        ):
+            listed = subprocess.run(
+                ["iptables", "-t", table, "-S", hook], capture_output=True, text=True, timeout=30
+            )
+            for rule in listed.stdout.splitlines():
+                if marker not in rule:
+                    continue
+                chain = rule.rsplit("-j ", 1)[1]
+                # iptables -S quotes as a shell would: split it the same way.
+                subprocess.run(
+                    ["iptables", "-t", table, "-D", *shlex.split(rule)[1:]], capture_output=True, timeout=30
+                )
+                for args in (("-F", chain), ("-X", chain)):
+                    subprocess.run(["iptables", "-t", table, *args], capture_output=True, timeout=30)
+        for args in (("-F", "CNI-ADMIN"), ("-X", "CNI-ADMIN")):
+            subprocess.run(["iptables", *args], capture_output=True, timeout=30)
 
 
 def cluster_dns_objects() -> list[dict]:
     """CoreDNS in kube-system behind the kube-dns Service at DNS_SERVICE_IP, as kubeadm sets
     it up, minus forwarding: names outside the cluster are not needed by the e2e suite."""
     labels = {"k8s-app": "kube-dns"}
-    corefile = f""".:1053 {{
+    corefile = f""".:{COREDNS_PORT} {{
     errors
     health :8080
     ready :8181
@@ -396,8 +431,8 @@ def cluster_dns_objects() -> list[dict]:
                                 "imagePullPolicy": "Never",
                                 "args": ["-conf", "/etc/coredns/Corefile"],
                                 "ports": [
-                                    {"name": "dns", "containerPort": 1053, "protocol": "UDP"},
-                                    {"name": "dns-tcp", "containerPort": 1053, "protocol": "TCP"},
+                                    {"name": "dns", "containerPort": COREDNS_PORT, "protocol": "UDP"},
+                                    {"name": "dns-tcp", "containerPort": COREDNS_PORT, "protocol": "TCP"},
                                 ],
                                 "livenessProbe": {"httpGet": {"path": "/health", "port": 8080}},
                                 "readinessProbe": {
@@ -425,8 +460,8 @@ def cluster_dns_objects() -> list[dict]:
                 "selector": labels,
                 "clusterIP": DNS_SERVICE_IP,
                 "ports": [
-                    {"name": "dns", "port": 53, "targetPort": 1053, "protocol": "UDP"},
-                    {"name": "dns-tcp", "port": 53, "targetPort": 1053, "protocol": "TCP"},
+                    {"name": "dns", "port": 53, "targetPort": COREDNS_PORT, "protocol": "UDP"},
+                    {"name": "dns-tcp", "port": 53, "targetPort": COREDNS_PORT, "protocol": "TCP"},
                 ],
             },
         },

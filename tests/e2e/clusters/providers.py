@@ -24,7 +24,7 @@ import yaml
 
 from offload_testkit.k8s_tools import tool
 from offload_testkit.kube import ClusterError, LocalControlPlane, service_account_kubeconfig
-from tests.e2e.clusters.local_node import LocalNode
+from tests.e2e.clusters.local_node import COREDNS_PORT, LocalNode
 
 # The checkout these providers live in: they build its images and install its chart.
 ROOT = Path(__file__).resolve().parents[3]
@@ -92,17 +92,26 @@ class LocalCluster(Cluster):
         self.control_plane = LocalControlPlane(workdir)
         self.node = LocalNode(self.control_plane)
         self.tag = os.environ.get("IMAGE_TAG", "dev")
-        tags = workdir / "local-images.yaml"
-        tags.write_text(
+        # The images' tag; the API server's port (the autoscaler's and the broker's
+        # NetworkPolicies let them reach it, and here it listens on a free port); and the
+        # port the cluster DNS listens on behind its Service.
+        generated = workdir / "local-generated-values.yaml"
+        generated.write_text(
             yaml.safe_dump(
                 {"image": {"tag": self.tag}}
                 | {part: {"image": {"tag": self.tag}} for part in ("rabbitmq", "redis", "mailpit")}
+                | {
+                    "networkPolicy": {
+                        "apiServerPorts": [self.control_plane.api_port],
+                        "dnsPorts": [53, COREDNS_PORT],
+                    }
+                }
             )
         )
         super().__init__(
             "local",
             self.control_plane.kubeconfig,
-            values_files=[ROOT / "k8s" / "local-values.yaml", tags],
+            values_files=[ROOT / "k8s" / "local-values.yaml", generated],
         )
 
     def start(self) -> None:
