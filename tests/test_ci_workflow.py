@@ -7,6 +7,7 @@ shellcheck, the shell of its `run:` steps.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -32,17 +33,19 @@ def test_the_e2e_workflow_passes_actionlint_with_shellcheck():
 
 
 def test_actionlint_would_catch_a_broken_step(tmp_path):
-    """A guard that the check above can fail: a bad action input and a shell quoting slip."""
+    """A guard that the check above can fail: a misspelt context property and a shell
+    quoting slip. (Action inputs are not checked: actionlint knows them by tag, and the
+    actions are pinned by commit.)"""
     workflow = yaml.safe_load(WORKFLOW.read_text())
     steps = workflow["jobs"]["kind"]["steps"]
-    steps[1]["with"]["pyhton-version"] = "3.11"
+    steps[1]["if"] = "${{ github.evnet_name == 'push' }}"
     steps.append({"name": "broken", "run": "cd $HOME/some dir && ls"})
     broken = tmp_path / ".github" / "workflows" / "e2e.yaml"
     broken.parent.mkdir(parents=True)
     broken.write_text(yaml.safe_dump(workflow, sort_keys=False))
     result = actionlint(broken)
     assert result.returncode == 1
-    assert "pyhton-version" in result.stdout
+    assert "evnet_name" in result.stdout
     assert "shellcheck" in result.stdout
 
 
@@ -51,3 +54,13 @@ def test_the_workflow_runs_the_suite_on_the_kind_provider():
     [suite] = [s for s in workflow["jobs"]["kind"]["steps"] if s.get("env", {}).get("OFFLOAD_E2E_PROVIDER")]
     assert suite["env"]["OFFLOAD_E2E_PROVIDER"] == "kind"
     assert "-m e2e tests/e2e" in suite["run"]
+
+
+def test_every_action_is_pinned_by_commit_with_its_tag_beside_it():
+    """A tag can be moved to other code; a commit cannot (as podinfo's workflows pin them)."""
+    uses = [
+        line.split("uses:", 1)[1].strip() for line in WORKFLOW.read_text().splitlines() if "uses:" in line
+    ]
+    assert uses
+    for use in uses:
+        assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}  # v\d+\.\d+\.\d+", use), use
