@@ -113,13 +113,17 @@ class LocalNode(_Daemons):
     # minutes). A cluster's Service range is not routable: refuse it, so the client's next
     # connection, once the rules exist, reaches the Service. DNAT'ed packets no longer carry a
     # Service IP when they reach FORWARD, so only unprogrammed ones match.
+    # The rule lives in CNI-ADMIN, the CNI firewall plugin's chain for an administrator's
+    # rules, which it consults before accepting a pod's traffic: a rule of FORWARD would sit
+    # behind the plugin's accept, which the plugin puts first when the node's first pod starts.
     UNPROGRAMMED_SERVICE_RULE = (
-        "FORWARD", "-s", POD_SUBNET, "-d", SERVICE_SUBNET,
+        "CNI-ADMIN", "-s", POD_SUBNET, "-d", SERVICE_SUBNET,
         "-m", "comment", "--comment", "offload-local: Service IP not programmed yet",
         "-j", "REJECT", "--reject-with", "icmp-port-unreachable",
     )  # fmt: skip
 
     def _reject_unprogrammed_services(self) -> None:
+        subprocess.run(["iptables", "-N", "CNI-ADMIN"], capture_output=True, timeout=30)  # may exist
         subprocess.run(["iptables", "-I", *self.UNPROGRAMMED_SERVICE_RULE], check=True, timeout=30)
 
     def _start_containerd(self) -> None:
@@ -319,8 +323,7 @@ state = "{work / "containerd-state"}"
         if (KUBE_BIN / "kube-proxy").exists():
             subprocess.run([str(KUBE_BIN / "kube-proxy"), "--cleanup"], capture_output=True, timeout=60)
         self._remove_cni_firewall_chains()
-        network_policies.remove(POD_SUBNET)
-        subprocess.run(["iptables", "-D", *self.UNPROGRAMMED_SERVICE_RULE], capture_output=True, timeout=30)
+        network_policies.remove(POD_SUBNET)  # CNI-ADMIN, with the Service rule, went with the plugin's chains
         subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True, timeout=30)
 
     def _remove_containers(self) -> None:
