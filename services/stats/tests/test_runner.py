@@ -8,14 +8,6 @@ from offload_core.topology import delay_queue_name
 from offload_stats import queries
 from offload_testkit.amqp import ready_count, wait_for
 from offload_testkit.messages import publish_all, request_event, signup
-from offload_testkit.rabbitmq import PrivateBroker
-
-
-def queue_depths(broker: PrivateBroker, amqp_url: str, queue: str) -> dict[str, int]:
-    """Ready and unacknowledged messages of `queue`, as the management API lists them."""
-    vhost = amqp_url.rsplit("/", 1)[1]
-    listed = broker.http.get(f"{broker.management_url}/api/queues/{vhost}/{queue}", timeout=10).json()
-    return {k: listed.get(k, -1) for k in ("messages_ready", "messages_unacknowledged")}
 
 
 def test_counts_equal_events_published_and_duplicates_count_once(
@@ -42,7 +34,7 @@ def test_counts_equal_events_published_and_duplicates_count_once(
 
 @pytest.mark.slow
 def test_kill_9_mid_batch_then_restart_loses_nothing_and_counts_nothing_twice(
-    stats_runner, stack_publisher, store, store_url, amqp_url, core_config, rabbitmq_broker
+    stats_runner, stack_publisher, store, store_url, amqp_url, amqp_vhost, core_config, rabbitmq_broker
 ):
     events = [request_event(f"/k{i % 7}") for i in range(3000)]
     publish_all(stack_publisher, events)
@@ -62,7 +54,8 @@ def test_kill_9_mid_batch_then_restart_loses_nothing_and_counts_nothing_twice(
             # unacknowledged, and what either runner warned of.
             queues = ["stats.requests", "stats.requests.parked"]
             queues += [delay_queue_name("stats.requests", delay) for delay in core_config.delay_tiers]
-            where = {q: queue_depths(rabbitmq_broker, amqp_url, q) for q in queues}
+            counts = ("messages_ready", "messages_unacknowledged")
+            where = {q: {k: rabbitmq_broker.queue(amqp_vhost, q).get(k) for k in counts} for q in queues}
             total = queries.summary(store)["requests"]["total"]
             warnings = [
                 line

@@ -129,3 +129,8 @@ class PrivateBroker:
 
     def delete_vhost(self, name: str) -> None:
         self.http.delete(f"{self.management_url}/api/vhosts/{quote(name, safe='')}", timeout=30)
+
+    def queue(self, vhost: str, name: str) -> dict:
+        """The management API's view of one queue (counts, consumers, type), as PrivateCluster.queue."""
+        url = f"{self.management_url}/api/queues/{quote(vhost, safe='')}/{quote(name, safe='')}"
+        return self.http.get(url, timeout=10).json()
