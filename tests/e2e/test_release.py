@@ -263,6 +263,10 @@ class NetworkPath:
     target: str  # a key of network_targets()
     allowed: bool  # by the chart's NetworkPolicies
 
+    @property
+    def name(self) -> str:
+        return f"{self.source} -> {self.target}"
+
 
 # The "only through RabbitMQ" design, from inside the pods (docs/security.md has the table).
 DESIGNED_PATHS = [
@@ -331,9 +335,9 @@ def test_network_policies_are_enforced_and_only_the_designed_paths_open(cluster,
     targets = network_targets(admin)
 
     def outcomes() -> dict[str, bool]:
-        return {f"{p.source} -> {p.target}": opens(admin, p, targets) for p in DESIGNED_PATHS}
+        return {p.name: opens(admin, p, targets) for p in DESIGNED_PATHS}
 
-    designed = {f"{p.source} -> {p.target}": p.allowed for p in DESIGNED_PATHS}
+    designed = {p.name: p.allowed for p in DESIGNED_PATHS}
     assert outcomes() == designed
 
     def upgrade(enabled: bool) -> None:

@@ -31,10 +31,9 @@ CHAIN = "OFFLOAD-NETPOL"
 
 @dataclass(frozen=True)
 class Diversion:
-    """iptables chains sending new pod connections to the agent's queue; jumped to from `hooks`."""
+    """CHAIN in `table`, jumped to from `hook`: sends new pod connections to the agent's queue."""
 
     table: str
-    chain: str
     hook: str
     rules: tuple[tuple[str, ...], ...]
 
@@ -43,7 +42,6 @@ def diversions(pod_subnet: str) -> list[Diversion]:
     queue = ("-j", "NFQUEUE", "--queue-num", str(QUEUE), "--queue-bypass")
     forwarded = Diversion(
         "mangle",
-        CHAIN,
         "POSTROUTING",
         (
             ("-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "RETURN"),
@@ -55,7 +53,6 @@ def diversions(pod_subnet: str) -> list[Diversion]:
     )
     to_node = Diversion(
         "filter",
-        CHAIN,
         "INPUT",
         (("-s", pod_subnet, "-m", "conntrack", "--ctstate", "NEW", *queue),),
     )
@@ -65,15 +62,15 @@ def diversions(pod_subnet: str) -> list[Diversion]:
 def install(pod_subnet: str) -> None:
     remove(pod_subnet)  # what a run that did not close left behind
     for d in diversions(pod_subnet):
-        _iptables(d.table, "-N", d.chain)
+        _iptables(d.table, "-N", CHAIN)
         for rule in d.rules:
-            _iptables(d.table, "-A", d.chain, *rule)
-        _iptables(d.table, "-I", d.hook, "-j", d.chain)
+            _iptables(d.table, "-A", CHAIN, *rule)
+        _iptables(d.table, "-I", d.hook, "-j", CHAIN)
 
 
 def remove(pod_subnet: str) -> None:
     for d in diversions(pod_subnet):
-        for args in (("-D", d.hook, "-j", d.chain), ("-F", d.chain), ("-X", d.chain)):
+        for args in (("-D", d.hook, "-j", CHAIN), ("-F", CHAIN), ("-X", CHAIN)):
             _iptables(d.table, *args, check=False)
 
 
