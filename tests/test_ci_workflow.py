@@ -56,11 +56,23 @@ def test_the_workflow_runs_the_suite_on_the_kind_provider():
     assert "-m e2e tests/e2e" in suite["run"]
 
 
+PINNED = re.compile(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}  # v\d+\.\d+\.\d+")
+
+
+def unpinned(workflow: str) -> list[str]:
+    """The `uses:` references of `workflow` that are not a commit with its tag beside it."""
+    uses = [line.split("uses:", 1)[1].strip() for line in workflow.splitlines() if "uses:" in line]
+    assert uses, "no action referenced: the check would pass on nothing"
+    return [use for use in uses if not PINNED.fullmatch(use)]
+
+
 def test_every_action_is_pinned_by_commit_with_its_tag_beside_it():
     """A tag can be moved to other code; a commit cannot (as podinfo's workflows pin them)."""
-    uses = [
-        line.split("uses:", 1)[1].strip() for line in WORKFLOW.read_text().splitlines() if "uses:" in line
-    ]
-    assert uses
-    for use in uses:
-        assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}  # v\d+\.\d+\.\d+", use), use
+    assert unpinned(WORKFLOW.read_text()) == []
+
+
+def test_the_pin_check_would_catch_an_action_referenced_by_tag():
+    text = WORKFLOW.read_text()
+    by_tag = re.sub(r"actions/checkout@[0-9a-f]{40}  # v[\d.]+", "actions/checkout@v4", text)
+    assert by_tag != text
+    assert unpinned(by_tag) == ["actions/checkout@v4"]
