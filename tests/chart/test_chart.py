@@ -301,6 +301,33 @@ def test_network_policies_are_on_by_default_and_dns_follows_the_dns_ports():
     assert not by_kind(render(networkPolicy__enabled="false"), "NetworkPolicy")
 
 
+def test_operators_from_opens_every_port_of_every_pod_to_those_peers_only():
+    """networkPolicy.operatorsFrom adds one rule without ports to each policy that admits
+    traffic, and nothing by default (the control: no rule has those peers)."""
+    peers = [{"ipBlock": {"cidr": "172.18.0.0/16"}}]
+    args = ("network-policies-values.yaml",)
+    opened = by_kind(render(*args, **{"networkPolicy__operatorsFrom[0]__ipBlock__cidr": "172.18.0.0/16"}),
+                     "NetworkPolicy")  # fmt: skip
+    default = by_kind(render(*args), "NetworkPolicy")
+    admitting = {
+        name
+        for name, p in opened.items()
+        if "Ingress" in p["spec"]["policyTypes"] and name != "r-offload-default-deny"
+    }
+    assert admitting >= {
+        "r-offload-web",
+        "r-offload-stats-api",
+        "r-offload-rabbitmq",
+        "r-offload-redis",
+        "r-offload-mailpit",
+    }
+    for name in admitting:
+        rules = opened[name]["spec"]["ingress"]
+        assert rules[-1] == {"from": peers}, name
+        assert rules[:-1] == default[name]["spec"]["ingress"], name
+    assert all({"from": peers} not in p["spec"].get("ingress", []) for p in default.values())
+
+
 def test_network_policies_allow_only_the_designed_paths():
     docs = render("network-policies-values.yaml")
     policies = by_kind(docs, "NetworkPolicy")

@@ -180,18 +180,38 @@ imagePullSecrets:
 {{- end }}
 securityContext:
   {{- toYaml .root.Values.podSecurityContext | nindent 2 }}
-{{- with .values.nodeSelector }}
+{{- include "offload.placement" .values }}
+{{- end }}
+
+{{/* nodeSelector, tolerations and affinity of a component's values, where set. */}}
+{{- define "offload.placement" -}}
+{{- with .nodeSelector }}
 nodeSelector:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with .values.tolerations }}
+{{- with .tolerations }}
 tolerations:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with .values.affinity }}
+{{- with .affinity }}
 affinity:
   {{- toYaml . | nindent 2 }}
 {{- end }}
+{{- end }}
+
+{{/* A component's pods spread over nodes, at most one apart:
+(dict "component" $component "whenUnsatisfiable" ...). Nodes whose taints the pods do not
+tolerate (a control plane, a cordoned node) are not counted as places to spread to: counted,
+an empty control plane would cap every other node at one pod. */}}
+{{- define "offload.spread" -}}
+topologySpreadConstraints:
+  - maxSkew: 1
+    topologyKey: kubernetes.io/hostname
+    whenUnsatisfiable: {{ .whenUnsatisfiable }}
+    nodeTaintsPolicy: Honor
+    labelSelector:
+      matchLabels:
+        {{- include "offload.componentSelectorLabels" .component | nindent 8 }}
 {{- end }}
 
 {{/* True when runner Deployments leave their replica count to an autoscaler. */}}
@@ -256,4 +276,12 @@ a list of (name, queueRegex, autoscaling values).
   queueRegex: "^stats\\.(activity|requests)$"
   autoscaling:
     {{- toYaml .Values.stats.runner.autoscaling | nindent 4 }}
+{{- end }}
+
+{{/* An ingress rule letting networkPolicy.operatorsFrom into every port of a pod, if set. */}}
+{{- define "offload.operatorsIngress" -}}
+{{- with .Values.networkPolicy.operatorsFrom }}
+- from:
+    {{- toYaml . | nindent 4 }}
+{{- end }}
 {{- end }}
