@@ -10,13 +10,14 @@ PACKAGES := libs/offload-core libs/offload-testkit $(wildcard services/*/pyproje
 PACKAGE_DIRS := $(patsubst %/pyproject.toml,%,$(PACKAGES))
 TEST_PATHS := libs $(wildcard services/*/tests) $(wildcard tests)
 
-.PHONY: help dev dev-deps check test e2e kube-binaries k8s-tools k8s-manifests images keda-image container-test lint format system-deps venv bench-core bench-web bench-mailer bench-stats bench-autoscaler bench-keda chaos clean
+.PHONY: help dev dev-deps check test e2e kube-binaries kind-node-image k8s-tools k8s-manifests images keda-image container-test lint format system-deps venv bench-core bench-web bench-mailer bench-stats bench-autoscaler bench-keda chaos clean
 
 help:
 	@echo "make dev         run the whole stack locally (installs what it needs)"
 	@echo "make test        lint + every test against private, real services"
 	@echo "make check       the daily loop: lint, unit and broker-backed tests (minutes)"
 	@echo "make e2e         end-to-end suite on a cluster (OFFLOAD_E2E_PROVIDER=kind|existing|local)"
+	@echo "make kind-node-image  the e2e suite's kind node image and kind, built here (deploy/kind-node)"
 	@echo "make k8s-manifests  re-render k8s/base from charts/offload"
 	@echo "make images      build the service images, and RabbitMQ/Redis/mail-sink images from Debian"
 	@echo "make container-test  run the images together and check a signup end to end"
@@ -45,7 +46,7 @@ lint: system-deps venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy libs/*/src $(wildcard services/*/src) tests/chaos tests/e2e/clusters
-	shellcheck scripts/*.sh deploy/docker/*/*.sh .ci/run
+	shellcheck scripts/*.sh deploy/docker/*/*.sh deploy/kind-node/network/offload-* deploy/kind-node/files/usr/local/bin/* tests/e2e/clusters/kind-bin/docker .ci/run
 
 format: venv
 	$(BIN)/ruff check --fix .
@@ -62,6 +63,11 @@ k8s-tools: venv
 kube-binaries:
 	@scripts/kube-binaries.sh
 
+# The kind node image offload-kind-node (deploy/kind-node) and kind itself, built here from
+# the binaries above and Debian, cached; the e2e suite's kind provider builds it when needed.
+kind-node-image: kube-binaries
+	@scripts/kind-node-image.sh
+
 # k8s/base/offload.yaml from the chart (a test fails when it is stale).
 k8s-manifests: k8s-tools
 	$(BIN)/python scripts/render_k8s.py
@@ -75,8 +81,8 @@ test: system-deps venv lint k8s-tools kube-binaries
 check: system-deps venv lint
 	$(BIN)/pytest -p no:logging -m "not slow and not containers and not e2e" libs $(wildcard services/*/tests)
 
-# The e2e suite: OFFLOAD_E2E_PROVIDER=kind|existing|local (default kind when kind and
-# docker are installed, else local: a one-node cluster built here, see tests/e2e/).
+# The e2e suite: OFFLOAD_E2E_PROVIDER=kind|existing|local (default kind: a cluster of three
+# nodes from the node image built here; local: one node assembled on this host).
 e2e: system-deps venv k8s-tools kube-binaries
 	$(BIN)/pytest -p no:logging -m e2e tests/e2e
 

@@ -5,7 +5,7 @@
 # k8s.io/kubernetes is not meant to be consumed as a module: its go.mod points the k8s.io/*
 # staging modules at ./staging, which the proxy's zip leaves out. A small wrapper module
 # replaces each of them with its published v0.<minor>.<patch> twin, as library users do.
-# etcd, containerd, runc and the CNI plugins come from Debian (scripts/system-deps.sh); the
+# containerd, runc, the CNI plugins and the tests' etcd come from Debian (system-deps.sh); the
 # pod sandbox ("pause") binary is compiled here from the same module's build/pause/linux, and
 # CoreDNS (the cluster DNS) is built from its own module, static, for a one-binary image.
 # kube-network-policies (the agent that enforces NetworkPolicies on the node) is built from
@@ -13,8 +13,11 @@
 set -euo pipefail
 
 KUBERNETES_VERSION=v1.35.4
-COMPONENTS=(kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubelet)
+COMPONENTS=(kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubelet kubeadm kubectl)
 COREDNS_VERSION=v1.13.1
+# The etcd release kubeadm $KUBERNETES_VERSION runs (its constants' DefaultEtcdVersion), for
+# the kind node image; the `local` provider and the tests' control plane use Debian's etcd.
+ETCD_VERSION=v3.6.6
 # v1.1 is the first release that also judges a pod's connections to its own node (the
 # INPUT hook): on a one-node cluster the API server is such a destination.
 KUBE_NETWORK_POLICIES_VERSION=v1.1.1
@@ -33,6 +36,22 @@ if [[ ! -f $policy_stamp || "$(cat "$policy_stamp")" != "$KUBE_NETWORK_POLICIES_
   mv "$gobin/standard" "$BIN/kube-network-policies"
   rmdir "$gobin"
   echo "$KUBE_NETWORK_POLICIES_VERSION" > "$policy_stamp"
+fi
+
+etcd_stamp=$BIN/.built-etcd
+if [[ ! -f $etcd_stamp || "$(cat "$etcd_stamp")" != "$ETCD_VERSION" ]]; then
+  echo "kube-binaries: building etcd $ETCD_VERSION"
+  mkdir -p "$BIN" "$CACHE/etcd-src"
+  # etcd's server module has replace directives, so `go install module@version` refuses it;
+  # a wrapper module requiring it builds the same main package.
+  (
+    cd "$CACHE/etcd-src"
+    printf 'module offload.local/etcd\n\ngo 1.24\n\nrequire go.etcd.io/etcd/server/v3 %s\n' "$ETCD_VERSION" > go.mod
+    printf '//go:build tools\n\npackage tools\n\nimport _ "go.etcd.io/etcd/server/v3"\n' > tools.go
+    go mod tidy >/dev/null 2>&1 || go mod tidy
+    CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$BIN/etcd" go.etcd.io/etcd/server/v3
+  )
+  echo "$ETCD_VERSION" > "$etcd_stamp"
 fi
 
 stamp=$BIN/.built
