@@ -49,11 +49,12 @@ def test_actionlint_would_catch_a_broken_step(tmp_path):
     assert "shellcheck" in result.stdout
 
 
-def test_the_workflow_runs_the_suite_on_the_kind_provider():
+def test_the_workflow_runs_the_suite_as_ci_does_on_the_kind_provider():
     workflow = yaml.safe_load(WORKFLOW.read_text())
     [suite] = [s for s in workflow["jobs"]["kind"]["steps"] if s.get("env", {}).get("OFFLOAD_E2E_PROVIDER")]
     assert suite["env"]["OFFLOAD_E2E_PROVIDER"] == "kind"
-    assert "-m e2e tests/e2e" in suite["run"]
+    assert suite["run"].endswith(" make e2e")
+    assert "OFFLOAD_E2E_PROVIDER=kind make e2e" in (ROOT / ".ci" / "run").read_text().splitlines()
 
 
 PINNED = re.compile(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}  # v\d+\.\d+\.\d+")

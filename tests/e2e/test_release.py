@@ -10,6 +10,8 @@ import base64
 import contextlib
 import ipaddress
 import json
+import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,7 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from offload_core.topology import MAILER_QUEUE_BY_LANE, declare, delay_queue_name, stack_topology
 from offload_testkit.amqp import wait_for
-from offload_testkit.kube import PAUSE_IMAGE, POD_SUBNET, api_client
+from offload_testkit.kube import KUBE_BIN, PAUSE_IMAGE, POD_SUBNET, api_client
 from offload_testkit.mailpit import mailpit_copies
 from offload_testkit.signup_load import SignupLoad
 from offload_testkit.stack import start_autoscaler
@@ -550,45 +552,88 @@ def test_the_node_leading_the_mailer_queue_is_deleted_under_load(cluster, releas
             )
         rejoined = whole_cluster(management)
         new_leader = management.quorum_queues()[MAILER_QUEUE]["leader"]
-        record = load.record
-        accepted = set(record.accepted)
-        wait_for(
-            lambda: accepted <= set(mailpit_copies(mailpit)),
-            timeout=300,
-            interval=2,
-            what=f"{len(accepted)} accepted signups mailed",
-        )
-
-        def counted() -> dict | None:
-            now = requests.get(f"{stats}/api/v1/stats", timeout=10).json()
-            grown = {
-                "signups": now["signups"]["total"] - counted_before["signups"]["total"],
-                "sent": now["mails"]["sent"] - counted_before["mails"]["sent"],
-            }
-            return grown if grown == {"signups": len(accepted), "sent": len(accepted)} else None
-
-        try:
-            wait_for(counted, timeout=120, interval=2, what="stats counting every accepted signup and mail")
-            stats_exact = True
-        except AssertionError:
-            stats_exact = False
-        copies = mailpit_copies(mailpit)
-        ours = {a: n for a, n in copies.items() if a.startswith(f"load-{load.run_id}-")}
-        duplicates = sum(n - 1 for n in ours.values() if n > 1)
-        lost, strays = sorted(accepted - set(ours)), sorted(set(ours) - accepted)
+        outcome = delivery_outcome(load, mailpit, stats, counted_before)
         line = (
-            f"broker leader_pod_deleted: sent={load.sent} accepted={len(accepted)} refused={record.refused} "
-            f"failover={record.failover_seconds():.1f}s delivered={len(ours)} duplicates={duplicates} "
-            f"lost={len(lost)} strays={len(strays)} stats_exact={'yes' if stats_exact else 'no'} "
-            f"other_answers={len(record.unexpected)} gave_up={len(record.gave_up)} mailer_max={mailer_max} "
+            f"broker leader_pod_deleted: {outcome} mailer_max={mailer_max} "
             f"fault=[pod {pod} deleted, {held} unacked in {MAILER_QUEUE}, leader now "
             f"{new_leader.split('@', 1)[1].split('.', 1)[0]}, "
             f"replacement rejoined={'yes' if rejoined else 'no'}]"
         )
         print(line)
         assert new_leader != leader, line
-        assert (duplicates, lost, strays, record.unexpected, record.gave_up) == (0, [], [], [], []), line
-        assert stats_exact, line
+        assert outcome.clean(), line
+
+
+@dataclass(frozen=True)
+class DeliveryOutcome:
+    """What became of a SignupLoad's signups, per recipient."""
+
+    sent: int
+    accepted: int
+    refused: int
+    failover_seconds: float
+    delivered: int
+    duplicates: int
+    lost: int
+    strays: int
+    stats_exact: bool
+    other_answers: int
+    gave_up: int
+
+    def clean(self) -> bool:
+        """Every accepted signup mailed once and counted; nothing else mailed or answered."""
+        faults = (self.duplicates, self.lost, self.strays, self.other_answers, self.gave_up)
+        return faults == (0, 0, 0, 0, 0) and self.stats_exact
+
+    def __str__(self) -> str:
+        return (
+            f"sent={self.sent} accepted={self.accepted} refused={self.refused} "
+            f"failover={self.failover_seconds:.1f}s delivered={self.delivered} duplicates={self.duplicates} "
+            f"lost={self.lost} strays={self.strays} stats_exact={'yes' if self.stats_exact else 'no'} "
+            f"other_answers={self.other_answers} gave_up={self.gave_up}"
+        )
+
+
+def delivery_outcome(load: SignupLoad, mailpit: str, stats: str, counted_before: dict) -> DeliveryOutcome:
+    """Waits for every accepted signup to be mailed and counted (or for the deadlines), then
+    reads the mail sink per recipient and the stats' growth since `counted_before`."""
+    record = load.record
+    accepted = set(record.accepted)
+    wait_for(
+        lambda: accepted <= set(mailpit_copies(mailpit)),
+        timeout=300,
+        interval=2,
+        what=f"{len(accepted)} accepted signups mailed",
+    )
+
+    def counted() -> dict | None:
+        now = requests.get(f"{stats}/api/v1/stats", timeout=10).json()
+        grown = {
+            "signups": now["signups"]["total"] - counted_before["signups"]["total"],
+            "sent": now["mails"]["sent"] - counted_before["mails"]["sent"],
+        }
+        return grown if grown == {"signups": len(accepted), "sent": len(accepted)} else None
+
+    try:
+        wait_for(counted, timeout=120, interval=2, what="stats counting every accepted signup and mail")
+        stats_exact = True
+    except AssertionError:
+        stats_exact = False
+    copies = mailpit_copies(mailpit)
+    ours = {a: n for a, n in copies.items() if a.startswith(f"load-{load.run_id}-")}
+    return DeliveryOutcome(
+        sent=load.sent,
+        accepted=len(accepted),
+        refused=record.refused,
+        failover_seconds=record.failover_seconds(),
+        delivered=len(ours),
+        duplicates=sum(n - 1 for n in ours.values() if n > 1),
+        lost=len(accepted - set(ours)),
+        strays=len(set(ours) - accepted),
+        stats_exact=stats_exact,
+        other_answers=len(record.unexpected),
+        gave_up=len(record.gave_up),
+    )
 
 
 def _pod_uid(core: client.CoreV1Api, name: str) -> str | None:
@@ -596,6 +641,132 @@ def _pod_uid(core: client.CoreV1Api, name: str) -> str | None:
         return core.read_namespaced_pod(name, NAMESPACE).metadata.uid
     except client.ApiException:
         return None
+
+
+STATEFUL_PODS = "app.kubernetes.io/component in (rabbitmq,redis,mailpit)"
+MAILER_PODS = "app.kubernetes.io/component=mailer"
+WEB_PODS = "app.kubernetes.io/component=web"
+
+
+def pods_by_node(core: client.CoreV1Api, selector: str) -> dict[str, int]:
+    """Running pods of `selector` (not on their way out) per node."""
+    counts: dict[str, int] = {}
+    for pod in core.list_namespaced_pod(NAMESPACE, label_selector=selector).items:
+        if pod.status.phase == "Running" and pod.metadata.deletion_timestamp is None:
+            counts[pod.spec.node_name] = counts.get(pod.spec.node_name, 0) + 1
+    return counts
+
+
+class BudgetWatch:
+    """Samples every PodDisruptionBudget of the namespace while it runs and keeps the
+    smallest margin each had: healthy pods less the pods it requires. Evictions that honour
+    a budget never take a margin below zero; deleting pods past a budget does."""
+
+    def __init__(self, policy: client.PolicyV1Api) -> None:
+        self.policy = policy
+        self.lowest: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.25):
+            for budget in self.policy.list_namespaced_pod_disruption_budget(NAMESPACE).items:
+                status = budget.status
+                if status is None or status.desired_healthy is None:
+                    continue
+                margin = status.current_healthy - status.desired_healthy
+                name = budget.metadata.name
+                self.lowest[name] = min(margin, self.lowest.get(name, margin))
+
+    def __enter__(self) -> BudgetWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def broken(self) -> dict[str, int]:
+        return {name: margin for name, margin in self.lowest.items() if margin < 0}
+
+
+def test_a_worker_is_drained_under_load(cluster, release, admin):
+    """Runner pods spread over the workers; under a steady signup load, the worker without
+    the stateful parts is drained with `kubectl drain` (evictions, which PodDisruptionBudgets
+    may refuse). Then: no budget was broken while it drained, the node runs none of the
+    release's pods, every accepted signup was mailed exactly once (per recipient) and
+    counted, and only 202s and 503s with Retry-After were answered. The negative control:
+    deleting the web pods outright, past their budget, is seen as a broken budget."""
+    core, policy = client.CoreV1Api(admin), client.PolicyV1Api(admin)
+    workers = [
+        n.metadata.name
+        for n in core.list_node().items
+        if "node-role.kubernetes.io/control-plane" not in (n.metadata.labels or {})
+    ]
+    if len(workers) < 2:
+        pytest.skip(f"draining a worker needs two; {cluster.provider} has {len(workers)}")
+    stateful = set(pods_by_node(core, STATEFUL_PODS))
+    drained: str | None = next((w for w in workers if w not in stateful), None)
+    assert drained is not None, f"every worker runs a stateful part ({stateful}): nothing to drain"
+    kubectl = str(KUBE_BIN / "kubectl")
+    with (
+        cluster.service_url(NAMESPACE, f"svc/{WEB}", 80) as web,
+        cluster.service_url(NAMESPACE, "svc/offload-stats-api", 80) as stats,
+        cluster.service_url(NAMESPACE, "svc/offload-mailpit", 8025) as mailpit,
+    ):
+        counted_before = requests.get(f"{stats}/api/v1/stats", timeout=10).json()
+        with SignupLoad(web, BROKER_LOAD_RATE) as load:
+            # The load outruns one mailer: the autoscaler scales up, and the pods spread.
+            spread = wait_for(
+                lambda: (nodes := pods_by_node(core, MAILER_PODS)).get(drained) and len(nodes) >= 2 and nodes,
+                timeout=240,
+                interval=1,
+                what=f"mailer pods on {drained} and another worker",
+            )
+            with BudgetWatch(policy) as budgets:
+                started = time.monotonic()
+                drain = subprocess.run(
+                    [kubectl, "drain", drained, "--ignore-daemonsets", "--delete-emptydir-data",
+                     "--timeout=300s"],
+                    env=cluster.env(), capture_output=True, text=True, timeout=360,
+                )  # fmt: skip
+                drain_seconds = time.monotonic() - started
+            assert drain.returncode == 0, drain.stdout + drain.stderr
+            wait_for(
+                lambda: sum(1 for t in load.record.accepted_at if t > started + drain_seconds) >= 40,
+                timeout=180,
+                interval=0.5,
+                what="40 signups accepted after the drain",
+            )
+        left = {
+            selector: pods_by_node(core, selector).get(drained, 0) for selector in (MAILER_PODS, WEB_PODS)
+        }
+        outcome = delivery_outcome(load, mailpit, stats, counted_before)
+        line = (
+            f"drain worker: node={drained} mailers_before={spread} drain={drain_seconds:.1f}s "
+            f"lowest_budget_margins={budgets.lowest} left_on_node={left} {outcome}"
+        )
+        print(line)
+        assert budgets.lowest and not budgets.broken(), line
+        assert left == {MAILER_PODS: 0, WEB_PODS: 0}, line
+        assert outcome.clean(), line
+    subprocess.run([kubectl, "uncordon", drained], env=cluster.env(), check=True, capture_output=True)
+
+    # Negative control: the same watch sees a budget broken when pods go without eviction.
+    web_pods = core.list_namespaced_pod(NAMESPACE, label_selector=WEB_PODS).items
+    with BudgetWatch(policy) as budgets:
+        for pod in web_pods:
+            core.delete_namespaced_pod(pod.metadata.name, NAMESPACE, grace_period_seconds=0)
+        wait_for(lambda: budgets.broken(), timeout=30, interval=0.25, what="the web budget seen broken")
+    wait_for(
+        lambda: (
+            client.AppsV1Api(admin).read_namespaced_deployment(WEB, NAMESPACE).status.ready_replicas
+            == len(web_pods)
+        ),
+        timeout=120,
+        interval=1,
+        what="the web pods back",
+    )
 
 
 def test_upgrade_keeps_the_autoscaled_replica_count(cluster, release, admin):

@@ -23,7 +23,7 @@ from pathlib import Path
 import yaml
 
 from offload_testkit.k8s_tools import tool
-from offload_testkit.kube import ClusterError, LocalControlPlane, service_account_kubeconfig
+from offload_testkit.kube import KUBE_BIN, ClusterError, LocalControlPlane, service_account_kubeconfig
 from tests.e2e.clusters.local_node import COREDNS_PORT, LocalNode
 
 # The checkout these providers live in: they build its images and install its chart.
@@ -32,6 +32,14 @@ ROOT = Path(__file__).resolve().parents[3]
 
 # What `make images` builds, all of which the local provider's node runs.
 LOCAL_IMAGES = ("web", "mailer", "stats", "autoscaler", "rabbitmq", "redis", "mailsink")
+# PersistentVolumes of this class, made by the providers, stand in for a provisioner
+# (k8s/local-values.yaml): the release's three broker nodes, the KEDA scenario's one, spares.
+STORAGE_CLASS = "offload-local"
+VOLUMES = 6
+# The label of the kind worker that holds those volumes (k8s/kind-cluster.yaml).
+STATEFUL_NODE_LABEL = {"offload-stateful": "true"}
+# kind's default Service range (networking.serviceSubnet), routed from this host.
+KIND_SERVICE_SUBNET = "10.96.0.0/16"
 # Where the e2e suite installs the chart.
 E2E_NAMESPACE = os.environ.get("OFFLOAD_E2E_NAMESPACE", "offload-e2e")
 
@@ -83,10 +91,6 @@ class LocalCluster(Cluster):
     """The `local` provider: offload_testkit's control plane and one node, with the images of
     `make images` imported into the node's containerd."""
 
-    # hostPath PersistentVolumes of this class stand in for a provisioner (k8s/local-values.yaml).
-    STORAGE_CLASS = "offload-local"
-    VOLUMES = 6  # the release's three broker nodes, the KEDA scenario's one, and spares
-
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.control_plane = LocalControlPlane(workdir)
@@ -126,25 +130,13 @@ class LocalCluster(Cluster):
         claims: a broker pod that is deleted or restarted comes back on its data."""
         from kubernetes import client
 
-        from offload_testkit.kube import api_client
-
-        core = client.CoreV1Api(api_client(self.kubeconfig))
-        for i in range(self.VOLUMES):
+        sources = []
+        for i in range(VOLUMES):
             path = self.workdir / "volumes" / f"pv-{i}"
             path.mkdir(parents=True, exist_ok=True)
             os.chown(path, 999, 999)  # the broker and Redis images' UID, as on a provisioned volume
-            core.create_persistent_volume(
-                client.V1PersistentVolume(
-                    metadata=client.V1ObjectMeta(name=f"{self.STORAGE_CLASS}-{i}"),
-                    spec=client.V1PersistentVolumeSpec(
-                        capacity={"storage": "1Gi"},
-                        access_modes=["ReadWriteOnce"],
-                        storage_class_name=self.STORAGE_CLASS,
-                        persistent_volume_reclaim_policy="Retain",
-                        host_path=client.V1HostPathVolumeSource(path=str(path), type="Directory"),
-                    ),
-                )
-            )
+            sources.append({"host_path": client.V1HostPathVolumeSource(path=str(path), type="Directory")})
+        create_volumes(self.kubeconfig, sources)
 
     def load_images(self, images: list[str]) -> None:
         self.node.import_images(images)
@@ -152,37 +144,7 @@ class LocalCluster(Cluster):
     @contextlib.contextmanager
     def service_url(self, namespace: str, target: str, port: int) -> Iterator[str]:
         # kube-proxy routes cluster IPs from this host, and pod IPs are on its bridge.
-        from kubernetes import client
-
-        from offload_testkit.kube import api_client
-
-        kind, name = target.split("/", 1)
-        api = api_client(self.kubeconfig)
-        if kind == "svc":
-            address = client.CoreV1Api(api).read_namespaced_service(name, namespace).spec.cluster_ip
-        elif kind == "deploy":
-            selector = (
-                client.AppsV1Api(api).read_namespaced_deployment(name, namespace).spec.selector.match_labels
-            )
-            pods = client.CoreV1Api(api).list_namespaced_pod(
-                namespace, label_selector=",".join(f"{k}={v}" for k, v in selector.items())
-            )
-            # Ready and not on its way out: a scaled-down pod stays Running while it drains.
-            ready = [
-                p.status.pod_ip
-                for p in pods.items
-                if p.metadata.deletion_timestamp is None
-                and p.status.pod_ip
-                and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
-            ]
-            if not ready:
-                raise ClusterError(f"no ready pod of {target}")
-            address = ready[0]
-        elif kind == "pod":
-            address = client.CoreV1Api(api).read_namespaced_pod(name, namespace).status.pod_ip
-        else:
-            raise ValueError(f"target must be svc/NAME, deploy/NAME or pod/NAME, not {target!r}")
-        yield f"http://{address}:{port}"
+        yield f"http://{routed_address(self.kubeconfig, namespace, target)}:{port}"
 
     def close(self) -> None:
         self.node.close()
@@ -190,43 +152,133 @@ class LocalCluster(Cluster):
 
 
 class KindCluster(Cluster):
-    """A kind cluster from k8s/kind-cluster.yaml with our images built (`make images`) and
-    loaded; RabbitMQ, Redis and Mailpit come from their public images, pulled by the nodes."""
+    """A kind cluster from k8s/kind-cluster.yaml on the node image built here
+    (scripts/kind-node-image.sh: one control plane, two workers, our pod network and
+    NetworkPolicy agent), every image of `make images` loaded into its nodes.
+
+    kind runs from KUBE_BIN, with the kind-bin `docker` shim first on its PATH: kind starts
+    nodes with --privileged, which Docker cannot grant where its own capabilities are cut
+    short. Cluster IPs and pod IPs are routed from this host through the nodes (as on the
+    `local` provider), so scenarios reach Services without port-forwards.
+    """
 
     def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
         self.name = os.environ.get("OFFLOAD_E2E_KIND_NAME", "offload-e2e")
         self.tag = os.environ.get("IMAGE_TAG", "dev")
-        images = workdir / "kind-images.yaml"
-        images.write_text(yaml.safe_dump({"image": {"tag": self.tag, "pullPolicy": "Never"}}))
+        self.routes: list[str] = []
+        self.generated_values = workdir / "kind-generated-values.yaml"
         super().__init__(
             "kind",
             workdir / "kind.kubeconfig",
-            values_files=[ROOT / "k8s" / "kind-values.yaml", images],
+            values_files=[ROOT / "k8s" / "local-values.yaml", self.generated_values],
         )
+
+    def _write_values(self) -> None:
+        """The images of `make images`, as on `local`; the stateful parts on the worker that
+        holds the broker's volumes (k8s/kind-cluster.yaml labels it); and this host, which
+        reaches pods from kind's Docker network, let through the release's NetworkPolicies
+        (operatorsFrom) to read the stats API, the broker's management API and metrics."""
+        values: dict = {part: {"image": {"tag": self.tag}} for part in ("rabbitmq", "redis", "mailpit")}
+        values["image"] = {"tag": self.tag}
+        for part in ("rabbitmq", "redis", "mailpit"):
+            values[part]["nodeSelector"] = STATEFUL_NODE_LABEL
+        subnets = run(
+            ["docker", "network", "inspect", "kind", "-f", "{{range .IPAM.Config}}{{.Subnet}} {{end}}"]
+        )
+        ipv4 = [s for s in subnets.split() if ":" not in s]
+        values["networkPolicy"] = {"operatorsFrom": [{"ipBlock": {"cidr": cidr}} for cidr in ipv4]}
+        self.generated_values.write_text(yaml.safe_dump(values))
+
+    def kind_env(self) -> dict[str, str]:
+        shim = Path(__file__).with_name("kind-bin")
+        return {**os.environ, "PATH": f"{shim}:{KUBE_BIN}:{os.environ.get('PATH', '')}"}
+
+    def kind(self, *args: str, timeout: float = 600, check: bool = True) -> str:
+        return run([str(KUBE_BIN / "kind"), *args], env=self.kind_env(), timeout=timeout, check=check)
 
     def start(self) -> None:
-        if shutil.which("kind") is None:
-            raise ClusterError("kind is not installed (go install sigs.k8s.io/kind@latest)")
-        run(
-            [
-                "kind", "create", "cluster", "--name", self.name,
-                "--config", str(ROOT / "k8s" / "kind-cluster.yaml"),
-                "--kubeconfig", str(self.kubeconfig), "--wait", "180s",
-            ],
-            timeout=900,
-        )  # fmt: skip
+        run([str(ROOT / "scripts" / "kind-node-image.sh")], timeout=3600)
         run(["make", "-C", str(ROOT), "images", f"IMAGE_TAG={self.tag}"], timeout=1800)
-        self.load_images(
-            [f"offload-{service}:{self.tag}" for service in ("web", "mailer", "stats", "autoscaler")]
-        )
+        self.kind("delete", "cluster", "--name", self.name, check=False)  # a run that did not close
+        config = self.workdir / "kind-cluster.yaml"
+        config.write_text(yaml.safe_dump(kind_config_without_host_ports(ROOT / "k8s" / "kind-cluster.yaml")))
+        self.kind(
+            "create", "cluster", "--name", self.name, "--config", str(config),
+            "--kubeconfig", str(self.kubeconfig), "--wait", "180s", timeout=900,
+        )  # fmt: skip
+        self._route_to_the_cluster()
+        self._write_values()
+        self.load_images([f"offload-{image}:{self.tag}" for image in LOCAL_IMAGES])
+        self._create_volumes()
+
+    def _create_volumes(self) -> None:
+        """Static local volumes on the stateful worker, owned by the images' UID: kind's
+        default provisioner would hand the broker root-owned directories it cannot write."""
+        from kubernetes import client
+
+        node = f"{self.name}-worker"
+        sources = []
+        for i in range(VOLUMES):
+            path = f"/var/local-volumes/pv-{i}"
+            run(["docker", "exec", node, "sh", "-c", f"mkdir -p {path} && chown 999:999 {path}"])
+            on_node = client.V1NodeSelectorRequirement(
+                key="kubernetes.io/hostname", operator="In", values=[node]
+            )
+            sources.append(
+                {
+                    "local": client.V1LocalVolumeSource(path=path),
+                    "node_affinity": client.V1VolumeNodeAffinity(
+                        required=client.V1NodeSelector(
+                            node_selector_terms=[client.V1NodeSelectorTerm(match_expressions=[on_node])]
+                        )
+                    ),
+                }
+            )
+        create_volumes(self.kubeconfig, sources)
+
+    def _route_to_the_cluster(self) -> None:
+        """This host reaches pod IPs through their nodes and cluster IPs through the control
+        plane's kube-proxy (which masquerades traffic from outside the pod network, so replies
+        come back the same way)."""
+        from kubernetes import client
+
+        from offload_testkit.kube import api_client
+
+        nodes = client.CoreV1Api(api_client(self.kubeconfig)).list_node().items
+        control_plane = ""
+        for node in nodes:
+            address = next(a.address for a in node.status.addresses if a.type == "InternalIP")
+            self._add_route(node.spec.pod_cidr, address)
+            if "node-role.kubernetes.io/control-plane" in (node.metadata.labels or {}):
+                control_plane = address
+        self._add_route(KIND_SERVICE_SUBNET, control_plane)
+
+    def _add_route(self, destination: str, gateway: str) -> None:
+        run(["ip", "route", "replace", destination, "via", gateway])
+        self.routes.append(destination)
 
     def load_images(self, images: list[str]) -> None:
-        for image in images:
-            run(["kind", "load", "docker-image", "--name", self.name, image])
+        self.kind("load", "docker-image", "--name", self.name, *images, timeout=1200)
+
+    @contextlib.contextmanager
+    def service_url(self, namespace: str, target: str, port: int) -> Iterator[str]:
+        yield f"http://{routed_address(self.kubeconfig, namespace, target)}:{port}"
 
     def close(self) -> None:
+        for destination in self.routes:
+            run(["ip", "route", "del", destination], check=False)
         if os.environ.get("OFFLOAD_E2E_KEEP_CLUSTER") != "1":
-            run(["kind", "delete", "cluster", "--name", self.name], check=False)
+            self.kind("delete", "cluster", "--name", self.name, check=False)
+
+
+def kind_config_without_host_ports(path: Path) -> dict:
+    """The cluster config with no host port mappings, so the suite's cluster can run beside a
+    development cluster from the same file (both would claim 127.0.0.1:8080)."""
+    config = yaml.safe_load(path.read_text())
+    for node in config["nodes"]:
+        node.pop("extraPortMappings", None)
+    return config
 
 
 class ExistingCluster(Cluster):
@@ -251,7 +303,62 @@ PROVIDERS: dict[str, type[LocalCluster] | type[KindCluster] | type[ExistingClust
 
 
 def default_provider() -> str:
-    return "kind" if shutil.which("kind") and shutil.which("docker") else "local"
+    return "kind"
+
+
+def create_volumes(kubeconfig: Path, sources: list[dict]) -> None:
+    """One 1Gi ReadWriteOnce PersistentVolume of STORAGE_CLASS per source (the spec's volume
+    source fields), kept when released."""
+    from kubernetes import client
+
+    from offload_testkit.kube import api_client
+
+    core = client.CoreV1Api(api_client(kubeconfig))
+    for i, source in enumerate(sources):
+        core.create_persistent_volume(
+            client.V1PersistentVolume(
+                metadata=client.V1ObjectMeta(name=f"{STORAGE_CLASS}-{i}"),
+                spec=client.V1PersistentVolumeSpec(
+                    capacity={"storage": "1Gi"},
+                    access_modes=["ReadWriteOnce"],
+                    storage_class_name=STORAGE_CLASS,
+                    persistent_volume_reclaim_policy="Retain",
+                    **source,
+                ),
+            )
+        )
+
+
+def routed_address(kubeconfig: Path, namespace: str, target: str) -> str:
+    """The IP of `target` (svc/, deploy/ or pod/NAME) where this host routes to the cluster:
+    a Service's cluster IP, a pod's IP, or that of a deployment's ready pod."""
+    from kubernetes import client
+
+    from offload_testkit.kube import api_client
+
+    kind, name = target.split("/", 1)
+    api = api_client(kubeconfig)
+    if kind == "svc":
+        return str(client.CoreV1Api(api).read_namespaced_service(name, namespace).spec.cluster_ip)
+    if kind == "pod":
+        return str(client.CoreV1Api(api).read_namespaced_pod(name, namespace).status.pod_ip)
+    if kind != "deploy":
+        raise ValueError(f"target must be svc/NAME, deploy/NAME or pod/NAME, not {target!r}")
+    selector = client.AppsV1Api(api).read_namespaced_deployment(name, namespace).spec.selector.match_labels
+    pods = client.CoreV1Api(api).list_namespaced_pod(
+        namespace, label_selector=",".join(f"{k}={v}" for k, v in selector.items())
+    )
+    # Ready and not on its way out: a scaled-down pod stays Running while it drains.
+    ready = [
+        p.status.pod_ip
+        for p in pods.items
+        if p.metadata.deletion_timestamp is None
+        and p.status.pod_ip
+        and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
+    ]
+    if not ready:
+        raise ClusterError(f"no ready pod of {target}")
+    return str(ready[0])
 
 
 @contextlib.contextmanager

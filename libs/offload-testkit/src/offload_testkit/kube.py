@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from offload_testkit.processes import ServiceProcess, free_port
 
 KUBE_BIN = Path(os.environ.get("OFFLOAD_KUBE_BIN", "/var/cache/offload/kubernetes-v1.35.4/bin"))
-PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
+PAUSE_IMAGE = "registry.k8s.io/pause:3.10.1"  # kubeadm v1.35's PauseVersion
 COREDNS_IMAGE = "registry.k8s.io/coredns/coredns:v1.13.1"
 # The node's pods live on the bridge offload0; this host is their gateway, and the address
 # the API server advertises (pods reach it through the `kubernetes` Service).
