@@ -16,7 +16,7 @@ help:
 	@echo "make dev         run the whole stack locally (installs what it needs)"
 	@echo "make test        lint + every test against private, real services"
 	@echo "make check       the daily loop: lint, unit and broker-backed tests (minutes)"
-	@echo "make e2e         end-to-end suite on a cluster (OFFLOAD_E2E_PROVIDER=kind|existing|local)"
+	@echo "make e2e         end-to-end suite on a kind cluster built here (OFFLOAD_E2E_PROVIDER=kind|existing)"
 	@echo "make kind-node-image  the e2e suite's kind node image and kind, built here (deploy/kind-node)"
 	@echo "make k8s-manifests  re-render k8s/base from charts/offload"
 	@echo "make images      build the service images, and RabbitMQ/Redis/mail-sink images from Debian"
@@ -57,9 +57,9 @@ format: venv
 k8s-tools: venv
 	@SCHEMA_PYTHON=$(BIN)/python scripts/k8s-tools.sh
 
-# The Kubernetes binaries (control plane, kubelet, kube-proxy, pause, CoreDNS), built once into
-# /var/cache/offload: the tests' control plane (offload_testkit.kube) and the e2e `local`
-# provider's node.
+# The Kubernetes binaries (control plane, kubelet, kubeadm, kubectl, kube-proxy, pause, CoreDNS,
+# etcd), built once into /var/cache/offload: the tests' control plane (offload_testkit.kube)
+# and the kind node image.
 kube-binaries:
 	@scripts/kube-binaries.sh
 
@@ -81,8 +81,8 @@ test: system-deps venv lint k8s-tools kube-binaries
 check: system-deps venv lint
 	$(BIN)/pytest -p no:logging -m "not slow and not containers and not e2e" libs $(wildcard services/*/tests)
 
-# The e2e suite: OFFLOAD_E2E_PROVIDER=kind|existing|local (default kind: a cluster of three
-# nodes from the node image built here; local: one node assembled on this host).
+# The e2e suite: OFFLOAD_E2E_PROVIDER=kind|existing (default kind: a cluster of three nodes
+# from the node image built here, see docs/kind.md).
 e2e: system-deps venv k8s-tools kube-binaries
 	$(BIN)/pytest -p no:logging -m e2e tests/e2e
 
@@ -147,8 +147,8 @@ chaos: system-deps venv
 bench-autoscaler: system-deps venv
 	$(BIN)/python bench/autoscaler.py
 
-# KEDA and our autoscaler on the same burst, one run (the e2e `local` cluster; builds KEDA once).
-bench-keda: system-deps venv k8s-tools kube-binaries
+# KEDA and our autoscaler on the same burst, one run (a kind cluster as the e2e suite's; builds KEDA once).
+bench-keda: system-deps venv k8s-tools kind-node-image
 	$(BIN)/python -m bench.keda_side_by_side
 
 clean:

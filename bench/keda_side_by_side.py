@@ -1,7 +1,7 @@
 """KEDA and Offload's autoscaler side by side, in one run, on one cluster.
 
-The `local` e2e cluster (kube-apiserver, kube-controller-manager with its HPA, a kubelet) runs
-the chart twice with the same mailer values, once with `autoscaling.engine=keda` (KEDA
+The e2e suite's kind cluster (docs/kind.md; kube-controller-manager runs the HPA) runs the chart
+twice with the same mailer values, once with `autoscaling.engine=keda` (KEDA
 v2.21 built from the Go module proxy, its HPA kube-controller-manager's own) and once with
 `autoscaling.engine=offload`. Each gets:
 
@@ -40,7 +40,7 @@ from offload_testkit.amqp import wait_for
 from offload_testkit.kube import api_client
 from offload_testkit.mailpit import mailpit_copies
 from tests.e2e.clusters import keda
-from tests.e2e.clusters.providers import ROOT, LocalCluster
+from tests.e2e.clusters.providers import ROOT, KindCluster
 
 E2E_VALUES = ROOT / "tests" / "e2e" / "e2e-values.yaml"
 MAILER = "offload-mailer"
@@ -101,7 +101,7 @@ class Trajectory:
 
 
 @contextlib.contextmanager
-def release(cluster: LocalCluster, engine: str, slow: bool, workdir: Path) -> Iterator[str]:
+def release(cluster: KindCluster, engine: str, slow: bool, workdir: Path) -> Iterator[str]:
     namespace = f"bench-{engine}-{'slow' if slow else 'burst'}"
     path = workdir / f"{namespace}.yaml"
     path.write_text(yaml.safe_dump(values(engine, slow=slow)))
@@ -122,7 +122,7 @@ def release(cluster: LocalCluster, engine: str, slow: bool, workdir: Path) -> It
 
 @contextlib.contextmanager
 def watched(
-    cluster: LocalCluster, engine: str, slow: bool, workdir: Path
+    cluster: KindCluster, engine: str, slow: bool, workdir: Path
 ) -> Iterator[tuple[Trajectory, str, str]]:
     """A release with its mailer idle at 0, its scale sampled, and the web and mail URLs."""
     with release(cluster, engine, slow, workdir) as namespace:
@@ -175,7 +175,7 @@ def one_burst(trajectory: Trajectory, web: str, mailpit: str, tag: str) -> dict[
     }
 
 
-def burst(cluster: LocalCluster, engine: str, workdir: Path, rounds: int) -> dict[str, list[float]]:
+def burst(cluster: KindCluster, engine: str, workdir: Path, rounds: int) -> dict[str, list[float]]:
     """`rounds` bursts against one release, each after a random wait (a random phase of
     both loops and of the broker's statistics refresh)."""
     results: dict[str, list[float]] = {}
@@ -187,7 +187,7 @@ def burst(cluster: LocalCluster, engine: str, workdir: Path, rounds: int) -> dic
     return results
 
 
-def unacked(cluster: LocalCluster, engine: str, workdir: Path) -> dict[str, float]:
+def unacked(cluster: KindCluster, engine: str, workdir: Path) -> dict[str, float]:
     with watched(cluster, engine, True, workdir) as (trajectory, web, mailpit):
         batch = signups(12, f"slow-{engine}")
         requests.post(f"{web}/api/v1/signups:batch", json=batch, timeout=30).raise_for_status()
@@ -222,7 +222,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-keda-") as tmp:
         workdir = Path(tmp)
         (workdir / "cluster").mkdir()
-        cluster = LocalCluster(workdir / "cluster")
+        cluster = KindCluster(workdir / "cluster", name="offload-bench")
         cluster.start()
         try:
             keda.install(cluster)

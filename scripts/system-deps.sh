@@ -2,11 +2,11 @@
 # Install the Debian packages a make target needs (root), or say how (not root).
 #   system-deps.sh dev    the local stack: a broker and Python (`make dev`)
 #   system-deps.sh test   everything the tests start: Redis, Prometheus, a browser, a
-#                         Kubernetes control plane and node, a C compiler (the default)
+#                         Kubernetes control plane, a C compiler (the default)
 set -euo pipefail
 
 dev_packages=(rabbitmq-server python3-venv)
-test_packages=("${dev_packages[@]}" redis-server chromium prometheus etcd-server containerd runc containernetworking-plugins iptables iproute2 gcc libc6-dev shellcheck)
+test_packages=("${dev_packages[@]}" redis-server chromium prometheus etcd-server iproute2 gcc libc6-dev shellcheck)
 case "${1:-test}" in
   dev) packages=("${dev_packages[@]}") ;;
   test) packages=("${test_packages[@]}") ;;

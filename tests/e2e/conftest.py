@@ -1,7 +1,7 @@
 """The e2e suite's cluster, release and failure reports.
 
-OFFLOAD_E2E_PROVIDER chooses the cluster (kind | existing | local; default kind when kind
-and docker are installed, else local). Every test module here sets `pytestmark = pytest.mark.e2e`:
+OFFLOAD_E2E_PROVIDER chooses the cluster (kind | existing; default kind, built here, see
+docs/kind.md). Every test module here sets `pytestmark = pytest.mark.e2e`:
 `make test` leaves them out, `make e2e` runs them.
 """
 
@@ -16,7 +16,7 @@ from kubernetes import client
 
 from offload_testkit.kube import api_client
 from tests.e2e.clusters.providers import E2E_NAMESPACE as NAMESPACE
-from tests.e2e.clusters.providers import PROVIDERS, ROOT, Cluster, default_provider
+from tests.e2e.clusters.providers import PROVIDERS, ROOT, Cluster
 
 RELEASE = "offload"
 E2E_VALUES = Path(__file__).with_name("e2e-values.yaml")
@@ -24,7 +24,7 @@ E2E_VALUES = Path(__file__).with_name("e2e-values.yaml")
 
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    provider = os.environ.get("OFFLOAD_E2E_PROVIDER") or default_provider()
+    provider = os.environ.get("OFFLOAD_E2E_PROVIDER") or "kind"
     if provider not in PROVIDERS:
         raise pytest.UsageError(f"OFFLOAD_E2E_PROVIDER={provider!r}: choose one of {', '.join(PROVIDERS)}")
     created = PROVIDERS[provider](tmp_path_factory.mktemp(f"e2e-{provider}"))
@@ -91,9 +91,12 @@ def cluster_state(cluster: Cluster) -> str:
                     pod.metadata.name, NAMESPACE, container=container.name, tail_lines=30
                 )
                 lines.append(f"--- logs {pod.metadata.name}/{container.name}\n{log}")
+        # The HPA and the Deployment controllers live here (kubeadm's static pod label).
+        for pod in core.list_namespaced_pod(
+            "kube-system", label_selector="component=kube-controller-manager"
+        ).items:
+            log = core.read_namespaced_pod_log(pod.metadata.name, "kube-system", tail_lines=20)
+            lines.append(f"--- {pod.metadata.name}\n{log}")
     except Exception as exc:  # the report must not hide the failure it explains
         lines.append(f"(could not read the cluster state: {exc!r})")
-    log_tail = getattr(getattr(cluster, "control_plane", None), "log_tail", None)
-    if log_tail is not None:
-        lines.append("--- kube-controller-manager\n" + log_tail("kube-controller-manager", 20))
     return "\n".join(lines)

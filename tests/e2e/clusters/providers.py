@@ -1,12 +1,10 @@
 """The clusters the e2e suite runs against, one class per provider (OFFLOAD_E2E_PROVIDER).
 
-- `kind`: a kind cluster from k8s/kind-cluster.yaml with the images built and loaded.
+- `kind` (the default): a kind cluster from k8s/kind-cluster.yaml on the node image built
+  here (docs/kind.md), running every image built by `make images` (RabbitMQ, Redis and a
+  mail sink from Debian among them). Services are reached at their cluster IPs, routed from
+  this host through the nodes.
 - `existing`: whatever cluster KUBECONFIG points at; images must be reachable by it.
-- `local`: a single-node cluster assembled here from upstream parts (etcd, containerd, runc,
-  the CNI plugins and iptables from Debian; kube-apiserver, kube-controller-manager,
-  kube-scheduler, kubelet, kube-proxy, pause and CoreDNS built by scripts/kube-binaries.sh),
-  running every image built by `make images` (RabbitMQ, Redis and a mail sink from Debian).
-  Services are reached at their cluster IPs, routed from this host by kube-proxy.
 """
 
 from __future__ import annotations
@@ -23,15 +21,14 @@ from pathlib import Path
 import yaml
 
 from offload_testkit.k8s_tools import tool
-from offload_testkit.kube import KUBE_BIN, ClusterError, LocalControlPlane, service_account_kubeconfig
-from tests.e2e.clusters.local_node import COREDNS_PORT, LocalNode
+from offload_testkit.kube import KUBE_BIN, ClusterError, service_account_kubeconfig
 
 # The checkout these providers live in: they build its images and install its chart.
 ROOT = Path(__file__).resolve().parents[3]
 
 
-# What `make images` builds, all of which the local provider's node runs.
-LOCAL_IMAGES = ("web", "mailer", "stats", "autoscaler", "rabbitmq", "redis", "mailsink")
+# What `make images` builds, all of which the kind nodes run.
+IMAGES = ("web", "mailer", "stats", "autoscaler", "rabbitmq", "redis", "mailsink")
 # PersistentVolumes of this class, made by the providers, stand in for a provisioner
 # (k8s/local-values.yaml): the release's three broker nodes, the KEDA scenario's one, spares.
 STORAGE_CLASS = "offload-local"
@@ -87,70 +84,6 @@ class Cluster:
         pass
 
 
-class LocalCluster(Cluster):
-    """The `local` provider: offload_testkit's control plane and one node, with the images of
-    `make images` imported into the node's containerd."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.control_plane = LocalControlPlane(workdir)
-        self.node = LocalNode(self.control_plane)
-        self.tag = os.environ.get("IMAGE_TAG", "dev")
-        # The images' tag; the API server's port (the autoscaler's and the broker's
-        # NetworkPolicies let them reach it, and here it listens on a free port); and the
-        # port the cluster DNS listens on behind its Service.
-        generated = workdir / "local-generated-values.yaml"
-        generated.write_text(
-            yaml.safe_dump(
-                {"image": {"tag": self.tag}}
-                | {part: {"image": {"tag": self.tag}} for part in ("rabbitmq", "redis", "mailpit")}
-                | {
-                    "networkPolicy": {
-                        "apiServerPorts": [self.control_plane.api_port],
-                        "dnsPorts": [53, COREDNS_PORT],
-                    }
-                }
-            )
-        )
-        super().__init__(
-            "local",
-            self.control_plane.kubeconfig,
-            values_files=[ROOT / "k8s" / "local-values.yaml", generated],
-        )
-
-    def start(self) -> None:
-        run(["make", "-C", str(ROOT), "images", f"IMAGE_TAG={self.tag}"], timeout=1800)
-        self.control_plane.start()
-        self.node.start()
-        self.node.import_images([f"offload-{image}:{self.tag}" for image in LOCAL_IMAGES])
-        self._create_volumes()
-
-    def _create_volumes(self) -> None:
-        """Static hostPath volumes, bound by the API server's PV controller to the broker's
-        claims: a broker pod that is deleted or restarted comes back on its data."""
-        from kubernetes import client
-
-        sources = []
-        for i in range(VOLUMES):
-            path = self.workdir / "volumes" / f"pv-{i}"
-            path.mkdir(parents=True, exist_ok=True)
-            os.chown(path, 999, 999)  # the broker and Redis images' UID, as on a provisioned volume
-            sources.append({"host_path": client.V1HostPathVolumeSource(path=str(path), type="Directory")})
-        create_volumes(self.kubeconfig, sources)
-
-    def load_images(self, images: list[str]) -> None:
-        self.node.import_images(images)
-
-    @contextlib.contextmanager
-    def service_url(self, namespace: str, target: str, port: int) -> Iterator[str]:
-        # kube-proxy routes cluster IPs from this host, and pod IPs are on its bridge.
-        yield f"http://{routed_address(self.kubeconfig, namespace, target)}:{port}"
-
-    def close(self) -> None:
-        self.node.close()
-        self.control_plane.close()
-
-
 class KindCluster(Cluster):
     """A kind cluster from k8s/kind-cluster.yaml on the node image built here
     (scripts/kind-node-image.sh: one control plane, two workers, our pod network and
@@ -158,13 +91,13 @@ class KindCluster(Cluster):
 
     kind runs from KUBE_BIN, with the kind-bin `docker` shim first on its PATH: kind starts
     nodes with --privileged, which Docker cannot grant where its own capabilities are cut
-    short. Cluster IPs and pod IPs are routed from this host through the nodes (as on the
-    `local` provider), so scenarios reach Services without port-forwards.
+    short. Cluster IPs and pod IPs are routed from this host through the nodes, so scenarios
+    reach Services without port-forwards, through pod restarts.
     """
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, name: str = "") -> None:
         self.workdir = workdir
-        self.name = os.environ.get("OFFLOAD_E2E_KIND_NAME", "offload-e2e")
+        self.name = name or os.environ.get("OFFLOAD_E2E_KIND_NAME", "offload-e2e")
         self.tag = os.environ.get("IMAGE_TAG", "dev")
         self.routes: list[str] = []
         self.generated_values = workdir / "kind-generated-values.yaml"
@@ -175,7 +108,7 @@ class KindCluster(Cluster):
         )
 
     def _write_values(self) -> None:
-        """The images of `make images`, as on `local`; the stateful parts on the worker that
+        """The images of `make images`; the stateful parts on the worker that
         holds the broker's volumes (k8s/kind-cluster.yaml labels it); and this host, which
         reaches pods from kind's Docker network, let through the release's NetworkPolicies
         (operatorsFrom) to read the stats API, the broker's management API and metrics."""
@@ -209,7 +142,7 @@ class KindCluster(Cluster):
         )  # fmt: skip
         self._route_to_the_cluster()
         self._write_values()
-        self.load_images([f"offload-{image}:{self.tag}" for image in LOCAL_IMAGES])
+        self.load_images([f"offload-{image}:{self.tag}" for image in IMAGES])
         self._create_volumes()
 
     def _create_volumes(self) -> None:
@@ -295,15 +228,10 @@ class ExistingCluster(Cluster):
             raise ClusterError(f"no kubeconfig at {self.kubeconfig}")
 
 
-PROVIDERS: dict[str, type[LocalCluster] | type[KindCluster] | type[ExistingCluster]] = {
-    "local": LocalCluster,
+PROVIDERS: dict[str, type[KindCluster] | type[ExistingCluster]] = {
     "kind": KindCluster,
     "existing": ExistingCluster,
 }
-
-
-def default_provider() -> str:
-    return "kind"
 
 
 def create_volumes(kubeconfig: Path, sources: list[dict]) -> None:

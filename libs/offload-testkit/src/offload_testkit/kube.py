@@ -3,8 +3,8 @@ kube-controller-manager and kube-scheduler (built by scripts/kube-binaries.sh).
 
 It has its own PKI (trustme CA, an admin client certificate in system:masters, a
 ServiceAccount signing key), so RBAC, TokenRequest and optimistic concurrency are the real
-API server's. Without a node, Pods are created by the controllers and stay Pending; with a
-LocalNode of the e2e `local` provider (tests/e2e/clusters) they are scheduled to it and run.
+API server's. There is no node: Pods are created by the controllers and stay Pending (the
+e2e suite runs pods on kind, see docs/kind.md).
 """
 
 from __future__ import annotations
@@ -26,16 +26,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from offload_testkit.processes import ServiceProcess, free_port
 
 KUBE_BIN = Path(os.environ.get("OFFLOAD_KUBE_BIN", "/var/cache/offload/kubernetes-v1.35.4/bin"))
-PAUSE_IMAGE = "registry.k8s.io/pause:3.10.1"  # kubeadm v1.35's PauseVersion
-COREDNS_IMAGE = "registry.k8s.io/coredns/coredns:v1.13.1"
-# The node's pods live on the bridge offload0; this host is their gateway, and the address
-# the API server advertises (pods reach it through the `kubernetes` Service).
-POD_SUBNET = "10.244.0.0/24"
-POD_GATEWAY = "10.244.0.1"
-BRIDGE = "offload0"
+# The address the API server advertises as the `kubernetes` Service's endpoint: it must not
+# be a loopback address, and nothing reaches it (there are no pods).
+ADVERTISE_ADDRESS = "10.244.0.1"
 SERVICE_SUBNET = "10.96.0.0/16"
 API_SERVICE_IP = "10.96.0.1"
-DNS_SERVICE_IP = "10.96.0.10"
 CLUSTER_DOMAIN = "cluster.local"
 
 
@@ -107,7 +102,7 @@ class LocalControlPlane(_Daemons):
         pki.mkdir(parents=True)
         self.ca.cert_pem.write_to_path(pki / "ca.crt")
         serving = self.ca.issue_cert(
-            "127.0.0.1", API_SERVICE_IP, POD_GATEWAY, "localhost", "kubernetes", "kubernetes.default",
+            "127.0.0.1", API_SERVICE_IP, ADVERTISE_ADDRESS, "localhost", "kubernetes", "kubernetes.default",
             "kubernetes.default.svc", f"kubernetes.default.svc.{CLUSTER_DOMAIN}",
             common_name="kube-apiserver",
         )  # fmt: skip
@@ -180,7 +175,7 @@ class LocalControlPlane(_Daemons):
                 # Service's endpoint), so it listens beyond loopback; every request needs a
                 # client certificate or a token except the public health endpoints.
                 "--bind-address=0.0.0.0",
-                f"--advertise-address={POD_GATEWAY}",
+                f"--advertise-address={ADVERTISE_ADDRESS}",
                 f"--secure-port={self.api_port}",
                 f"--cert-dir={self.workdir / 'apiserver-certs'}",
                 f"--tls-cert-file={pki / 'apiserver.crt'}",
