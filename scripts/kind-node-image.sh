@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The kind node image offload-kind-node:$KUBERNETES_VERSION, built here without a registry
-# (deploy/kind-node): Debian (offload-base) with systemd and containerd, the node binaries of
+# (deploy/kind-node): Debian (offload-base) with systemd, containerd 2 and the node binaries of
 # scripts/kube-binaries.sh, and the control-plane images kubeadm runs, built from the same
 # binaries and tagged with the names kubeadm asks for. Rebuilt only when the recipe, the
 # binaries or the base image change (a digest of them is the image's label).
@@ -32,7 +32,7 @@ fi
 
 recipe=$( (
   cd deploy/kind-node && find . -type f -print0 | sort -z | xargs -0 sha256sum
-  cat "$BIN"/.built "$BIN"/.built-etcd "$BIN"/.built-kube-network-policies
+  cat "$BIN"/.built "$BIN"/.built-etcd "$BIN"/.built-kube-network-policies "$BIN"/.built-containerd
   docker image inspect --format '{{.Id}}' "$BASE_IMAGE"
   echo "$ETCD_TAG $COREDNS_TAG $PAUSE_TAG"
 ) | sha256sum | cut -c1-16)
@@ -46,7 +46,8 @@ context=$(mktemp -d)
 trap 'rm -rf "$context"' EXIT
 mkdir -p "$context/bin" "$context/images"
 cp -r deploy/kind-node/Dockerfile deploy/kind-node/files "$context/"
-cp "$BIN/kubelet" "$BIN/kubeadm" "$BIN/kubectl" "$context/bin/"
+cp "$BIN/kubelet" "$BIN/kubeadm" "$BIN/kubectl" "$BIN/containerd" "$BIN/containerd-shim-runc-v2" "$BIN/ctr" \
+  "$context/bin/"
 
 # Control-plane images. The Kubernetes binaries are linked to glibc and kube-proxy runs
 # iptables and conntrack, so they share one Debian layer with both; etcd, CoreDNS and the

@@ -1,25 +1,28 @@
 #!/usr/bin/env bash
-# Kubernetes control-plane binaries for the e2e suite's `local` provider, built with Go from
-# the module proxy at a pinned version and cached in /var/cache/offload (kept across runs).
+# Kubernetes binaries for the tests' control plane (offload_testkit.kube) and the kind node
+# image (scripts/kind-node-image.sh), built with Go from the module proxy at a pinned version
+# and cached in /var/cache/offload (kept across runs).
 #
 # k8s.io/kubernetes is not meant to be consumed as a module: its go.mod points the k8s.io/*
 # staging modules at ./staging, which the proxy's zip leaves out. A small wrapper module
 # replaces each of them with its published v0.<minor>.<patch> twin, as library users do.
-# containerd, runc, the CNI plugins and the tests' etcd come from Debian (system-deps.sh); the
-# pod sandbox ("pause") binary is compiled here from the same module's build/pause/linux, and
-# CoreDNS (the cluster DNS) is built from its own module, static, for a one-binary image.
-# kube-network-policies (the agent that enforces NetworkPolicies on the node) is built from
-# its module too, with its own stamp: a new version of it does not rebuild Kubernetes.
+# The tests' etcd comes from Debian (system-deps.sh); the pod sandbox ("pause") binary is
+# compiled here from the same module's build/pause/linux, and CoreDNS (the cluster DNS) is
+# built from its own module, static, for a one-binary image. kube-network-policies (the agent
+# that enforces NetworkPolicies on the nodes), etcd 3.6 and containerd 2 are built from their
+# modules too, each with its own stamp: a new version of one does not rebuild Kubernetes.
 set -euo pipefail
 
 KUBERNETES_VERSION=v1.35.4
 COMPONENTS=(kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubelet kubeadm kubectl)
 COREDNS_VERSION=v1.13.1
 # The etcd release kubeadm $KUBERNETES_VERSION runs (its constants' DefaultEtcdVersion), for
-# the kind node image; the `local` provider and the tests' control plane use Debian's etcd.
+# the kind node image; the tests' control plane uses Debian's etcd.
 ETCD_VERSION=v3.6.6
+# The kind nodes' container runtime (Debian's is 1.6, which Kubernetes is leaving behind).
+CONTAINERD_VERSION=v2.2.9
 # v1.1 is the first release that also judges a pod's connections to its own node (the
-# INPUT hook): on a one-node cluster the API server is such a destination.
+# INPUT hook): a pod on the control plane reaches the API server that way.
 KUBE_NETWORK_POLICIES_VERSION=v1.1.1
 
 CACHE=${OFFLOAD_KUBE_CACHE:-/var/cache/offload/kubernetes-$KUBERNETES_VERSION}
@@ -52,6 +55,19 @@ if [[ ! -f $etcd_stamp || "$(cat "$etcd_stamp")" != "$ETCD_VERSION" ]]; then
     CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$BIN/etcd" go.etcd.io/etcd/server/v3
   )
   echo "$ETCD_VERSION" > "$etcd_stamp"
+fi
+
+containerd_stamp=$BIN/.built-containerd
+if [[ ! -f $containerd_stamp || "$(cat "$containerd_stamp")" != "$CONTAINERD_VERSION" ]]; then
+  echo "kube-binaries: building containerd $CONTAINERD_VERSION"
+  mkdir -p "$BIN"
+  # Static, without the btrfs, devmapper and zfs snapshotters (cgo; the nodes use overlayfs).
+  CGO_ENABLED=0 GOBIN=$BIN go install -trimpath -tags "no_btrfs no_devmapper no_zfs" \
+    -ldflags "-s -w -X github.com/containerd/containerd/v2/version.Version=$CONTAINERD_VERSION" \
+    "github.com/containerd/containerd/v2/cmd/containerd@$CONTAINERD_VERSION" \
+    "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2@$CONTAINERD_VERSION" \
+    "github.com/containerd/containerd/v2/cmd/ctr@$CONTAINERD_VERSION"
+  echo "$CONTAINERD_VERSION" > "$containerd_stamp"
 fi
 
 stamp=$BIN/.built

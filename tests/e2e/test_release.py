@@ -692,11 +692,12 @@ class BudgetWatch:
 def test_a_worker_is_drained_under_load(cluster, release, admin):
     """Runner pods spread over the workers; under a steady signup load, the worker without
     the stateful parts is drained with `kubectl drain` (evictions, which PodDisruptionBudgets
-    may refuse). Then: no budget was broken while it drained, the node runs none of the
-    release's pods, every accepted signup was mailed exactly once (per recipient) and
-    counted, and only 202s and 503s with Retry-After were answered. The negative control:
-    deleting the web pods outright, past their budget, is seen as a broken budget."""
-    core, policy = client.CoreV1Api(admin), client.PolicyV1Api(admin)
+    may refuse), the autoscalers paused meanwhile so that replica counts hold still. Then: no
+    budget was broken while it drained, the node runs none of the release's pods, every
+    accepted signup was mailed exactly once (per recipient) and counted, and only 202s and
+    503s with Retry-After were answered. The negative control: deleting the web pods
+    outright, past their budget, is seen as a broken budget."""
+    core, apps, policy = client.CoreV1Api(admin), client.AppsV1Api(admin), client.PolicyV1Api(admin)
     workers = [
         n.metadata.name
         for n in core.list_node().items
@@ -722,14 +723,34 @@ def test_a_worker_is_drained_under_load(cluster, release, admin):
                 interval=1,
                 what=f"mailer pods on {drained} and another worker",
             )
-            with BudgetWatch(policy) as budgets:
-                started = time.monotonic()
-                drain = subprocess.run(
-                    [kubectl, "drain", drained, "--ignore-daemonsets", "--delete-emptydir-data",
-                     "--timeout=300s"],
-                    env=cluster.env(), capture_output=True, text=True, timeout=360,
-                )  # fmt: skip
-                drain_seconds = time.monotonic() - started
+            # A budget's minimum follows the replica count: a scale-up while an evicted pod is
+            # being replaced would read as a broken budget. The autoscalers pause for the drain
+            # (the signups keep coming), and the drain starts from every mailer ready.
+            autoscalers = apps.read_namespaced_deployment_scale(AUTOSCALER, NAMESPACE).spec.replicas
+            apps.patch_namespaced_deployment_scale(AUTOSCALER, NAMESPACE, {"spec": {"replicas": 0}})
+            try:
+                wait_for(
+                    lambda: (
+                        not pods_by_node(core, AUTOSCALER_PODS)
+                        and (m := apps.read_namespaced_deployment(MAILER, NAMESPACE)).status.ready_replicas
+                        == m.spec.replicas
+                    ),
+                    timeout=120,
+                    interval=0.5,
+                    what="the autoscalers stopped and every mailer ready",
+                )
+                with BudgetWatch(policy) as budgets:
+                    started = time.monotonic()
+                    drain = subprocess.run(
+                        [kubectl, "drain", drained, "--ignore-daemonsets", "--delete-emptydir-data",
+                         "--timeout=300s"],
+                        env=cluster.env(), capture_output=True, text=True, timeout=360,
+                    )  # fmt: skip
+                    drain_seconds = time.monotonic() - started
+            finally:
+                apps.patch_namespaced_deployment_scale(
+                    AUTOSCALER, NAMESPACE, {"spec": {"replicas": autoscalers}}
+                )
             assert drain.returncode == 0, drain.stdout + drain.stderr
             wait_for(
                 lambda: sum(1 for t in load.record.accepted_at if t > started + drain_seconds) >= 40,
