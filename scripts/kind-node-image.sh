@@ -31,7 +31,8 @@ if [[ ! -x $BIN/kind || "$(cat "$BIN/.built-kind" 2>/dev/null)" != "$KIND_VERSIO
 fi
 
 recipe=$( (
-  cd deploy/kind-node && find . -type f -print0 | sort -z | xargs -0 sha256sum
+  sha256sum scripts/kind-node-image.sh  # the component images are defined here
+  find deploy/kind-node -type f -print0 | sort -z | xargs -0 sha256sum
   cat "$BIN"/.built "$BIN"/.built-etcd "$BIN"/.built-kube-network-policies "$BIN"/.built-containerd
   docker image inspect --format '{{.Id}}' "$BASE_IMAGE"
   echo "$ETCD_TAG $COREDNS_TAG $PAUSE_TAG"

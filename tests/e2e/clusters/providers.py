@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 # What `make images` builds, all of which the kind nodes run.
 IMAGES = ("web", "mailer", "stats", "autoscaler", "rabbitmq", "redis", "mailsink")
-# PersistentVolumes of this class, made by the providers, stand in for a provisioner
+# PersistentVolumes of this class, made by the kind provider, stand in for a provisioner
 # (k8s/local-values.yaml): the release's three broker nodes, the KEDA scenario's one, spares.
 STORAGE_CLASS = "offload-local"
 VOLUMES = 6
@@ -150,25 +150,32 @@ class KindCluster(Cluster):
         default provisioner would hand the broker root-owned directories it cannot write."""
         from kubernetes import client
 
-        node = f"{self.name}-worker"
-        sources = []
+        from offload_testkit.kube import api_client
+
+        core = client.CoreV1Api(api_client(self.kubeconfig))
+        selector = ",".join(f"{k}={v}" for k, v in STATEFUL_NODE_LABEL.items())
+        [node] = [str(n.metadata.name) for n in core.list_node(label_selector=selector).items]
+        on_node = client.V1NodeSelectorRequirement(key="kubernetes.io/hostname", operator="In", values=[node])
         for i in range(VOLUMES):
             path = f"/var/local-volumes/pv-{i}"
             run(["docker", "exec", node, "sh", "-c", f"mkdir -p {path} && chown 999:999 {path}"])
-            on_node = client.V1NodeSelectorRequirement(
-                key="kubernetes.io/hostname", operator="In", values=[node]
-            )
-            sources.append(
-                {
-                    "local": client.V1LocalVolumeSource(path=path),
-                    "node_affinity": client.V1VolumeNodeAffinity(
-                        required=client.V1NodeSelector(
-                            node_selector_terms=[client.V1NodeSelectorTerm(match_expressions=[on_node])]
-                        )
+            core.create_persistent_volume(
+                client.V1PersistentVolume(
+                    metadata=client.V1ObjectMeta(name=f"{STORAGE_CLASS}-{i}"),
+                    spec=client.V1PersistentVolumeSpec(
+                        capacity={"storage": "1Gi"},
+                        access_modes=["ReadWriteOnce"],
+                        storage_class_name=STORAGE_CLASS,
+                        persistent_volume_reclaim_policy="Retain",
+                        local=client.V1LocalVolumeSource(path=path),
+                        node_affinity=client.V1VolumeNodeAffinity(
+                            required=client.V1NodeSelector(
+                                node_selector_terms=[client.V1NodeSelectorTerm(match_expressions=[on_node])]
+                            )
+                        ),
                     ),
-                }
+                )
             )
-        create_volumes(self.kubeconfig, sources)
 
     def _route_to_the_cluster(self) -> None:
         """This host reaches pod IPs through their nodes and cluster IPs through the control
@@ -232,29 +239,6 @@ PROVIDERS: dict[str, type[KindCluster] | type[ExistingCluster]] = {
     "kind": KindCluster,
     "existing": ExistingCluster,
 }
-
-
-def create_volumes(kubeconfig: Path, sources: list[dict]) -> None:
-    """One 1Gi ReadWriteOnce PersistentVolume of STORAGE_CLASS per source (the spec's volume
-    source fields), kept when released."""
-    from kubernetes import client
-
-    from offload_testkit.kube import api_client
-
-    core = client.CoreV1Api(api_client(kubeconfig))
-    for i, source in enumerate(sources):
-        core.create_persistent_volume(
-            client.V1PersistentVolume(
-                metadata=client.V1ObjectMeta(name=f"{STORAGE_CLASS}-{i}"),
-                spec=client.V1PersistentVolumeSpec(
-                    capacity={"storage": "1Gi"},
-                    access_modes=["ReadWriteOnce"],
-                    storage_class_name=STORAGE_CLASS,
-                    persistent_volume_reclaim_policy="Retain",
-                    **source,
-                ),
-            )
-        )
 
 
 def routed_address(kubeconfig: Path, namespace: str, target: str) -> str:
