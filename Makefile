@@ -10,7 +10,7 @@ PACKAGES := libs/offload-core libs/offload-testkit $(wildcard services/*/pyproje
 PACKAGE_DIRS := $(patsubst %/pyproject.toml,%,$(PACKAGES))
 TEST_PATHS := libs $(wildcard services/*/tests) $(wildcard tests)
 
-.PHONY: help dev dev-deps check test e2e kube-binaries kind-node-image k8s-tools k8s-manifests images keda-image container-test lint format system-deps venv bench-core bench-web bench-mailer bench-stats bench-autoscaler bench-keda chaos clean
+.PHONY: help dev dev-deps check test e2e kube-binaries kind-node-image release-tools k8s-tools k8s-manifests images keda-image container-test lint format system-deps venv bench-core bench-web bench-mailer bench-stats bench-autoscaler bench-keda chaos clean
 
 help:
 	@echo "make dev         run the whole stack locally (installs what it needs)"
@@ -18,6 +18,7 @@ help:
 	@echo "make check       the daily loop: lint, unit and broker-backed tests (minutes)"
 	@echo "make e2e         end-to-end suite on a kind cluster built here (OFFLOAD_E2E_PROVIDER=kind|existing)"
 	@echo "make kind-node-image  the e2e suite's kind node image and kind, built here (deploy/kind-node)"
+	@echo "make release-tools  cosign, syft and Jaeger v2 from the Go module proxy (cached)"
 	@echo "make k8s-manifests  re-render k8s/base from charts/offload"
 	@echo "make images      build the service images, and RabbitMQ/Redis/mail-sink images from Debian"
 	@echo "make container-test  run the images together and check a signup end to end"
@@ -68,11 +69,16 @@ kube-binaries:
 kind-node-image: kube-binaries
 	@scripts/kind-node-image.sh
 
+# cosign, syft and Jaeger v2, built once into /var/cache/offload (scripts/release-tools.sh):
+# the release path, the images' SBOMs and the trace store of the trace test and `make dev`.
+release-tools:
+	@scripts/release-tools.sh
+
 # k8s/base/offload.yaml from the chart (a test fails when it is stale).
 k8s-manifests: k8s-tools
 	$(BIN)/python scripts/render_k8s.py
 
-test: system-deps venv lint k8s-tools kube-binaries
+test: system-deps venv lint k8s-tools kube-binaries release-tools
 	$(BIN)/pytest -p no:logging -m "not containers and not e2e" $(TEST_PATHS)
 
 # The daily loop: what a change to a service or the core most often breaks, against the

@@ -328,6 +328,25 @@ def test_operators_from_opens_every_port_of_every_pod_to_those_peers_only():
     assert all({"from": peers} not in p["spec"].get("ingress", []) for p in default.values())
 
 
+def test_tracing_sets_the_otel_variables_and_opens_the_collector_port_only_when_on():
+    """tracing.otlpEndpoint reaches web, mailer and stats as OTEL_* variables and opens
+    egress to the collector's port; unset (the control), neither exists."""
+    docs = render(tracing__otlpEndpoint="http://jaeger.tracing:4318", tracing__samplerArg="0.5")
+    traced = {"r-offload-web", "r-offload-mailer", "r-offload-stats-runner"}
+    for name, spec in pod_specs(docs).items():
+        env = {e["name"]: e.get("value") for c in spec["containers"] for e in c.get("env", [])}
+        if name in traced:
+            assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger.tracing:4318", name
+            assert env["OTEL_TRACES_SAMPLER"] == "parentbased_always_on"
+            assert env["OTEL_TRACES_SAMPLER_ARG"] == "0.5"
+    collector = {"ports": [{"protocol": "TCP", "port": 4318}]}
+    policies = by_kind(docs, "NetworkPolicy")
+    assert {name for name, p in policies.items() if collector in p["spec"].get("egress", [])} == traced
+    untraced = render()
+    assert not any("OTEL_" in str(spec) for spec in pod_specs(untraced).values())
+    assert not any(collector in p["spec"].get("egress", []) for p in by_kind(untraced, "NetworkPolicy").values())
+
+
 def test_network_policies_allow_only_the_designed_paths():
     docs = render("network-policies-values.yaml")
     policies = by_kind(docs, "NetworkPolicy")

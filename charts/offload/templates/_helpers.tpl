@@ -140,6 +140,16 @@ appears in a manifest; with an external broker they come whole from its Secret.
   value: {{ .Values.logLevel | quote }}
 - name: OFFLOAD_DELAY_TIERS
   value: {{ join "," .Values.runners.delayTiers | quote }}
+{{- with .Values.tracing.otlpEndpoint }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ . | quote }}
+- name: OTEL_TRACES_SAMPLER
+  value: {{ $.Values.tracing.sampler | quote }}
+{{- with $.Values.tracing.samplerArg }}
+- name: OTEL_TRACES_SAMPLER_ARG
+  value: {{ . | quote }}
+{{- end }}
+{{- end }}
 {{- end }}
 
 {{/* Settings of the queue runners: (dict "root" $ "component" "mailer"). */}}

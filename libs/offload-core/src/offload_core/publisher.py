@@ -25,6 +25,7 @@ counted, flushed on close.
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import threading
 import time
@@ -34,10 +35,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pika
+from opentelemetry.trace import Span
 from pika.adapters.select_connection import IOLoop
 from pika.channel import Channel
 
-from offload_core import metrics
+from offload_core import metrics, tracing
 from offload_core.brokers import BrokerNodes
 from offload_core.config import CoreConfig
 from offload_core.contracts import Contracts, default_contracts
@@ -292,10 +294,14 @@ class Publisher:
             metrics.PUBLISHED.labels(exchange, "timeout").inc()
             state = "connected" if self.ready else f"not connected ({self.last_error or 'connecting'})"
             fate = "withdrawn, not sent" if withdrawn else "sent; the broker may still have it"
-            raise PublishTimeout(
+            error = PublishTimeout(
                 f"broker did not confirm within {timeout:g}s ({fate}); publisher {state}",
                 withdrawn=withdrawn,
-            ) from None
+            )
+            if withdrawn:  # never written: nothing else will settle it (its span ends here)
+                with contextlib.suppress(InvalidStateError):
+                    future.set_exception(error)
+            raise error from None
 
     def _withdraw(self, outgoing: _Outgoing) -> bool:
         """True if `outgoing` was still queued: it is now withdrawn and will never be sent."""
@@ -316,8 +322,14 @@ class Publisher:
         body = envelope.to_bytes()
         if len(body) > MAX_BODY_BYTES:
             raise ValueError(f"message body is {len(body)} bytes, over the {MAX_BODY_BYTES} byte limit")
-        properties = envelope.properties(correlation_id=correlation_id, headers={LANE_HEADER: lane})
-        return _Outgoing(EVENTS_EXCHANGE, routing_key(envelope.type, lane), body, properties, fire_and_forget)
+        headers: dict[str, Any] = {LANE_HEADER: lane}
+        key = routing_key(envelope.type, lane)
+        span = tracing.start_producer(EVENTS_EXCHANGE, key, envelope.id, headers)
+        properties = envelope.properties(correlation_id=correlation_id, headers=headers)
+        outgoing = _Outgoing(EVENTS_EXCHANGE, key, body, properties, fire_and_forget)
+        if tracing.enabled():
+            outgoing.future.add_done_callback(lambda future: _end_publish_span(span, future))
+        return outgoing
 
     def _submit(self, outgoing: _Outgoing, *, wake: bool = True) -> Future[None]:
         if self._closing and not outgoing.fire_and_forget:
@@ -504,3 +516,9 @@ class Publisher:
             if outgoing.fire_and_forget and not outgoing.future.done():
                 metrics.PUBLISHER_DROPPED.labels("shutdown").inc()
             _settle(outgoing.future, error)
+
+
+def _end_publish_span(span: Span, future: Future[None]) -> None:
+    """A publish's span ends with the broker's answer: confirmed, or why not."""
+    error = None if future.cancelled() else future.exception()
+    tracing.end(span, outcome="confirmed" if error is None else "failed", error=str(error or ""))

@@ -18,6 +18,7 @@ and ack, close, exit 0.
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import signal
 import threading
@@ -27,10 +28,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pika
+from opentelemetry.trace import INVALID_SPAN, Span
 from pika.adapters.select_connection import IOLoop
 from pika.channel import Channel
 
-from offload_core import metrics, outcomes
+from offload_core import metrics, outcomes, tracing
 from offload_core.brokers import BrokerNodes
 from offload_core.config import CoreConfig
 from offload_core.contracts import ContractError, Contracts, default_contracts
@@ -125,6 +127,7 @@ class _Taken:
     time_on_queue: float | None
     message: Message | None
     invalid: str = ""
+    span: Span = INVALID_SPAN  # its CONSUMER span (tracing), ended when it is settled
 
 
 @dataclass(frozen=True)
@@ -339,10 +342,10 @@ class Runner:
         for queue, deliveries in by_queue.items():
             route = self._routes[queue]
             if route.batched:
-                self._process(deliveries, route.handler)
+                self._process(deliveries, route)
             else:
                 for delivery in deliveries:
-                    self._process([delivery], route.handler)
+                    self._process([delivery], route)
 
     def _take(self, delivery: _Delivery) -> _Taken:
         headers = delivery.headers
@@ -351,10 +354,11 @@ class Runner:
         time_on_queue = max(0.0, time.time() - enqueued_ms / 1000) if isinstance(enqueued_ms, int) else None
         outcomes.picked_up(delivery.queue, lane, time_on_queue)
         attempt = attempt_of(headers)
+        span = tracing.start_consumer(delivery.queue, headers, delivery.properties.message_id, time_on_queue)
         try:
             envelope = decode(delivery.body, delivery.properties, self.contracts)
         except ContractError as exc:
-            return _Taken(delivery, attempt, time_on_queue, None, f"invalid message: {exc.reason}")
+            return _Taken(delivery, attempt, time_on_queue, None, f"invalid message: {exc.reason}", span)
         message = Message(
             envelope,
             delivery.queue,
@@ -365,9 +369,9 @@ class Runner:
             delivery.properties.correlation_id,
             headers,
         )
-        return _Taken(delivery, attempt, time_on_queue, message)
+        return _Taken(delivery, attempt, time_on_queue, message, span=span)
 
-    def _process(self, deliveries: list[_Delivery], handler: BatchHandler) -> None:
+    def _process(self, deliveries: list[_Delivery], route: _Route) -> None:
         started = time.monotonic()
         taken = [self._take(delivery) for delivery in deliveries]
         messages = [t.message for t in taken if t.message is not None]
@@ -375,7 +379,8 @@ class Runner:
         singled_out: Mapping[str, str] = {}
         try:
             if messages:
-                singled_out = handler(messages) or {}
+                with _handler_span(route, deliveries[0].queue, [t.span for t in taken]):
+                    singled_out = route.handler(messages) or {}
         except Exception as exc:
             error = exc
             if not isinstance(exc, Retry | Park):
@@ -388,6 +393,7 @@ class Runner:
         batch_verdict = verdict_of(error)
         for t in taken:
             if not t.delivery.claim():
+                tracing.end(t.span, outcome="abandoned", error="hard time limit exceeded")
                 continue  # the watchdog settled it when the hard time limit passed
             message_id = None if t.message is None else t.message.id
             verdict = message_verdict(
@@ -412,6 +418,7 @@ class Runner:
                     "could not move message, returning it to the queue",
                     extra={"fields": {"queue": delivery.queue, "error": str(exc)}},
                 )
+                tracing.end(taken.span, outcome=Outcome.REQUEUED.value, error=str(exc))
                 self._give_back(delivery)
                 return
         self._settle(delivery, ack=True)
@@ -424,6 +431,11 @@ class Runner:
         )
 
     def _report(self, taken: _Taken, verdict: Verdict, duration: float) -> None:
+        with tracing.within(taken.span):  # the outcome line carries the trace id
+            self._report_outcome(taken, verdict, duration)
+        tracing.end(taken.span, outcome=verdict.outcome.value, error=verdict.reason)
+
+    def _report_outcome(self, taken: _Taken, verdict: Verdict, duration: float) -> None:
         p = taken.delivery.properties
         outcomes.settled(
             outcomes.Settled(
@@ -469,6 +481,12 @@ class Runner:
                     target=self._carry_out, args=(taken, verdict, now - overdue.started), daemon=True
                 ).start()
         self._ioloop.call_later(min(1.0, limit / 4), self._check_time_limits)
+
+
+def _handler_span(route: _Route, queue: str, spans: list[Span]) -> contextlib.AbstractContextManager[Any]:
+    """A handler of one message runs in its CONSUMER span; a batch handler in a span of
+    its own linked to each of them."""
+    return tracing.batch_span(queue, spans) if route.batched else tracing.within(spans[0])
 
 
 def _one_at_a_time(handler: Handler) -> BatchHandler:

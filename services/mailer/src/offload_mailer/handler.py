@@ -9,6 +9,7 @@ import time
 
 from prometheus_client import Counter
 
+from offload_core import tracing
 from offload_core.envelope import Envelope
 from offload_core.publisher import Publisher
 from offload_core.runner import Message, Park, Retry
@@ -77,7 +78,8 @@ class WelcomeMailer:
                 domain=self.config.message_id_domain,
                 occurred_at=message.envelope.occurred_at,
             )
-            self.backend.send(email)
+            with tracing.span("send mail", **{"offload.mail.backend": self.config.backend}):
+                self.backend.send(email)
         except (TemplateProblem, PermanentMailError) as exc:
             self.store.release(signup_id, owner)
             self._give_up(message, str(exc))

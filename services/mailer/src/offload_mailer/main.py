@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
+from offload_core import tracing
 from offload_core.config import ConfigError, CoreConfig
 from offload_core.logs import configure_logging
 from offload_core.publisher import Publisher
@@ -25,6 +26,7 @@ def main() -> None:
     try:
         core = CoreConfig.from_env(service_name="mailer")
         config = MailerConfig.from_env()
+        tracing.configure("mailer")
     except ConfigError as exc:
         log.error("invalid configuration: %s", exc)
         sys.exit(2)
@@ -48,6 +50,7 @@ def main() -> None:
     status.shutdown()
     publisher.close(timeout=5)
     backend.close()
+    tracing.shutdown()
     sys.exit(code)
 
 

@@ -9,6 +9,7 @@ import sys
 
 from prometheus_client import Counter
 
+from offload_core import tracing
 from offload_core.config import ConfigError, CoreConfig
 from offload_core.logs import configure_logging
 from offload_core.runner import BatchHandler, Message, Runner, hold_stop_signals
@@ -57,6 +58,7 @@ def main() -> None:
         core = CoreConfig.from_env(service_name="stats")
         config = from_env(StatsConfig)
         store = open_store(config.store_url)
+        tracing.configure("stats")
     except (ConfigError, ValueError) as exc:
         log.error("invalid configuration: %s", exc)
         sys.exit(2)
@@ -74,6 +76,7 @@ def main() -> None:
     status = serve_status(config.status_port, lambda: runner.ready)
     code = runner.run()
     status.shutdown()
+    tracing.shutdown()
     sys.exit(code)
 
 

@@ -11,6 +11,7 @@ import logging
 
 from flask import Flask
 
+from offload_core import tracing
 from offload_core.config import CoreConfig
 from offload_core.publisher import Publisher
 from offload_core.topology import stack_topology
@@ -49,4 +50,8 @@ def create_app(
         app.register_blueprint(blueprint)
     if web_config.analytics:
         analytics.install(app, publisher, interval=web_config.analytics_interval)
+    if tracing.enabled():
+        from opentelemetry.instrumentation.flask import FlaskInstrumentor
+
+        FlaskInstrumentor().instrument_app(app, excluded_urls="healthz,readyz,metrics,static")
     return app

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from offload_core import tracing
 from offload_core.gunicorn_hooks import child_exit, on_starting  # noqa: F401 - gunicorn reads them
 from offload_core.settings import from_env_or_exit
 from offload_web.config import WebServerConfig
 
 _server = from_env_or_exit(WebServerConfig)
+from_env_or_exit(tracing.TracingSettings)  # a bad OTEL_* value stops the master, not each worker
 
 bind = _server.bind
 workers = _server.workers
@@ -42,3 +44,4 @@ def worker_exit(server: Any, worker: Any) -> None:
     publisher = extensions.get("offload_publisher")
     if publisher is not None:
         publisher.close(timeout=5.0)
+    tracing.shutdown()
