@@ -10,7 +10,7 @@ PACKAGES := libs/offload-core libs/offload-testkit $(wildcard services/*/pyproje
 PACKAGE_DIRS := $(patsubst %/pyproject.toml,%,$(PACKAGES))
 TEST_PATHS := libs $(wildcard services/*/tests) $(wildcard tests)
 
-.PHONY: help dev dev-deps check test e2e kube-binaries kind-node-image release-tools k8s-tools k8s-manifests images keda-image container-test lint format system-deps venv bench-core bench-web bench-mailer bench-stats bench-autoscaler bench-keda chaos clean
+.PHONY: help dev dev-deps check test e2e kube-binaries kind-node-image release-tools release-local k8s-tools k8s-manifests images keda-image container-test lint format system-deps venv bench-core bench-web bench-mailer bench-stats bench-autoscaler bench-keda chaos clean
 
 help:
 	@echo "make dev         run the whole stack locally (installs what it needs)"
@@ -21,6 +21,7 @@ help:
 	@echo "make release-tools  cosign, syft and Jaeger v2 from the Go module proxy (cached)"
 	@echo "make k8s-manifests  re-render k8s/base from charts/offload"
 	@echo "make images      build the service images, and RabbitMQ/Redis/mail-sink images from Debian"
+	@echo "make release-local  images, SBOMs, signatures and the OCI chart pushed to a local registry"
 	@echo "make container-test  run the images together and check a signup end to end"
 	@echo "make keda-image  KEDA's operator and metrics server from the Go module proxy (e2e, bench)"
 	@echo "make bench-core  messaging core vs raw pika (bench/ratio lines)"
@@ -121,6 +122,11 @@ keda-image:
 	  && cp $(KEDA_CACHE)/bin/keda $(KEDA_CACHE)/bin/keda-adapter deploy/docker/keda/Dockerfile $$context/ \
 	  && docker build -q --build-arg BASE_IMAGE=$(BASE_IMAGE) -t offload-keda:$(KEDA_VERSION) $$context; \
 	  status=$$?; rm -rf $$context; exit $$status
+
+# The release path on this machine: the four service images, their SBOMs and signatures, and
+# the chart as an OCI artifact, pushed to a local registry on 127.0.0.1:5001 (docs/release.md).
+release-local: k8s-tools release-tools images
+	@scripts/release-local.sh
 
 container-test: system-deps venv images
 	$(BIN)/pytest -p no:logging -m containers tests/containers

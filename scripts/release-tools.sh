@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Release and tracing tools, built with Go from the module proxy at pinned versions and cached
-# in /var/cache/offload (kept across runs): cosign (signs and verifies images and the chart),
-# syft (the images' SBOMs) and Jaeger v2 (the trace store of the trace test and of
-# `OFFLOAD_DEV_TRACING=on make dev`). The local registry is Debian's docker-registry
-# (system-deps.sh). Each tool has its own stamp: a new version of one rebuilds only that one.
+# Release, supply-chain and tracing tools, cached in /var/cache/offload (kept across runs):
+# cosign (signs and verifies images and the chart), syft (the images' SBOMs) and Jaeger v2
+# (the trace store of the trace test and of `OFFLOAD_DEV_TRACING=on make dev`), built with Go
+# from the module proxy at pinned versions; pip-audit (the known-vulnerability audit of the
+# pinned Python dependencies) from PyPI in a venv of its own, its pins clashing with ours.
+# The local registry is Debian's docker-registry, in a container (scripts/local-registry.sh).
+# Each tool has its own stamp: a new version of one rebuilds only that one.
 set -euo pipefail
 
 COSIGN_VERSION=v2.6.5
@@ -12,6 +14,14 @@ JAEGER_VERSION=v1.76.0   # the module's cmd/jaeger is Jaeger v2 (an OpenTelemetr
 
 BIN=${OFFLOAD_RELEASE_TOOLS:-/var/cache/offload/release-tools}/bin
 mkdir -p "$BIN"
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+AUDIT_VENV=${OFFLOAD_PIP_AUDIT_VENV:-/var/cache/offload/pip-audit-venv}
+if ! cmp -s "$REPO/requirements/pip-audit-constraints.txt" "$AUDIT_VENV/.constraints" 2>/dev/null; then
+  echo "release-tools: installing pip-audit into $AUDIT_VENV"
+  python3 -m venv "$AUDIT_VENV"
+  "$AUDIT_VENV/bin/pip" install -q -c "$REPO/requirements/pip-audit-constraints.txt" -r "$REPO/requirements/pip-audit.in"
+  cp "$REPO/requirements/pip-audit-constraints.txt" "$AUDIT_VENV/.constraints"
+fi
 export GOFLAGS=-mod=mod GOTOOLCHAIN=local CGO_ENABLED=0
 
 # build_once NAME VERSION MODULE PACKAGE: builds PACKAGE of MODULE@VERSION into $BIN/NAME

@@ -1,4 +1,4 @@
-"""The GitHub workflow that runs the e2e suite on kind, checked by actionlint.
+"""The GitHub workflows (the e2e suite on kind, the release), checked by actionlint.
 
 No GitHub runner is reachable from here, so the workflow cannot run; actionlint is the next
 best thing: workflow syntax, expressions, the inputs of the actions it uses and, through
@@ -12,12 +12,15 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 from offload_testkit.k8s_tools import tool
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / ".github" / "workflows" / "e2e.yaml"
+RELEASE_WORKFLOW = ROOT / ".github" / "workflows" / "release.yaml"
+WORKFLOWS = (WORKFLOW, RELEASE_WORKFLOW)
 
 
 def actionlint(path: Path) -> subprocess.CompletedProcess[str]:
@@ -26,9 +29,10 @@ def actionlint(path: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_the_e2e_workflow_passes_actionlint_with_shellcheck():
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
+def test_the_workflows_pass_actionlint_with_shellcheck(workflow):
     assert shutil.which("shellcheck"), "shellcheck is missing: run `make system-deps`"
-    result = actionlint(WORKFLOW)
+    result = actionlint(workflow)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -67,13 +71,31 @@ def unpinned(workflow: str) -> list[str]:
     return [use for use in uses if not PINNED.fullmatch(use)]
 
 
-def test_every_action_is_pinned_by_commit_with_its_tag_beside_it():
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
+def test_every_action_is_pinned_by_commit_with_its_tag_beside_it(workflow):
     """A tag can be moved to other code; a commit cannot (as podinfo's workflows pin them)."""
-    assert unpinned(WORKFLOW.read_text()) == []
+    assert unpinned(workflow.read_text()) == []
 
 
 def test_the_pin_check_would_catch_an_action_referenced_by_tag():
     text = WORKFLOW.read_text()
-    by_tag = re.sub(r"actions/checkout@[0-9a-f]{40}  # v[\d.]+", "actions/checkout@v4", text)
+    by_tag = re.sub(r"actions/checkout@[0-9a-f]{40}  # v[\d.]+", "actions/checkout@v4", text, count=1)
     assert by_tag != text
     assert unpinned(by_tag) == ["actions/checkout@v4"]
+
+
+def test_the_release_builds_signs_and_attests_every_service_image_for_both_architectures():
+    release = yaml.safe_load(RELEASE_WORKFLOW.read_text())
+    assert release[True]["push"]["tags"] == ["v*.*.*"]  # PyYAML reads the key `on` as True
+    images = release["jobs"]["images"]
+    assert images["strategy"]["matrix"]["service"] == ["web", "mailer", "stats", "autoscaler"]
+    assert {p.name for p in (ROOT / "services").iterdir() if (p / "Dockerfile").exists()} == set(
+        images["strategy"]["matrix"]["service"]
+    )
+    [build] = [s for s in images["steps"] if "docker/build-push-action" in s.get("uses", "")]
+    assert build["with"]["platforms"] == "linux/amd64,linux/arm64"
+    assert build["with"]["sbom"] is True and build["with"]["provenance"] == "mode=max"
+    assert any("cosign sign" in s.get("run", "") for s in images["steps"])
+    chart_steps = " ".join(s.get("run", "") for s in release["jobs"]["chart"]["steps"])
+    assert "scripts/package-chart.sh" in chart_steps and "cosign sign" in chart_steps
+    assert images["permissions"]["id-token"] == "write"  # keyless signing

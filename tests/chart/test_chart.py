@@ -344,7 +344,9 @@ def test_tracing_sets_the_otel_variables_and_opens_the_collector_port_only_when_
     assert {name for name, p in policies.items() if collector in p["spec"].get("egress", [])} == traced
     untraced = render()
     assert not any("OTEL_" in str(spec) for spec in pod_specs(untraced).values())
-    assert not any(collector in p["spec"].get("egress", []) for p in by_kind(untraced, "NetworkPolicy").values())
+    assert not any(
+        collector in p["spec"].get("egress", []) for p in by_kind(untraced, "NetworkPolicy").values()
+    )
 
 
 def test_network_policies_allow_only_the_designed_paths():

@@ -37,6 +37,8 @@ VOLUMES = 6
 STATEFUL_NODE_LABEL = {"offload-stateful": "true"}
 # kind's default Service range (networking.serviceSubnet), routed from this host.
 KIND_SERVICE_SUBNET = "10.96.0.0/16"
+# The container of scripts/local-registry.sh.
+LOCAL_REGISTRY = "offload-registry"
 # Where the e2e suite installs the chart.
 E2E_NAMESPACE = os.environ.get("OFFLOAD_E2E_NAMESPACE", "offload-e2e")
 
@@ -100,6 +102,7 @@ class KindCluster(Cluster):
         self.name = name or os.environ.get("OFFLOAD_E2E_KIND_NAME", "offload-e2e")
         self.tag = os.environ.get("IMAGE_TAG", "dev")
         self.routes: list[str] = []
+        self.operators_from: list[dict] = []  # this host's peers in NetworkPolicies (_write_values)
         self.generated_values = workdir / "kind-generated-values.yaml"
         super().__init__(
             "kind",
@@ -120,7 +123,8 @@ class KindCluster(Cluster):
             ["docker", "network", "inspect", "kind", "-f", "{{range .IPAM.Config}}{{.Subnet}} {{end}}"]
         )
         ipv4 = [s for s in subnets.split() if ":" not in s]
-        values["networkPolicy"] = {"operatorsFrom": [{"ipBlock": {"cidr": cidr}} for cidr in ipv4]}
+        self.operators_from = [{"ipBlock": {"cidr": cidr}} for cidr in ipv4]
+        values["networkPolicy"] = {"operatorsFrom": self.operators_from}
         self.generated_values.write_text(yaml.safe_dump(values))
 
     def kind_env(self) -> dict[str, str]:
@@ -200,6 +204,42 @@ class KindCluster(Cluster):
 
     def load_images(self, images: list[str]) -> None:
         self.kind("load", "docker-image", "--name", self.name, *images, timeout=1200)
+
+    def use_local_registry(self) -> str:
+        """Start the local registry (scripts/local-registry.sh: 127.0.0.1:PORT on this host,
+        joined to kind's network) and point every node's containerd at it: an image named
+        127.0.0.1:PORT/... is pulled over plain HTTP from the registry's address on that
+        network. Returns the registry's host:port as image names spell it."""
+        run([str(ROOT / "scripts" / "local-registry.sh")], timeout=600)
+        port = os.environ.get("OFFLOAD_REGISTRY_PORT", "5001")
+        address = run(
+            [
+                "docker",
+                "inspect",
+                "-f",
+                '{{(index .NetworkSettings.Networks "kind").IPAddress}}',
+                LOCAL_REGISTRY,
+            ]
+        ).strip()
+        hosts = (
+            f'server = "http://127.0.0.1:{port}"\n\n'
+            f'[host."http://{address}:5000"]\n  capabilities = ["pull", "resolve"]\n'
+        )
+        directory = f"/etc/containerd/certs.d/127.0.0.1:{port}"
+        for node in self.kind("get", "nodes", "--name", self.name).split():
+            run(["docker", "exec", node, "mkdir", "-p", directory])
+            subprocess.run(
+                ["docker", "exec", "-i", node, "cp", "/dev/stdin", f"{directory}/hosts.toml"],
+                input=hosts, text=True, check=True, capture_output=True,
+            )  # fmt: skip
+        return f"127.0.0.1:{port}"
+
+    def node_images(self) -> set[str]:
+        """Every image reference in the nodes' containerd (the Kubernetes namespace)."""
+        names: set[str] = set()
+        for node in self.kind("get", "nodes", "--name", self.name).split():
+            names.update(run(["docker", "exec", node, "ctr", "-n", "k8s.io", "images", "ls", "-q"]).split())
+        return names
 
     @contextlib.contextmanager
     def service_url(self, namespace: str, target: str, port: int) -> Iterator[str]:
