@@ -146,7 +146,7 @@ class PrivateJaeger:
     def traces(self, service: str, limit: int = 100) -> list[list[SpanRecord]]:
         answer = requests.get(
             f"{self.ui_url}/api/traces",
-            params={"service": service, "limit": limit, "lookback": "1h"},
+            params={"service": service, "limit": str(limit), "lookback": "1h"},
             timeout=5,
         )
         answer.raise_for_status()
