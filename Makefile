@@ -131,12 +131,11 @@ release-local: k8s-tools release-tools images
 container-test: system-deps venv images
 	$(BIN)/pytest -p no:logging -m containers tests/containers
 
+# The whole stack under honcho (Procfile): services wait quietly for the broker, then one
+# "ready" block says where everything is. OFFLOAD_DEV_TRACING=on adds Jaeger (built once).
 dev: dev-deps venv
 	@mkdir -p $(STATE)
-	@echo "web:    http://127.0.0.1:8000   (signup form; JSON API under /api/v1)"
-	@echo "stats:  http://127.0.0.1:8001/stats  (JSON under /api/v1/stats)"
-	@echo "mail:   .state/outbox/*.eml      (file backend; set OFFLOAD_MAILER_BACKEND=smtp for a server)"
-	@echo "broker: http://127.0.0.1:15672   (RabbitMQ management, guest/guest)"
+	@if [ "$${OFFLOAD_DEV_TRACING:-off}" = on ]; then scripts/release-tools.sh jaeger; fi
 	@scripts/dev-env.sh .env.dev > $(STATE)/dev.env
 	$(BIN)/python scripts/dev_processes.py -e $(STATE)/dev.env -f Procfile start
 

@@ -13,3 +13,7 @@ while IFS= read -r line || [[ -n $line ]]; do
   fi
   printf '%s\n' "$line"
 done < "$defaults"
+# OFFLOAD_DEV_TRACING=on: every service sends its spans to the local Jaeger (scripts/dev-jaeger.sh).
+if [[ ${OFFLOAD_DEV_TRACING:-off} == on ]] && ! printenv OTEL_EXPORTER_OTLP_ENDPOINT >/dev/null; then
+  printf 'OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318\n'
+fi

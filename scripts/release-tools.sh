@@ -47,6 +47,14 @@ build_once() {
   echo "$version" > "$stamp"
 }
 
-build_once jaeger "$JAEGER_VERSION" github.com/jaegertracing/jaeger github.com/jaegertracing/jaeger/cmd/jaeger
-build_once cosign "$COSIGN_VERSION" github.com/sigstore/cosign/v2 github.com/sigstore/cosign/v2/cmd/cosign
-build_once syft "$SYFT_VERSION" github.com/anchore/syft github.com/anchore/syft/cmd/syft
+# `release-tools.sh jaeger` builds only Jaeger (make dev with tracing); no argument: all.
+wanted=" ${*:-jaeger cosign syft} "
+if [[ $wanted == *" jaeger "* ]]; then
+  build_once jaeger "$JAEGER_VERSION" github.com/jaegertracing/jaeger github.com/jaegertracing/jaeger/cmd/jaeger
+fi
+if [[ $wanted == *" cosign "* ]]; then
+  build_once cosign "$COSIGN_VERSION" github.com/sigstore/cosign/v2 github.com/sigstore/cosign/v2/cmd/cosign
+fi
+if [[ $wanted == *" syft "* ]]; then
+  build_once syft "$SYFT_VERSION" github.com/anchore/syft github.com/anchore/syft/cmd/syft
+fi

@@ -146,3 +146,25 @@ def test_management_api_down_means_fallback_replicas(rabbitmq_broker, amqp_vhost
     with Running(spec) as running:
         wait_for(lambda: running.replicas() == 2, timeout=20, what="fallback replicas")
         assert max(running.controller.state.failures) > 2
+
+
+def test_each_process_gets_the_lowest_free_slot_in_its_env(tmp_path):
+    """`{slot}` in an env value: distinct per running process, reused once its holder exits."""
+    script = (
+        "import os, pathlib, sys, time; pathlib.Path(sys.argv[1], os.environ['SLOT']).touch(); time.sleep(60)"
+    )
+    pool = LocalProcessPool([sys.executable, "-c", script, str(tmp_path)], {"SLOT": "port-911{slot}"})
+    try:
+        pool.scale(3)
+        wait_for(lambda: len(list(tmp_path.iterdir())) == 3, timeout=10, what="three processes")
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["port-9110", "port-9111", "port-9112"]
+        pool.scale(2)  # the newest (slot 2) stops; its slot is free once it has exited
+        wait_for(lambda: pool.current() == 2 and not pool.stopping, timeout=10, what="slot 2 released")
+        for marker in tmp_path.iterdir():
+            marker.unlink()
+        pool.scale(3)
+        wait_for(
+            lambda: [p.name for p in tmp_path.iterdir()] == ["port-9112"], timeout=10, what="slot 2 again"
+        )
+    finally:
+        pool.close(timeout=5)

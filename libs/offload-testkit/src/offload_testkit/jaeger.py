@@ -16,50 +16,8 @@ from offload_testkit.processes import free_port
 
 JAEGER_BIN = Path(os.environ.get("OFFLOAD_RELEASE_TOOLS", "/var/cache/offload/release-tools")) / "bin/jaeger"
 
-CONFIG = """\
-service:
-  extensions: [jaeger_storage, jaeger_query, healthcheckv2]
-  pipelines:
-    traces:
-      receivers: [otlp]
-      processors: [batch]
-      exporters: [jaeger_storage_exporter]
-  telemetry:
-    metrics:
-      level: none
-    traces:
-      level: none
-    logs:
-      level: warn
-extensions:
-  healthcheckv2:
-    use_v2: true
-    http:
-      endpoint: 127.0.0.1:{health_port}
-  jaeger_query:
-    storage:
-      traces: memory_store
-    http:
-      endpoint: 127.0.0.1:{query_port}
-    grpc:
-      endpoint: 127.0.0.1:{query_grpc_port}
-  jaeger_storage:
-    backends:
-      memory_store:
-        memory:
-          max_traces: 100000
-receivers:
-  otlp:
-    protocols:
-      http:
-        endpoint: 127.0.0.1:{otlp_port}
-processors:
-  batch:
-    timeout: 100ms
-exporters:
-  jaeger_storage_exporter:
-    trace_storage: memory_store
-"""
+# The repository's own config (the one `make dev` runs), found from this package's checkout.
+CONFIG = Path(__file__).resolve().parents[4] / "deploy" / "jaeger" / "local.yaml"
 
 
 @dataclass(frozen=True)
@@ -97,20 +55,19 @@ class PrivateJaeger:
     def start(self, timeout: float = 30.0) -> PrivateJaeger:
         if not JAEGER_BIN.exists():
             raise RuntimeError(f"{JAEGER_BIN} is missing: run scripts/release-tools.sh")
-        config = self.workdir / "jaeger.yaml"
-        config.write_text(
-            CONFIG.format(
-                otlp_port=self.otlp_port,
-                query_port=self.query_port,
-                health_port=self.health_port,
-                query_grpc_port=self.query_grpc_port,
-            )
-        )
         log = (self.workdir / "jaeger.log").open("wb")
         # Jaeger traces itself to localhost:4317 unless told not to.
-        env = {**os.environ, "OTEL_SDK_DISABLED": "true", "OTEL_TRACES_EXPORTER": "none"}
+        env = {
+            **os.environ,
+            "OTEL_SDK_DISABLED": "true",
+            "OTEL_TRACES_EXPORTER": "none",
+            "OFFLOAD_JAEGER_OTLP_ADDRESS": f"127.0.0.1:{self.otlp_port}",
+            "OFFLOAD_JAEGER_QUERY_ADDRESS": f"127.0.0.1:{self.query_port}",
+            "OFFLOAD_JAEGER_QUERY_GRPC_ADDRESS": f"127.0.0.1:{self.query_grpc_port}",
+            "OFFLOAD_JAEGER_HEALTH_ADDRESS": f"127.0.0.1:{self.health_port}",
+        }
         self.process = subprocess.Popen(
-            [str(JAEGER_BIN), "--config", f"file:{config}"], stdout=log, stderr=subprocess.STDOUT, env=env
+            [str(JAEGER_BIN), "--config", f"file:{CONFIG}"], stdout=log, stderr=subprocess.STDOUT, env=env
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -22,6 +22,9 @@ class TcpProxy:
         self.port = port or free_port()
         self.swallow_to_server = False
         self.swallow_to_client = False
+        # At most this many connections since the last cut(); clients beyond it are closed
+        # at once, as a broker at its connection limit would. None: no limit.
+        self.max_connections: int | None = None
         self._listener = socket.create_server(("127.0.0.1", self.port))
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
@@ -34,6 +37,11 @@ class TcpProxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return
+            with self._lock:
+                full = self.max_connections is not None and len(self._sockets) // 2 >= self.max_connections
+            if full:
+                client.close()
+                continue
             try:
                 server = socket.create_connection(self.upstream, timeout=5)
             except OSError:

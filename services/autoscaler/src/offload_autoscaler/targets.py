@@ -25,6 +25,10 @@ class LocalProcessPool:
 
     A stopping process no longer counts as a replica, but the pool waits for its graceful
     exit (reaped on every call) so in-flight work finishes and is acked.
+
+    Each process holds a slot, the lowest not held by a running or stopping one, and
+    `{slot}` in an env value becomes that number: `"911{slot}"` gives each mailer a status
+    port of its own that a local Prometheus can list (make dev).
     """
 
     def __init__(self, command: Sequence[str], env: Mapping[str, str] | None = None) -> None:
@@ -32,6 +36,7 @@ class LocalProcessPool:
         self.env = {**os.environ, **(env or {})}
         self.running: list[subprocess.Popen[bytes]] = []
         self.stopping: list[subprocess.Popen[bytes]] = []
+        self.slots: dict[int, int] = {}  # pid → slot
 
     def _reap(self) -> None:
         for process in [p for p in self.running if p.poll() is not None]:
@@ -39,9 +44,11 @@ class LocalProcessPool:
                 "runner exited on its own", extra={"fields": {"pid": process.pid, "code": process.returncode}}
             )
             self.running.remove(process)
+            self.slots.pop(process.pid, None)
         for process in [p for p in self.stopping if p.poll() is not None]:
             log.info("runner stopped", extra={"fields": {"pid": process.pid, "code": process.returncode}})
             self.stopping.remove(process)
+            self.slots.pop(process.pid, None)
 
     def current(self) -> int:
         self._reap()
@@ -50,9 +57,12 @@ class LocalProcessPool:
     def scale(self, replicas: int) -> None:
         self._reap()
         while len(self.running) < replicas:
-            process = subprocess.Popen(self.command, env=self.env)
+            slot = free_slot(set(self.slots.values()))
+            env = {key: value.replace("{slot}", str(slot)) for key, value in self.env.items()}
+            process = subprocess.Popen(self.command, env=env)
             self.running.append(process)
-            log.info("runner started", extra={"fields": {"pid": process.pid}})
+            self.slots[process.pid] = slot
+            log.info("runner started", extra={"fields": {"pid": process.pid, "slot": slot}})
         while len(self.running) > replicas:
             process = self.running.pop()
             process.send_signal(signal.SIGTERM)
@@ -66,6 +76,11 @@ class LocalProcessPool:
             except subprocess.TimeoutExpired:
                 process.kill()
         self._reap()
+
+
+def free_slot(held: set[int]) -> int:
+    """The lowest slot number not in `held`."""
+    return next(slot for slot in range(len(held) + 1) if slot not in held)
 
 
 class KubernetesDeployment:

@@ -15,7 +15,7 @@ from offload_core import tracing
 from offload_core.config import CoreConfig
 from offload_core.publisher import Publisher
 from offload_core.topology import stack_topology
-from offload_web import analytics, bookkeeping, errors
+from offload_web import analytics, bookkeeping, errors, readiness
 from offload_web.api import api
 from offload_web.config import WebConfig
 from offload_web.ops import ops
@@ -50,6 +50,10 @@ def create_app(
         app.register_blueprint(blueprint)
     if web_config.analytics:
         analytics.install(app, publisher, interval=web_config.analytics_interval)
+    pod = readiness.from_environment()
+    if pod is not None:
+        app.extensions["offload_pod_readiness"] = pod
+        readiness.keep_recording(pod, lambda: publisher.ready)
     if tracing.enabled():
         from opentelemetry.instrumentation.flask import FlaskInstrumentor
 

@@ -7,14 +7,26 @@ request reports and then the publisher's buffer are sent before the process goes
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from offload_core import tracing
-from offload_core.gunicorn_hooks import child_exit, on_starting  # noqa: F401 - gunicorn reads them
+from offload_core.gunicorn_hooks import child_exit as _metrics_child_exit
+from offload_core.gunicorn_hooks import on_starting  # noqa: F401 - gunicorn reads it
 from offload_core.settings import from_env_or_exit
+from offload_web import readiness
 from offload_web.config import WebServerConfig
 
 _server = from_env_or_exit(WebServerConfig)
+# Readiness answers for every worker (readiness.py): the master makes the shared directory
+# here, before the fork, and the workers find it through the environment.
+_readiness = readiness.PodReadiness.create(
+    Path(os.environ.get(readiness.READINESS_DIR_VARIABLE) or tempfile.mkdtemp(prefix="offload-web-ready-")),
+    _server.workers,
+)
+os.environ[readiness.READINESS_DIR_VARIABLE] = str(_readiness.directory)
 from_env_or_exit(tracing.TracingSettings)  # a bad OTEL_* value stops the master, not each worker
 
 bind = _server.bind
@@ -45,3 +57,8 @@ def worker_exit(server: Any, worker: Any) -> None:
     if publisher is not None:
         publisher.close(timeout=5.0)
     tracing.shutdown()
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    _metrics_child_exit(server, worker)
+    _readiness.forget(worker.pid)

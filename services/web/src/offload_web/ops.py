@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, current_app, jsonify
 
 from offload_core.metrics import render_latest
 from offload_web.publishing import signups
@@ -19,10 +20,22 @@ def healthz() -> Any:
 
 @ops.get("/readyz")
 def readyz() -> Any:
+    """Ready when every worker of the pod has its publisher connected (readiness.py); a web
+    outside gunicorn (tests, a single process) answers for its own publisher."""
     publisher = signups().publisher
-    if publisher.ready:
+    pod = current_app.extensions.get("offload_pod_readiness")
+    if pod is not None:  # this worker's own state first, without waiting for its recorder
+        pod.record(os.getpid(), publisher.ready)
+    if pod is None and publisher.ready:
         return jsonify({"status": "ready"})
-    return jsonify({"status": "not ready", "broker": publisher.last_error or "connecting"}), 503
+    if pod is not None and pod.ready:
+        return jsonify({"status": "ready", "workers": pod.workers})
+    answer: dict[str, Any] = {"status": "not ready", "broker": publisher.last_error or "connecting"}
+    if pod is not None:
+        answer.update(workers=pod.workers, ready_workers=pod.ready_workers())
+        if publisher.ready:
+            answer["broker"] = "this worker is connected; others are not yet"
+    return jsonify(answer), 503
 
 
 @ops.get("/metrics")
