@@ -115,10 +115,11 @@ class KindCluster(Cluster):
         holds the broker's volumes (k8s/kind-cluster.yaml labels it); and this host, which
         reaches pods from kind's Docker network, let through the release's NetworkPolicies
         (operatorsFrom) to read the stats API, the broker's management API and metrics."""
-        values: dict = {part: {"image": {"tag": self.tag}} for part in ("rabbitmq", "redis", "mailpit")}
+        values: dict = {
+            part: {"image": {"tag": self.tag}, "nodeSelector": STATEFUL_NODE_LABEL}
+            for part in ("rabbitmq", "redis", "mailpit")
+        }
         values["image"] = {"tag": self.tag}
-        for part in ("rabbitmq", "redis", "mailpit"):
-            values[part]["nodeSelector"] = STATEFUL_NODE_LABEL
         subnets = run(
             ["docker", "network", "inspect", "kind", "-f", "{{range .IPAM.Config}}{{.Subnet}} {{end}}"]
         )
