@@ -10,7 +10,7 @@ PACKAGES := libs/offload-core libs/offload-testkit $(wildcard services/*/pyproje
 PACKAGE_DIRS := $(patsubst %/pyproject.toml,%,$(PACKAGES))
 TEST_PATHS := libs $(wildcard services/*/tests) $(wildcard tests)
 
-.PHONY: help dev dev-deps check test e2e kube-binaries kind-node-image release-tools release-local k8s-tools k8s-manifests images keda-image container-test lint format system-deps venv bench-core bench-web bench-mailer bench-stats bench-autoscaler bench-keda chaos clean
+.PHONY: help dev dev-deps check test e2e kube-binaries kind-node-image release-tools release-local k8s-tools k8s-manifests images keda-image container-test lint format system-deps venv bench-core bench-tracing bench-web bench-mailer bench-stats bench-autoscaler bench-keda chaos clean
 
 help:
 	@echo "make dev         run the whole stack locally (installs what it needs)"
@@ -25,6 +25,7 @@ help:
 	@echo "make container-test  run the images together and check a signup end to end"
 	@echo "make keda-image  KEDA's operator and metrics server from the Go module proxy (e2e, bench)"
 	@echo "make bench-core  messaging core vs raw pika (bench/ratio lines)"
+	@echo "make bench-tracing  the core with traces off, exported, and unsampled (bench/ratio lines)"
 	@echo "make bench-web   web with/without publishing and analytics (wrk, siege)"
 	@echo "make bench-mailer, make bench-stats, make bench-autoscaler"
 	@echo "make bench-keda  KEDA and our autoscaler on the same burst, side by side"
@@ -145,6 +146,9 @@ bench-core: system-deps venv
 bench-web: system-deps venv
 	@scripts/bench-deps.sh
 	$(BIN)/python bench/web.py
+
+bench-tracing: system-deps venv release-tools
+	$(BIN)/python -m bench.tracing
 
 bench-mailer: system-deps venv
 	$(BIN)/python bench/mailer.py

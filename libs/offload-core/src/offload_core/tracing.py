@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Mapping, MutableMapping
-from contextlib import contextmanager
+from collections.abc import Mapping, MutableMapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -163,14 +163,16 @@ def start_consumer(
     )
 
 
-@contextmanager
-def batch_span(queue: str, consumer_spans: list[Span]) -> Iterator[Span]:
+# Off, the context managers below are this one shared object: no generator per message.
+_NO_SPAN: AbstractContextManager[Any] = nullcontext(trace.INVALID_SPAN)
+
+
+def batch_span(queue: str, consumer_spans: list[Span]) -> AbstractContextManager[Any]:
     """The span a batch handler runs in: a root of its own, linked to each message's span."""
     if not _enabled:
-        yield trace.INVALID_SPAN
-        return
+        return _NO_SPAN
     links = [Link(s.get_span_context()) for s in consumer_spans if s.get_span_context().is_valid]
-    with tracer().start_as_current_span(
+    return tracer().start_as_current_span(
         f"process batch {queue}",
         context=trace.set_span_in_context(trace.INVALID_SPAN),
         kind=SpanKind.CONSUMER,
@@ -180,28 +182,21 @@ def batch_span(queue: str, consumer_spans: list[Span]) -> Iterator[Span]:
             "messaging.destination.name": queue,
             "messaging.batch.message_count": len(consumer_spans),
         },
-    ) as span:
-        yield span
+    )
 
 
-@contextmanager
-def within(span: Span) -> Iterator[None]:
+def within(span: Span) -> AbstractContextManager[Any]:
     """Make `span` current (its children: the handler's own spans) without ending it."""
     if not _enabled:
-        yield
-        return
-    with trace.use_span(span, end_on_exit=False):
-        yield
+        return _NO_SPAN
+    return trace.use_span(span, end_on_exit=False)
 
 
-@contextmanager
-def span(name: str, **attributes: Any) -> Iterator[Span]:
+def span(name: str, **attributes: Any) -> AbstractContextManager[Any]:
     """An INTERNAL span, child of the current one (the SMTP send, say)."""
     if not _enabled:
-        yield trace.INVALID_SPAN
-        return
-    with tracer().start_as_current_span(name, attributes=attributes) as current:
-        yield current
+        return _NO_SPAN
+    return tracer().start_as_current_span(name, attributes=attributes)
 
 
 def end(span_: Span, *, outcome: str, error: str = "") -> None:
