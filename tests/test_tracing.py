@@ -189,8 +189,12 @@ def run_signup(core_config, tmp_path: Path, web_env: dict[str, str]) -> SignupTr
         jaeger.stop()
 
 
-def test_one_signup_is_one_trace_from_the_request_to_the_smtp_send_and_the_count(core_config, tmp_path):
-    found = run_signup(core_config, tmp_path, web_env={})
+@pytest.mark.parametrize("worker_class", ["gthread", "gevent"])
+def test_one_signup_is_one_trace_from_the_request_to_the_smtp_send_and_the_count(
+    core_config, tmp_path, worker_class
+):
+    """Under either gunicorn worker: gevent runs the exporter's thread as a greenlet."""
+    found = run_signup(core_config, tmp_path, web_env={"OFFLOAD_WEB_WORKER_CLASS": worker_class})
     print(render_tree(found.spans))
     assert check_signup_trace(found) == []
 
