@@ -9,7 +9,6 @@ standard variable): the same checks must then find the mailer and stats outside 
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from offload_testkit.amqp import wait_for
 from offload_testkit.jaeger import PrivateJaeger, SpanRecord
 from offload_testkit.smtp import SmtpSink
 from offload_testkit.stack import start_mailer, start_stats_runner, start_web
+from tests.test_log_trail import json_lines
 
 pytestmark = pytest.mark.slow
 
@@ -106,12 +106,6 @@ def render_tree(spans: list[SpanRecord]) -> str:
             yield from lines(span.span_id, depth + 1)
 
     return "\n".join(lines(None, 0))
-
-
-def json_lines(path: Path) -> list[dict]:
-    return [
-        json.loads(line) for line in path.read_text(errors="replace").splitlines() if line.startswith("{")
-    ]
 
 
 def run_signup(core_config, tmp_path: Path, web_env: dict[str, str]) -> SignupTrace:

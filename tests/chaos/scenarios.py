@@ -169,7 +169,7 @@ class Stack:
         if isinstance(self.broker, PrivateCluster):
             return None, self.amqp_url  # every node's URL: a runner moves on when its node dies
         proxy = TcpProxy("127.0.0.1", self.broker.amqp_port)
-        return proxy, self.amqp_url.replace(f":{self.broker.amqp_port}/", f":{proxy.port}/")
+        return proxy, proxy.route(self.amqp_url)
 
     def start_mailer(self) -> Runner:
         proxy, url = self._proxied()

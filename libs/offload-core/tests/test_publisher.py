@@ -278,7 +278,7 @@ def test_a_message_unconfirmed_when_the_connection_drops_fails_at_once_and_is_no
     may hold it (the second case), and the caller closes that window by retrying with the
     same message id, which consumers de-duplicate."""
     proxy = TcpProxy("127.0.0.1", rabbitmq_broker.amqp_port)
-    url = amqp_url.replace(f":{rabbitmq_broker.amqp_port}/", f":{proxy.port}/")
+    url = proxy.route(amqp_url)
     publisher = Publisher(dataclasses.replace(core_config, amqp_url=url), TOPOLOGY).start()
     try:
         assert publisher.wait_ready(10)

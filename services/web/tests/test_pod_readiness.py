@@ -7,8 +7,6 @@ alone would have answered 200. The unit tests hold PodReadiness's counting."""
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
-
 import pytest
 import requests
 
@@ -22,15 +20,9 @@ from .conftest import web_env
 pytestmark = pytest.mark.slow
 
 
-def through(proxy: TcpProxy, amqp_url: str) -> str:
-    parts = urlsplit(amqp_url)
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:{parts.password}@127.0.0.1:{proxy.port}"))
-
-
-def test_readiness_is_the_pods_while_one_worker_of_two_is_connected(core_config, tmp_path):
-    upstream = urlsplit(core_config.amqp_url)
-    proxy = TcpProxy(upstream.hostname or "127.0.0.1", upstream.port or 5672)
-    env = web_env(core_config, OFFLOAD_AMQP_URL=through(proxy, core_config.amqp_url), OFFLOAD_WEB_WORKERS="2")
+def test_readiness_is_the_pods_while_one_worker_of_two_is_connected(core_config, rabbitmq_broker, tmp_path):
+    proxy = TcpProxy("127.0.0.1", rabbitmq_broker.amqp_port)
+    env = web_env(core_config, OFFLOAD_AMQP_URL=proxy.route(core_config.amqp_url), OFFLOAD_WEB_WORKERS="2")
     web = start_web(env, tmp_path)
     try:
         assert requests.get(web.url + "/readyz", timeout=5).json() == {"status": "ready", "workers": 2}

@@ -3,16 +3,16 @@ its query API out, each on a port of its own on loopback."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import requests
 
-from offload_testkit.processes import free_port
+from offload_testkit.processes import ServiceProcess, free_port
 
 JAEGER_BIN = Path(os.environ.get("OFFLOAD_RELEASE_TOOLS", "/var/cache/offload/release-tools")) / "bin/jaeger"
 
@@ -41,7 +41,7 @@ class PrivateJaeger:
         self.query_port = free_port(other_than=[self.otlp_port])
         self.health_port = free_port(other_than=[self.otlp_port, self.query_port])
         self.query_grpc_port = free_port(other_than=[self.otlp_port, self.query_port, self.health_port])
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: ServiceProcess | None = None
 
     @property
     def otlp_endpoint(self) -> str:
@@ -55,10 +55,8 @@ class PrivateJaeger:
     def start(self, timeout: float = 30.0) -> PrivateJaeger:
         if not JAEGER_BIN.exists():
             raise RuntimeError(f"{JAEGER_BIN} is missing: run scripts/release-tools.sh")
-        log = (self.workdir / "jaeger.log").open("wb")
-        # Jaeger traces itself to localhost:4317 unless told not to.
         env = {
-            **os.environ,
+            # Jaeger traces itself to localhost:4317 unless told not to.
             "OTEL_SDK_DISABLED": "true",
             "OTEL_TRACES_EXPORTER": "none",
             "OFFLOAD_JAEGER_OTLP_ADDRESS": f"127.0.0.1:{self.otlp_port}",
@@ -66,31 +64,18 @@ class PrivateJaeger:
             "OFFLOAD_JAEGER_QUERY_GRPC_ADDRESS": f"127.0.0.1:{self.query_grpc_port}",
             "OFFLOAD_JAEGER_HEALTH_ADDRESS": f"127.0.0.1:{self.health_port}",
         }
-        self.process = subprocess.Popen(
-            [str(JAEGER_BIN), "--config", f"file:{CONFIG}"], stdout=log, stderr=subprocess.STDOUT, env=env
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"jaeger exited {self.process.returncode}: see {self.workdir / 'jaeger.log'}"
-                )
-            try:
-                if requests.get(f"http://127.0.0.1:{self.health_port}/status", timeout=1).ok:
-                    return self
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"jaeger did not answer within {timeout:g}s: see {self.workdir / 'jaeger.log'}")
+        self.process = ServiceProcess(
+            [str(JAEGER_BIN), "--config", f"file:{CONFIG}"],
+            env=env,
+            log_path=self.workdir / "jaeger.log",
+            health_url=f"http://127.0.0.1:{self.health_port}/status",
+        ).start(timeout)
+        return self
 
     def stop(self) -> None:
         if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+            with contextlib.suppress(subprocess.TimeoutExpired):  # killed after 10 s
+                self.process.terminate(timeout=10)
 
     def trace(self, trace_id: str) -> list[SpanRecord]:
         """Every span of one trace (empty while it is unknown)."""

@@ -65,6 +65,10 @@ class TcpProxy:
                 with contextlib.suppress(OSError):
                     end.shutdown(socket.SHUT_RDWR)
 
+    def route(self, url: str) -> str:
+        """`url` (an AMQP URL to the upstream) made to go through this proxy."""
+        return url.replace(f":{self.upstream[1]}/", f":{self.port}/")
+
     def cut(self) -> None:
         """Drop every open connection (new ones are accepted) and stop swallowing."""
         with self._lock:
