@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import os
 import signal
 import subprocess
@@ -14,7 +15,7 @@ import redis
 from offload_core.envelope import PARK_REASON_HEADER
 from offload_testkit import sent_window
 from offload_testkit.amqp import ready_count, take, wait_for
-from offload_testkit.messages import signup
+from offload_testkit.messages import publish_all, signup
 
 
 def events(amqp_url: str, event_type: str, expect: int) -> list[dict]:
@@ -34,7 +35,7 @@ def test_one_email_per_signup_with_both_parts_and_a_mail_sent_event(
     by_id = smtp_sink.by_header("Message-ID")
     assert set(by_id) == {f"<signup-{e.id}@offload.localhost>" for e in sent}
     message = by_id[f"<signup-{sent[0].id}@offload.localhost>"][0]
-    assert message["To"] == "Person 0 <ada@example.com>"
+    assert message["To"] == f"Person 0 <{sent[0].data['email']}>"
     assert message.get_body(("plain",)) is not None and message.get_body(("html",)) is not None
     # stats.activity also holds the six signup.created facts.
     mail_sent = events(amqp_url, "mail.sent", expect=12)
@@ -170,3 +171,53 @@ def test_status_endpoints_and_sigterm_exit(mailers):
     assert requests.get(process.status_url + "/readyz", timeout=5).ok
     assert "offload_messages_in_flight" in requests.get(process.status_url + "/metrics", timeout=5).text
     assert process.terminate() == 0
+
+
+@pytest.mark.parametrize("store", ["sqlite", "redis"])
+@pytest.mark.parametrize("welcome_once", [True, False], ids=["welcome-once", "control-every-signup"])
+def test_forty_signups_for_one_address_send_one_welcome(
+    store, welcome_once, mailers, redis_mailers, stack_publisher, smtp_sink, amqp_url
+):
+    """Forty signups for one mailbox, spelt with the domain in different cases, handled by two
+    processes of four threads at once: one welcome, 39 settled as suppressed (an event each,
+    a log line with the signup id and never the address). The control switches the address
+    claim off (OFFLOAD_MAILER_WELCOME_ONCE_DAYS=0) and the same check sees forty mails."""
+    processes = mailers if store == "sqlite" else redis_mailers
+    smtp_sink.delay = 0.05  # sends overlap: later signups arrive while the first is being welcomed
+    spellings = ["grace@example.org", "grace@EXAMPLE.org", "grace@Example.Org"]
+    sent = [signup(name=f"Grace {i}", email=spellings[i % 3]) for i in range(40)]
+    env = {"OFFLOAD_WORKER_THREADS": "4", "OFFLOAD_PREFETCH": "8"}
+    if not welcome_once:
+        env["OFFLOAD_MAILER_WELCOME_ONCE_DAYS"] = "0"
+    for _ in range(2):
+        processes.start(**env)
+    publish_all(stack_publisher, sent)
+    # stats.activity holds the 40 signup.created facts and one outcome event per signup.
+    outcomes = [g.json() for g in take(amqp_url, "stats.activity", expect=80, timeout=30)]
+    by_type = collections.Counter(e["type"] for e in outcomes)
+    mails = sum(smtp_sink.copies_by_recipient().values())
+    if not welcome_once:
+        assert mails == 40 and by_type["mail.sent"] == 40, (mails, by_type)
+        return
+    assert mails == 1, f"{mails} welcome emails to one address"
+    assert by_type == {"signup.created": 40, "mail.sent": 1, "mail.suppressed": 39}, by_type
+    [welcomed] = [e["data"]["signup_id"] for e in outcomes if e["type"] == "mail.sent"]
+    suppressed = [e["data"] for e in outcomes if e["type"] == "mail.suppressed"]
+    assert {d["welcomed_by"] for d in suppressed} == {welcomed}
+    logs = "".join(p.log_path.read_text() for p in processes.running)
+    assert all(d["signup_id"] in logs for d in suppressed)
+    assert "grace@" not in logs.lower()
+
+
+@pytest.mark.parametrize("store", ["sqlite", "redis"])
+def test_an_address_whose_welcome_failed_for_good_can_be_welcomed_by_a_later_signup(
+    store, mailers, redis_mailers, stack_publisher, smtp_sink, amqp_url
+):
+    (mailers if store == "sqlite" else redis_mailers).start()
+    smtp_sink.replies.append("550 5.2.2 mailbox full")
+    first, second = signup(email="lin@example.net"), signup(email="lin@example.net")
+    stack_publisher.publish(first)
+    take(amqp_url, "mailer.signups.high.parked", expect=1, timeout=15)
+    stack_publisher.publish(second)
+    wait_for(lambda: smtp_sink.count() == 1, timeout=15, what="the later signup's welcome")
+    assert list(smtp_sink.by_header("Message-ID")) == [f"<signup-{second.id}@offload.localhost>"]

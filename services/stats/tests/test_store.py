@@ -16,12 +16,13 @@ def test_counts_equal_the_events_applied(store):
     events += [signup(fruit="kiwi"), signup(fruit="kiwi", lane="low"), signup(fruit="mango")]
     events += [Envelope("mail.sent", {"signup_id": "s1", "fruit": "kiwi"})]
     events += [Envelope("mail.failed", {"signup_id": "s2", "reason": "550"})]
-    assert store.apply([i for e in events for i in increments(e)]) == 8
+    events += [Envelope("mail.suppressed", {"signup_id": "s3", "welcomed_by": "s1"})]
+    assert store.apply([i for e in events for i in increments(e)]) == 9
     summary = queries.summary(store)
     assert summary == {
         "requests": {"total": 3, "by_status_class": {"2xx": 2, "4xx": 1}},
         "signups": {"total": 3, "by_fruit": {"kiwi": 2, "mango": 1}, "by_lane": {"high": 2, "low": 1}},
-        "mails": {"sent": 1, "failed": 1},
+        "mails": {"sent": 1, "failed": 1, "suppressed": 1},
     }
     assert queries.top(store, "user_agent", 10) == [("a", 2), ("b", 1)]
     assert queries.top(store, "path", 1) == [("/", 2)]

@@ -41,7 +41,7 @@ def test_accepted_signup_puts_exactly_one_valid_message_on_each_bound_queue(web,
 
 
 def test_batch_goes_to_the_low_lane_and_is_all_or_nothing(web, amqp_url):
-    items = [GOOD | {"name": f"Person {i}"} for i in range(5)]
+    items = [GOOD | {"name": f"Person {i}", "email": f"person{i}@example.com"} for i in range(5)]
     response = post(web, "/api/v1/signups:batch", items)
     assert response.status_code == 202
     ids = response.json()["ids"]
@@ -56,6 +56,29 @@ def test_batch_goes_to_the_low_lane_and_is_all_or_nothing(web, amqp_url):
     assert too_many.status_code == 422
     assert too_many.json()["limit"] == 100
     assert take(amqp_url, "mailer.signups.low") == []
+
+
+def test_a_batch_naming_one_address_twice_is_refused_whole(web, amqp_url):
+    """One welcome per address: a batch that repeats a mailbox (in any case of its domain,
+    or its domain in Unicode and in ASCII) is a 422 naming each repeat. Its control: the
+    same batch with the repeats given their own addresses is accepted."""
+    items = [
+        GOOD | {"email": "ada@bücher.example"},
+        GOOD | {"email": "bob@example.com"},
+        GOOD | {"email": "Ada@XN--BCHER-KVA.example"},
+        GOOD | {"email": "BOB@example.com"},
+    ]
+    response = post(web, "/api/v1/signups:batch", items)
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"] == [
+        {"name": "[2].email", "reason": "names the same address as [0]"},
+        {"name": "[3].email", "reason": "names the same address as [1]"},
+    ]
+    assert take(amqp_url, "mailer.signups.low") == []
+    items[2:] = [GOOD | {"email": "cy@example.com"}, GOOD | {"email": "di@example.com"}]
+    assert post(web, "/api/v1/signups:batch", items).status_code == 202
+    got = [g.json()["data"]["email"] for g in take(amqp_url, "mailer.signups.low", expect=4)]
+    assert got[0] == "ada@xn--bcher-kva.example"  # the ASCII form a relay without SMTPUTF8 takes
 
 
 def test_unicode_names_are_welcome(web, amqp_url):
@@ -160,7 +183,7 @@ def test_a_retry_with_the_same_idempotency_key_is_the_same_signup(web, amqp_url)
     ids = [g.properties.message_id for g in take(amqp_url, "mailer.signups.high", expect=5)]
     assert ids.count(first.json()["id"]) == 2  # the mailer's sent-store makes it one email
 
-    batch = [GOOD | {"name": f"Person {i}"} for i in range(3)]
+    batch = [GOOD | {"name": f"Person {i}", "email": f"p{i}@example.com"} for i in range(3)]
     keyed = {"Idempotency-Key": "import-7"}
     one = post(web, "/api/v1/signups:batch", batch, headers=keyed).json()["ids"]
     two = post(web, "/api/v1/signups:batch", batch, headers=keyed).json()["ids"]

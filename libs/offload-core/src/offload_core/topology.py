@@ -173,7 +173,9 @@ STATS_REQUESTS_QUEUE = "stats.requests"
 STACK_QUEUES: tuple[WorkQueue, ...] = (
     WorkQueue(MAILER_QUEUE_BY_LANE["high"], ("signup.created.high",)),
     WorkQueue(MAILER_QUEUE_BY_LANE["low"], ("signup.created.low",)),
-    WorkQueue(STATS_ACTIVITY_QUEUE, ("signup.created.*", "mail.sent.*", "mail.failed.*")),
+    WorkQueue(
+        STATS_ACTIVITY_QUEUE, ("signup.created.*", "mail.sent.*", "mail.failed.*", "mail.suppressed.*")
+    ),
     # One event per request, or (what the web sends) one per worker per quarter second.
     WorkQueue(STATS_REQUESTS_QUEUE, ("http.request.*", "http.request.batch.*")),
 )

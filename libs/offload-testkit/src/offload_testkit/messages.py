@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import Iterable, Iterator
 
 from offload_core.config import CoreConfig
@@ -11,10 +12,11 @@ from offload_core.publisher import Publisher
 from offload_core.topology import Topology
 
 
-def signup(
-    name: str = "Ada", email: str = "ada@example.com", fruit: str = "kiwi", lane: str = "high"
-) -> Envelope:
-    """A valid signup.created event, as the web publishes it."""
+def signup(name: str = "Ada", email: str | None = None, fruit: str = "kiwi", lane: str = "high") -> Envelope:
+    """A valid signup.created event, as the web publishes it; by default for an address of
+    its own (the mailer welcomes an address once)."""
+    if email is None:
+        email = f"ada-{uuid.uuid4().hex[:12]}@example.com"
     return Envelope("signup.created", {"name": name, "email": email, "fruit": fruit, "lane": lane})
 
 

@@ -50,6 +50,11 @@ class MailerConfig:
     # Emails per second this process may send (the relay's quota divided among replicas);
     # 0: no ceiling.
     max_send_rate: float = setting("OFFLOAD_MAILER_MAX_SEND_RATE", 0.0, minimum=0)
+    # One welcome per address for this many days: later signups for it are settled without
+    # a mail (counted as suppressed). A year: someone who signs up again within it is the
+    # same subscriber, and an address unused that long may have changed hands. The store
+    # keeps one key per address welcomed in the period. 0: a welcome for every signup.
+    welcome_once_days: float = setting("OFFLOAD_MAILER_WELCOME_ONCE_DAYS", 365.0, minimum=0)
 
     @property
     def queues(self) -> tuple[str, ...]:

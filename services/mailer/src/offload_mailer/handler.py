@@ -1,4 +1,5 @@
-"""The mailer's handler: one welcome email per signup, then a mail.sent or mail.failed event."""
+"""The mailer's handler: one welcome email per address, then a mail.sent or mail.failed event
+(or mail.suppressed for a later signup of an address already welcomed)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from offload_core import tracing
 from offload_core.envelope import Envelope
 from offload_core.publisher import Publisher
 from offload_core.runner import Message, Park, Retry
+from offload_mailer.addresses import welcome_key
 from offload_mailer.backends import MailBackend, PermanentMailError, TransientMailError
 from offload_mailer.compose import TemplateProblem, compose
 from offload_mailer.config import MailerConfig
@@ -23,7 +25,7 @@ log = logging.getLogger("offload.mailer")
 
 EMAILS = Counter(
     "offload_mailer_emails_total",
-    "Welcome emails by outcome: sent, duplicate_skipped, retried, failed.",
+    "Welcome emails by outcome: sent, duplicate_skipped, suppressed, retried, failed.",
     ["outcome"],
 )
 
@@ -49,7 +51,8 @@ class WelcomeMailer:
         # redelivered signup is retried through the delay tiers until then.
         self.claim_seconds = 3 * config.smtp_timeout + 5
         self.pacer = SendPacer(config.max_send_rate)
-        for outcome in ("sent", "duplicate_skipped", "retried", "failed"):
+        self.welcome_once_seconds = config.welcome_once_days * 24 * 3600
+        for outcome in ("sent", "duplicate_skipped", "suppressed", "retried", "failed"):
             EMAILS.labels(outcome)  # at 0 from the start, so rate() sees the first of each
 
     def handle(self, message: Message) -> None:
@@ -60,6 +63,23 @@ class WelcomeMailer:
         if self.store.was_sent(signup_id):
             self._skip_as_sent(message)
             return
+        address = welcome_key(message.data["email"]) if self.welcome_once_seconds else None
+        if address is not None:
+            holder = self.store.claim_address(address, signup_id, self.welcome_once_seconds)
+            if holder != signup_id:
+                self._suppress(message, holder)
+                return
+        try:
+            self._send_once(message)
+        except Park:
+            # Failed for good: the address is free again for a later signup to try.
+            if address is not None:
+                self.store.release_address(address, signup_id)
+            raise
+
+    def _send_once(self, message: Message) -> None:
+        """Send this signup's mail unless another copy of it already did (the signup claim)."""
+        signup_id = message.id
         # Paced before the claim, so that the claim's lifetime covers the send alone.
         self.pacer.wait()
         owner = f"{os.getpid()}-{threading.get_ident()}"
@@ -104,6 +124,16 @@ class WelcomeMailer:
         EMAILS.labels("duplicate_skipped").inc()
         log.info("already sent, skipping", extra={"fields": {"signup_id": message.id}})
         self._announce("mail.sent", message, {"signup_id": message.id, "fruit": message.data["fruit"]})
+
+    def _suppress(self, message: Message, holder: str) -> None:
+        # Another signup holds the address: welcomed already, or being welcomed now (and if
+        # that send fails for good, the address is free for the next signup).
+        EMAILS.labels("suppressed").inc()
+        log.info(
+            "address already welcomed, no mail",
+            extra={"fields": {"signup_id": message.id, "welcomed_by": holder}},
+        )
+        self._announce("mail.suppressed", message, {"signup_id": message.id, "welcomed_by": holder})
 
     def _claim(self, signup_id: str, owner: str) -> bool:
         """Claim the signup. While another copy holds it, wait briefly for that send to finish

@@ -13,6 +13,7 @@ SERIES_BY_TYPE = {
     "signup.created": "signups",
     "mail.sent": "mails_sent",
     "mail.failed": "mails_failed",
+    "mail.suppressed": "mails_suppressed",
 }
 SERIES = tuple(SERIES_BY_TYPE.values())
 UNKNOWN_AGENT = "(none)"
@@ -56,6 +57,8 @@ def increments(envelope: Envelope) -> list[Increments]:
         counters = (("mails", "sent"),)
     elif envelope.type == "mail.failed":
         counters = (("mails", "failed"),)
+    elif envelope.type == "mail.suppressed":
+        counters = (("mails", "suppressed"),)
     else:
         raise ValueError(f"stats does not count {envelope.type}")
     minute = epoch_minute(envelope.occurred_at)

@@ -77,6 +77,7 @@ def document() -> dict[str, Any]:
                                                 "properties": {
                                                     "sent": {"type": "integer"},
                                                     "failed": {"type": "integer"},
+                                                    "suppressed": {"type": "integer"},
                                                 },
                                             },
                                         },

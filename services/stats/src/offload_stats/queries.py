@@ -23,7 +23,7 @@ def summary(store: StatsStore) -> dict[str, Any]:
             "by_fruit": dict(sorted(store.counters("fruit").items())),
             "by_lane": dict(sorted(store.counters("lane").items())),
         },
-        "mails": {"sent": mails.get("sent", 0), "failed": mails.get("failed", 0)},
+        "mails": {name: mails.get(name, 0) for name in ("sent", "failed", "suppressed")},
     }
 
 

@@ -11,7 +11,7 @@ from offload_web.config import web_config
 from offload_web.errors import invalid_fields, problem
 from offload_web.openapi import openapi_document
 from offload_web.publishing import signups
-from offload_web.signups import validate_signup
+from offload_web.signups import repeated_addresses, validate_signup
 
 api = Blueprint("api", __name__)
 
@@ -76,7 +76,12 @@ def create_signups_batch() -> Any:
         errors.update({f"[{index}].{name}": reason for name, reason in item_errors.items()})
     if errors:
         return invalid_fields(errors)  # all or nothing: one bad item rejects the batch
-    ids = signups().publish([s for s in batch if s is not None], "low", key)
+    valid = [s for s in batch if s is not None]
+    # One welcome per address: a batch naming one twice is a mistake in the import.
+    repeated = repeated_addresses(valid)
+    if repeated:
+        return invalid_fields(repeated)
+    ids = signups().publish(valid, "low", key)
     return jsonify({"ids": ids, "status": "queued"}), 202
 
 

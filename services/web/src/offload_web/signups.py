@@ -79,10 +79,13 @@ def validate_signup(raw: Any) -> tuple[Signup | None, dict[str, str]]:
         errors["email"] = "must be valid Unicode text (it has a lone surrogate)"
     else:
         try:
-            email = validate_email(email.strip(), check_deliverability=False).normalized
+            valid = validate_email(email.strip(), check_deliverability=False)
         except EmailNotValidError as exc:
             errors["email"] = str(exc)
         else:
+            # The domain in its ASCII form, lower-cased: a relay without SMTPUTF8 takes it,
+            # and one mailbox has one spelling for the mailer's one-welcome-per-address.
+            email = f"{valid.local_part}@{valid.ascii_domain}"
             if len(email) > 254:
                 errors["email"] = "must be at most 254 characters"
 
@@ -96,3 +99,17 @@ def validate_signup(raw: Any) -> tuple[Signup | None, dict[str, str]]:
         return None, errors
     assert isinstance(name, str) and isinstance(email, str) and isinstance(fruit, str)
     return Signup(name=name, email=email, fruit=fruit), {}
+
+
+def repeated_addresses(batch: list[Signup]) -> dict[str, str]:
+    """{"[i].email": why} for every signup of `batch` whose mailbox an earlier one names
+    (compared as the mailer does: the whole address, case-insensitively)."""
+    first: dict[str, int] = {}
+    errors: dict[str, str] = {}
+    for index, signup in enumerate(batch):
+        mailbox = signup.email.lower()
+        if mailbox in first:
+            errors[f"[{index}].email"] = f"names the same address as [{first[mailbox]}]"
+        else:
+            first[mailbox] = index
+    return errors

@@ -1,0 +1,17 @@
+"""The welcome key: one per mailbox, whatever the domain's spelling."""
+
+from __future__ import annotations
+
+from offload_mailer.addresses import ascii_domain, welcome_key
+
+
+def test_the_domain_is_lower_cased_and_in_its_ascii_form():
+    assert ascii_domain("Ada@BÜCHER.example") == "Ada@xn--bcher-kva.example"
+    assert ascii_domain("ädä@Example.COM") == "ädä@example.com"
+
+
+def test_one_mailbox_has_one_key_and_the_key_is_not_the_address():
+    spellings = ["ada@bücher.example", "ADA@xn--bcher-kva.example", "Ada@Bücher.Example"]
+    assert len({welcome_key(s) for s in spellings}) == 1
+    assert welcome_key("ada@example.com") != welcome_key("bob@example.com")
+    assert "ada" not in welcome_key("ada@example.com") and len(welcome_key("a@b.c")) == 64
