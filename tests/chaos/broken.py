@@ -41,6 +41,12 @@ class _AmnesiacSentStore:
     def mark_sent(self, signup_id: str) -> None:
         self._store.mark_sent(signup_id)  # type: ignore[attr-defined]  # the wrapped store is any SentStore
 
+    def claim_address(self, address_key: str, signup_id: str, seconds: float) -> str:
+        return signup_id
+
+    def release_address(self, address_key: str, signup_id: str) -> None:
+        pass
+
 
 def _mailer_without_dedupe() -> None:
     from offload_mailer import main as mailer_main

@@ -10,12 +10,15 @@ import requests
 
 from offload_core.contracts import default_contracts
 from offload_testkit.amqp import ready_count, take
+from offload_testkit.stack import IMPORT_HEADERS
 
 GOOD = {"name": "Ada Lovelace", "email": "Ada@Example.COM", "fruit": "kiwi"}
 
 
-def post(web, path, body=None, **kwargs):
-    return requests.post(web.url(path), json=body, timeout=10, **kwargs)
+def post(web, path, body=None, headers=None, **kwargs):
+    if path.endswith(":batch"):
+        headers = IMPORT_HEADERS | (headers or {})
+    return requests.post(web.url(path), json=body, timeout=10, headers=headers, **kwargs)
 
 
 def test_accepted_signup_puts_exactly_one_valid_message_on_each_bound_queue(web, amqp_url):

@@ -19,13 +19,21 @@ from offload_web.app import create_app
 from offload_web.config import WebConfig
 
 GOOD = {"name": "Ada Lovelace", "email": "Ada@Example.COM", "fruit": "kiwi"}
+IMPORT_TOKEN = "import-token-" + "x" * 32
+IMPORT = {"Authorization": f"Bearer {IMPORT_TOKEN}"}
+
+
+def make_client(**settings) -> FlaskClient:
+    core = CoreConfig(service_name="web")
+    # Rate limits off: these tests send many requests from one client (test_rate_limits.py
+    # checks the limits under gunicorn).
+    config = WebConfig(analytics=False, client_limit=None, domain_limit=None, **settings)
+    return create_app(Publisher(core), config, core).test_client()
 
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[FlaskClient]:
-    core = CoreConfig(service_name="web")
-    app = create_app(Publisher(core), WebConfig(analytics=False, batch_limit=3), core)
-    yield app.test_client()
+    yield make_client(batch_limit=3, batch_token=IMPORT_TOKEN)
 
 
 def problem_of(response) -> dict:
@@ -90,13 +98,31 @@ def test_an_unusable_idempotency_key_is_a_400(client, key):
 
 
 def test_a_batch_over_the_limit_or_with_one_bad_item_is_refused_whole(client):
-    too_many = client.post("/api/v1/signups:batch", json=[GOOD] * 4)
+    too_many = client.post("/api/v1/signups:batch", json=[GOOD] * 4, headers=IMPORT)
     assert too_many.status_code == 422 and problem_of(too_many)["limit"] == 3
-    one_bad = client.post("/api/v1/signups:batch", json=[GOOD, GOOD | {"fruit": "durian"}])
+    one_bad = client.post("/api/v1/signups:batch", json=[GOOD, GOOD | {"fruit": "durian"}], headers=IMPORT)
     assert one_bad.status_code == 422
     assert [e["name"] for e in problem_of(one_bad)["errors"]] == ["[1].fruit"]
-    empty = client.post("/api/v1/signups:batch", json=[])
+    empty = client.post("/api/v1/signups:batch", json=[], headers=IMPORT)
     assert [e["name"] for e in problem_of(empty)["errors"]] == ["(body)"]
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "", "Bearer", "Bearer wrong-token", f"Basic {IMPORT_TOKEN}", f"Bearer {IMPORT_TOKEN}x"],
+)
+def test_a_batch_without_the_import_token_is_a_401(client, authorization):
+    headers = {} if authorization is None else {"Authorization": authorization}
+    response = client.post("/api/v1/signups:batch", json=[GOOD], headers=headers)
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert problem_of(response)["type"].endswith("unauthorized")
+
+
+def test_batch_imports_are_off_unless_a_token_is_configured():
+    response = make_client().post("/api/v1/signups:batch", json=[GOOD], headers=IMPORT)
+    assert response.status_code == 404
+    assert "OFFLOAD_WEB_BATCH_TOKEN" in problem_of(response)["detail"]
 
 
 def test_a_form_with_errors_is_a_400_page_that_keeps_the_values_escaped(client):

@@ -50,11 +50,22 @@ def _start_gunicorn(
     return _start(argv, env, workdir / f"{name}.log", port, "/readyz")
 
 
+# Tests and benchmarks drive many signups from one address to one domain: the web's rate
+# limits are off unless a test sets them (services/web/tests/test_rate_limits.py does).
+# The batch import is on, with this token.
+IMPORT_TOKEN = "offload-test-import-token-0123456789abcdef"
+IMPORT_HEADERS = {"Authorization": f"Bearer {IMPORT_TOKEN}"}
+TEST_WEB_ENV = {
+    "OFFLOAD_WEB_WORKERS": "2",
+    "OFFLOAD_WEB_SIGNUP_LIMIT_PER_CLIENT": "off",
+    "OFFLOAD_WEB_SIGNUP_LIMIT_PER_DOMAIN": "off",
+    "OFFLOAD_WEB_BATCH_TOKEN": IMPORT_TOKEN,
+}
+
+
 def start_web(env: Mapping[str, str], workdir: Path, name: str = "web", config: str | None = None) -> Service:
     """The web under gunicorn with its own settings (or `config`, a gunicorn -c argument)."""
-    return _start_gunicorn(
-        "offload_web", "OFFLOAD_WEB_BIND", {"OFFLOAD_WEB_WORKERS": "2", **env}, workdir, name, config
-    )
+    return _start_gunicorn("offload_web", "OFFLOAD_WEB_BIND", {**TEST_WEB_ENV, **env}, workdir, name, config)
 
 
 def start_mailer(

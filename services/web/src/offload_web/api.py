@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
@@ -12,6 +13,7 @@ from offload_web.errors import invalid_fields, problem
 from offload_web.openapi import openapi_document
 from offload_web.publishing import signups
 from offload_web.signups import repeated_addresses, validate_signup
+from offload_web.throttle import limit_signups
 
 api = Blueprint("api", __name__)
 
@@ -46,7 +48,23 @@ def signup_request() -> tuple[str | None, Any, Response | None]:
     return key, body, error
 
 
+def import_refusal() -> Response | None:
+    """None when the request carries the import token; else the answer: 404 while imports are
+    off (no token configured), 401 without the right bearer token."""
+    token = web_config().batch_token
+    if token is None:
+        detail = "batch imports are off on this server (the operator sets OFFLOAD_WEB_BATCH_TOKEN)"
+        return problem(404, "Not Found", detail, kind="not-found")
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
+        return None
+    response = problem(401, "Unauthorized", "batch imports need the import bearer token", kind="unauthorized")
+    response.headers["WWW-Authenticate"] = 'Bearer realm="offload-import"'
+    return response
+
+
 @api.post("/api/v1/signups")
+@limit_signups
 def create_signup() -> Any:
     key, body, error = signup_request()
     if error is not None:
@@ -60,6 +78,9 @@ def create_signup() -> Any:
 
 @api.post("/api/v1/signups:batch")
 def create_signups_batch() -> Any:
+    refusal = import_refusal()
+    if refusal is not None:
+        return refusal
     key, body, error = signup_request()
     if error is not None:
         return error

@@ -15,7 +15,7 @@ from offload_core import tracing
 from offload_core.config import CoreConfig
 from offload_core.publisher import Publisher
 from offload_core.topology import stack_topology
-from offload_web import analytics, bookkeeping, errors, readiness
+from offload_web import analytics, bookkeeping, errors, readiness, throttle
 from offload_web.api import api
 from offload_web.config import WebConfig
 from offload_web.ops import ops
@@ -46,6 +46,7 @@ def create_app(
     SignupPublisher(publisher, core_config, enabled=web_config.publish_signups).init_app(app)
     bookkeeping.init_app(app, body_timeout_seconds=web_config.body_timeout_seconds)
     errors.init_app(app)
+    throttle.init_app(app, web_config)
     for blueprint in (pages, api, ops):
         app.register_blueprint(blueprint)
     if web_config.analytics:

@@ -6,8 +6,34 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from flask import current_app
+from limits import parse_many
 
 from offload_core.settings import from_env, setting
+
+
+def _rate_limit(raw: str) -> str | None:
+    """limits' notation, `10/minute;50/hour`, or off"""
+    if raw.lower() in ("off", "0", "none"):
+        return None
+    try:
+        parse_many(raw)
+    except ValueError:
+        raise ValueError("must be like 10/minute;50/hour, or off") from None
+    return raw
+
+
+def _limit_storage(raw: str) -> str:
+    """memory:// or redis://[user:password@]host:port/db"""
+    if not raw.startswith(("memory://", "redis://", "rediss://")):
+        raise ValueError("must start with memory:// or redis://")
+    return raw
+
+
+def _bearer_token(raw: str) -> str:
+    """at least 32 characters"""
+    if len(raw) < 32:
+        raise ValueError("must be at least 32 characters (a random secret, e.g. openssl rand -hex 32)")
+    return raw
 
 
 @dataclass(frozen=True)
@@ -23,6 +49,26 @@ class WebConfig:
     # A client has this long to deliver a request body: a stalled upload must not hold one
     # of gunicorn's threads for as long as the client likes (slowloris).
     body_timeout_seconds: float = setting("OFFLOAD_WEB_BODY_TIMEOUT", 10.0, minimum=0.1)
+    # Signups one client may make (form and API; every attempt counts). A person signs up
+    # once; ten a minute leaves room for typos and a shared address (an office behind NAT).
+    client_limit: str | None = setting(
+        "OFFLOAD_WEB_SIGNUP_LIMIT_PER_CLIENT", "10/minute;60/hour", parse=_rate_limit
+    )
+    # Accepted signups per recipient domain: what one domain's postmaster sees from us.
+    # Raise it for a service whose users are mostly on one large provider.
+    domain_limit: str | None = setting(
+        "OFFLOAD_WEB_SIGNUP_LIMIT_PER_DOMAIN", "60/minute;600/hour", parse=_rate_limit
+    )
+    # Where the counters live: memory:// (each worker its own; one process only) or Redis,
+    # shared by every worker of every replica.
+    rate_limit_storage: str = setting(
+        "OFFLOAD_WEB_RATE_LIMIT_STORAGE", "memory://", parse=_limit_storage, secret=True
+    )
+    # Proxies in front of the web that append to X-Forwarded-For (an Ingress controller: 1).
+    # 0: the client is the peer address, and X-Forwarded-For is ignored (anyone can send it).
+    trusted_proxies: int = setting("OFFLOAD_WEB_TRUSTED_PROXIES", 0, minimum=0)
+    # Bearer token for POST /api/v1/signups:batch, an import tool; unset: the endpoint is off.
+    batch_token: str | None = setting("OFFLOAD_WEB_BATCH_TOKEN", None, parse=_bearer_token, secret=True)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WebConfig:

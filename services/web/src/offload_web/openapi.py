@@ -17,6 +17,11 @@ def openapi_document(batch_limit: int) -> dict[str, Any]:
         "413": _problem_response("The body is larger than the server accepts."),
         "415": _problem_response("The body is not application/json."),
         "422": _problem_response("One or more fields are invalid; each is named in `errors`."),
+        "429": _problem_response(
+            "Too many signups from this client, or accepted for this recipient domain; retry after"
+            " the given delay (also in `retry_after`).",
+            retry_after=True,
+        ),
         "503": _problem_response(
             "The broker did not confirm in time; retry after the given delay, with the same"
             " Idempotency-Key. `uncertain_ids` reached the broker unconfirmed and may still take effect.",
@@ -79,6 +84,11 @@ def openapi_document(batch_limit: int) -> dict[str, Any]:
                 "post": {
                     "operationId": "createSignupsBatch",
                     "summary": f"Import up to {batch_limit} signups (lane low), validated all or nothing.",
+                    "description": (
+                        "An import tool, not a public form: it needs the import bearer token"
+                        " (OFFLOAD_WEB_BATCH_TOKEN) and is off without one. It is not rate-limited."
+                    ),
+                    "security": [{"importToken": []}],
                     "parameters": [request_id, idempotency_key],
                     "requestBody": {
                         "required": True,
@@ -88,6 +98,8 @@ def openapi_document(batch_limit: int) -> dict[str, Any]:
                                     "type": "array",
                                     "minItems": 1,
                                     "maxItems": batch_limit,
+                                    "uniqueItems": True,
+                                    "description": "No two items may name the same address.",
                                     "items": {"$ref": "#/components/schemas/SignupRequest"},
                                 }
                             }
@@ -100,9 +112,14 @@ def openapi_document(batch_limit: int) -> dict[str, Any]:
                                 "application/json": {"schema": {"$ref": "#/components/schemas/QueuedBatch"}}
                             },
                         },
-                        **errors,
+                        **{code: answer for code, answer in errors.items() if code != "429"},
+                        "401": _problem_response("The import bearer token is missing or wrong."),
+                        "404": _problem_response(
+                            "Batch imports are off on this server (no token is configured)."
+                        ),
                         "422": _problem_response(
-                            "A field is invalid (each is named in `errors`) or the batch has too many items."
+                            "A field is invalid (each is named in `errors`), the batch has too many items,"
+                            " or it names one address twice."
                         ),
                         "503": _problem_response(
                             "The broker did not confirm every signup; `accepted_ids` lists those it"
@@ -114,6 +131,7 @@ def openapi_document(batch_limit: int) -> dict[str, Any]:
             },
         },
         "components": {
+            "securitySchemes": {"importToken": {"type": "http", "scheme": "bearer"}},
             "schemas": {
                 "SignupRequest": {
                     "type": "object",
@@ -152,6 +170,6 @@ def openapi_document(batch_limit: int) -> dict[str, Any]:
                     },
                 },
                 "Problem": problems.SCHEMA,
-            }
+            },
         },
     }

@@ -12,6 +12,7 @@ from offload_web import idempotency
 from offload_web.config import web_config
 from offload_web.publishing import BrokerUnavailable, signups
 from offload_web.signups import FRUITS, NAME_MAX, validate_signup
+from offload_web.throttle import limit_signups
 
 log = logging.getLogger("offload.web")
 
@@ -40,6 +41,7 @@ def form() -> Any:
 
 
 @pages.post("/signup")
+@limit_signups
 def submit_form() -> Any:
     values = {f: request.form.get(f, "")[:FORM_FIELD_LIMIT] for f in ("name", "email", "fruit")}
     key = idempotency.parse_key(request.form.get(idempotency.FORM_FIELD))
