@@ -41,6 +41,7 @@ from offload_testkit.kube import api_client
 from offload_testkit.mailpit import mailpit_copies
 from tests.e2e.clusters import keda
 from tests.e2e.clusters.providers import ROOT, KindCluster
+from tests.e2e.conftest import import_headers
 
 E2E_VALUES = ROOT / "tests" / "e2e" / "e2e-values.yaml"
 MAILER = "offload-mailer"
@@ -123,8 +124,9 @@ def release(cluster: KindCluster, engine: str, slow: bool, workdir: Path) -> Ite
 @contextlib.contextmanager
 def watched(
     cluster: KindCluster, engine: str, slow: bool, workdir: Path
-) -> Iterator[tuple[Trajectory, str, str]]:
-    """A release with its mailer idle at 0, its scale sampled, and the web and mail URLs."""
+) -> Iterator[tuple[Trajectory, str, str, dict[str, str]]]:
+    """A release with its mailer idle at 0, its scale sampled, the web and mail URLs, and the
+    batch import's Authorization header."""
     with release(cluster, engine, slow, workdir) as namespace:
         trajectory = Trajectory(client.AppsV1Api(api_client(cluster.kubeconfig)), namespace)
         wait_for(
@@ -136,7 +138,7 @@ def watched(
                 cluster.service_url(namespace, "svc/offload-web", 80) as web,
                 cluster.service_url(namespace, "svc/offload-mailpit", 8025) as mailpit,
             ):
-                yield trajectory, web, mailpit
+                yield trajectory, web, mailpit, import_headers(api_client(cluster.kubeconfig), namespace)
         finally:
             trajectory.stop()
 
@@ -148,13 +150,15 @@ def signups(count: int, tag: str) -> list[dict]:
     ]
 
 
-def one_burst(trajectory: Trajectory, web: str, mailpit: str, tag: str) -> dict[str, float]:
+def one_burst(
+    trajectory: Trajectory, web: str, mailpit: str, headers: dict[str, str], tag: str
+) -> dict[str, float]:
     """200 signups at once; reaction, time to max, last email -> 0, and the trajectory."""
     trajectory.points.clear()
     batch = signups(BURST, tag)
     for start in range(0, BURST, 50):
         requests.post(
-            f"{web}/api/v1/signups:batch", json=batch[start : start + 50], timeout=30
+            f"{web}/api/v1/signups:batch", json=batch[start : start + 50], headers=headers, timeout=30
         ).raise_for_status()
     accepted = time.monotonic()
     addresses = {s["email"] for s in batch}
@@ -179,18 +183,20 @@ def burst(cluster: KindCluster, engine: str, workdir: Path, rounds: int) -> dict
     """`rounds` bursts against one release, each after a random wait (a random phase of
     both loops and of the broker's statistics refresh)."""
     results: dict[str, list[float]] = {}
-    with watched(cluster, engine, False, workdir) as (trajectory, web, mailpit):
+    with watched(cluster, engine, False, workdir) as (trajectory, web, mailpit, headers):
         for round_ in range(rounds):
             time.sleep(random.uniform(0, 4))
-            for name, value in one_burst(trajectory, web, mailpit, f"{engine}_{round_}").items():
+            for name, value in one_burst(trajectory, web, mailpit, headers, f"{engine}_{round_}").items():
                 results.setdefault(name, []).append(value)
     return results
 
 
 def unacked(cluster: KindCluster, engine: str, workdir: Path) -> dict[str, float]:
-    with watched(cluster, engine, True, workdir) as (trajectory, web, mailpit):
+    with watched(cluster, engine, True, workdir) as (trajectory, web, mailpit, headers):
         batch = signups(12, f"slow-{engine}")
-        requests.post(f"{web}/api/v1/signups:batch", json=batch, timeout=30).raise_for_status()
+        requests.post(
+            f"{web}/api/v1/signups:batch", json=batch, headers=headers, timeout=30
+        ).raise_for_status()
         accepted = time.monotonic()
         addresses = {s["email"] for s in batch}
         deadline, mailed_at = accepted + 180, None

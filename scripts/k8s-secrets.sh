@@ -23,6 +23,10 @@ if [[ ! -f $dir/erlang-cookie.env ]]; then
 fi
 if [[ ! -f $dir/redis.env ]]; then
   umask 077
-  echo "password=$(random)" > "$dir/redis.env"
+  printf 'password=%s\nweb-password=%s\n' "$(random)" "$(random)" > "$dir/redis.env"
   echo "wrote $dir/redis.env"
+elif ! grep -q '^web-password=' "$dir/redis.env"; then
+  # The web's own Redis user (its rate-limit counters), added to a file from before it.
+  echo "web-password=$(random)" >> "$dir/redis.env"
+  echo "added web-password to $dir/redis.env"
 fi

@@ -293,6 +293,47 @@ def test_no_password_is_written_into_a_manifest_outside_generated_secrets():
     assert secrets["r-offload-rabbitmq"]["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
 
 
+def web_env(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    [container] = pod_specs(docs)["r-offload-web"]["containers"]
+    return {e["name"]: e for e in container["env"]}
+
+
+def test_the_web_counts_in_redis_as_its_own_user_and_imports_only_with_a_token():
+    docs = render()
+    env = web_env(docs)
+    assert env["OFFLOAD_WEB_SIGNUP_LIMIT_PER_CLIENT"]["value"] == "10/minute;60/hour"
+    assert env["OFFLOAD_WEB_TRUSTED_PROXIES"]["value"] == "0"
+    assert env["REDIS_WEB_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": "r-offload-redis",
+        "key": "web-password",
+    }
+    assert (
+        env["OFFLOAD_WEB_RATE_LIMIT_STORAGE"]["value"]
+        == "redis://web:$(REDIS_WEB_PASSWORD)@r-offload-redis:6379/0"
+    )
+    assert "REDIS_PASSWORD" not in env  # the stores' user stays out of the internet-facing pod
+    [redis] = pod_specs(docs)["r-offload-redis"]["containers"]
+    user = redis["args"][redis["args"].index("--user") + 1 : redis["args"].index("--appendonly")]
+    assert user[:3] == ["web", "on", ">$(REDIS_WEB_PASSWORD)"] and "~offload:web:*" in user
+    assert "-@dangerous" in user and "~*" not in user and "allkeys" not in user
+    secret = by_kind(docs, "Secret")["r-offload-redis"]["stringData"]
+    assert len(secret["web-password"]) == 32 and secret["web-password"] != secret["password"]
+    # The batch import is off unless enabled, and then takes its token from a Secret.
+    assert "OFFLOAD_WEB_BATCH_TOKEN" not in env and "r-offload-batch-import" not in by_kind(docs, "Secret")
+    enabled = render(web__batchImport__enabled="true")
+    token = by_kind(enabled, "Secret")["r-offload-batch-import"]["stringData"]["token"]
+    assert len(token) == 48 and token.isalnum()
+    ref = web_env(enabled)["OFFLOAD_WEB_BATCH_TOKEN"]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": "r-offload-batch-import", "key": "token"}
+    own = render(web__batchImport__enabled="true", web__batchImport__existingSecret="import")
+    assert "r-offload-batch-import" not in by_kind(own, "Secret")
+    assert web_env(own)["OFFLOAD_WEB_BATCH_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "import"
+    # An external Redis: the web's own URL if the Secret has one, else per-worker counting.
+    external = web_env(render("external-services-values.yaml"))["OFFLOAD_WEB_RATE_LIMIT_STORAGE"]
+    assert external["valueFrom"]["secretKeyRef"]["key"] == "web-redis-url"
+    assert external["valueFrom"]["secretKeyRef"]["optional"] is True
+
+
 def test_network_policies_are_on_by_default_and_dns_follows_the_dns_ports():
     assert "r-offload-default-deny" in by_kind(render(), "NetworkPolicy")
     deny = by_kind(render(networkPolicy__dnsPorts="{53,5353}"), "NetworkPolicy")["r-offload-default-deny"]
@@ -369,7 +410,7 @@ def test_network_policies_allow_only_the_designed_paths():
             found += [(peer, port["port"]) for peer in (peers or ["*"]) for port in rule["ports"]]
         return sorted(found)
 
-    assert egress_peers("r-offload-web") == [("rabbitmq", 5672)]
+    assert egress_peers("r-offload-web") == [("rabbitmq", 5672), ("redis", 6379)]
     assert egress_peers("r-offload-stats-api") == [("redis", 6379)]
     assert egress_peers("r-offload-stats-runner") == [("rabbitmq", 5672), ("redis", 6379)]
     assert egress_peers("r-offload-mailer") == [("mailpit", 1025), ("rabbitmq", 5672), ("redis", 6379)]
@@ -468,6 +509,8 @@ def test_monitoring_objects_wrap_the_checked_files():
         ({"autoscaler__replicas": "2"}, "/autoscaler/replicas"),
         ({"rabbitmq__replicas": "2"}, "use an odd number of broker nodes"),
         ({"rabbitmq__replicas": "0"}, "/rabbitmq/replicas"),
+        ({"web__rateLimits__perClient": "ten a minute"}, "/web/rateLimits/perClient"),
+        ({"web__batchImport__enabled": "yes"}, "/web/batchImport/enabled"),
     ],
 )
 def test_values_schema_refuses_what_cannot_work(sets, message):

@@ -7,6 +7,7 @@ docs/kind.md). Every test module here sets `pytestmark = pytest.mark.e2e`:
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Generator, Iterator
 from pathlib import Path
@@ -38,6 +39,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 @pytest.fixture(scope="session")
 def admin(cluster: Cluster) -> client.ApiClient:
     return api_client(cluster.kubeconfig)
+
+
+def import_headers(admin: client.ApiClient, namespace: str = NAMESPACE) -> dict[str, str]:
+    """The batch import's Authorization header, with the token the chart generated."""
+    secret = client.CoreV1Api(admin).read_namespaced_secret(f"{RELEASE}-offload-batch-import", namespace)
+    return {"Authorization": "Bearer " + base64.b64decode(secret.data["token"]).decode()}
 
 
 def helm_values_args(cluster: Cluster, *extra: Path) -> list[str]:

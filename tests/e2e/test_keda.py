@@ -23,6 +23,7 @@ from offload_testkit.kube import api_client
 from offload_testkit.mailpit import mailpit_copies
 from tests.e2e.clusters import keda
 from tests.e2e.clusters.providers import ROOT, Cluster
+from tests.e2e.conftest import import_headers
 
 # The first run builds KEDA (about half an hour cold); later ones take minutes.
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(3600)]
@@ -113,8 +114,11 @@ def _burst_from_zero_to_max_and_back(cluster: Cluster) -> None:
             for i in range(200)
         ]
         addresses = {signup["email"] for signup in batch}
+        headers = import_headers(api_client(cluster.kubeconfig), NAMESPACE)
         for start in range(0, 200, 50):
-            answer = requests.post(f"{web}/api/v1/signups:batch", json=batch[start : start + 50], timeout=30)
+            answer = requests.post(
+                f"{web}/api/v1/signups:batch", json=batch[start : start + 50], headers=headers, timeout=30
+            )
             assert answer.status_code == 202, answer.text
         wait_for(lambda: replicas(cluster) == 4, timeout=180, interval=1, what="KEDA + HPA: mailer at max")
         wait_for(

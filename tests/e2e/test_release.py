@@ -33,6 +33,7 @@ from offload_testkit.signup_load import SignupLoad
 from offload_testkit.stack import start_autoscaler
 from tests.e2e.clusters.providers import E2E_NAMESPACE as NAMESPACE
 from tests.e2e.clusters.providers import ROOT, Cluster
+from tests.e2e.conftest import import_headers
 
 # Generous: the first scenario also builds the cluster and the images (minutes when cold).
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
@@ -215,6 +216,33 @@ def test_helm_test_passes(cluster, release):
     cluster.helm("test", release, "-n", NAMESPACE, "--timeout", "5m", timeout=600)
 
 
+def redis_cli(admin: client.ApiClient, *args: str, user: str = "default") -> str:
+    """redis-cli in the Redis pod, as the stores' user (default) or the web's."""
+    password = "$REDIS_PASSWORD" if user == "default" else "$REDIS_WEB_PASSWORD"
+    script = f'REDISCLI_AUTH="{password}" exec redis-cli --no-auth-warning --user {user} "$@"'
+    return stream(
+        client.CoreV1Api(admin).connect_get_namespaced_pod_exec, running_pod(admin, "redis").metadata.name,
+        NAMESPACE, command=["sh", "-c", script, "redis-cli", *args],
+        stdout=True, stderr=True, stdin=False, tty=False,
+    )  # fmt: skip
+
+
+def test_the_web_counts_signups_in_redis_as_a_user_limited_to_its_keys(cluster, release, admin):
+    """The web's rate-limit counters are in the built-in Redis (not in a worker's memory, the
+    fallback when Redis is unreachable), and the web's Redis user can write its own keys and
+    nothing else: not the sent-store's, and no FLUSHALL. Its control: the stores' user can."""
+    with cluster.service_url(NAMESPACE, f"svc/{WEB}", 80) as web:
+        body = {"name": "Counted", "email": f"rl-{uuid.uuid4().hex[:8]}@example.com", "fruit": "kiwi"}
+        assert requests.post(f"{web}/api/v1/signups", json=body, timeout=10).status_code == 202
+    counters = redis_cli(admin, "--scan", "--pattern", "offload:web:ratelimit:*")
+    assert counters.strip(), "no rate-limit counter in Redis after a signup"
+    assert redis_cli(admin, "set", "offload:web:probe", "1", user="web").strip() == "OK"
+    assert "NOPERM" in redis_cli(admin, "set", "offload:mailer:sent:probe", "1", user="web")
+    assert "NOPERM" in redis_cli(admin, "flushall", user="web")
+    assert redis_cli(admin, "set", "offload:mailer:probe", "1").strip() == "OK"
+    redis_cli(admin, "del", "offload:mailer:probe", "offload:web:probe")
+
+
 def test_a_signup_is_mailed_once_and_counted(cluster, release):
     with (
         cluster.service_url(NAMESPACE, f"svc/{WEB}", 80) as web,
@@ -272,7 +300,7 @@ class NetworkPath:
 # The "only through RabbitMQ" design, from inside the pods (docs/security.md has the table).
 DESIGNED_PATHS = [
     NetworkPath("web", "rabbitmq", True),
-    NetworkPath("web", "redis", False),
+    NetworkPath("web", "redis", True),  # its rate-limit counters, as a Redis user limited to them
     NetworkPath("web", "mailer metrics", False),
     NetworkPath("web", "stats runner metrics", False),
     NetworkPath("web", "stats API", False),
@@ -376,8 +404,11 @@ def test_a_burst_scales_the_mailer_to_its_max_and_back(cluster, release, admin):
             for i in range(200)
         ]
         addresses = {signup["email"] for signup in batch}
+        headers = import_headers(admin)
         for start in range(0, 200, 50):
-            answer = requests.post(f"{web}/api/v1/signups:batch", json=batch[start : start + 50], timeout=30)
+            answer = requests.post(
+                f"{web}/api/v1/signups:batch", json=batch[start : start + 50], headers=headers, timeout=30
+            )
             assert answer.status_code == 202, answer.text
         wait_for(lambda: mailer_replicas(admin) == 4, timeout=120, interval=1, what="mailer at its max")
         wait_for(

@@ -69,6 +69,10 @@ app.kubernetes.io/component: {{ .component }}
 {{- default (include "offload.componentName" (dict "root" . "component" "rabbitmq-erlang-cookie")) .Values.rabbitmq.erlangCookie.existingSecret }}
 {{- end }}
 
+{{- define "offload.batchImportSecret" -}}
+{{- default (include "offload.componentName" (dict "root" . "component" "batch-import")) .Values.web.batchImport.existingSecret }}
+{{- end }}
+
 {{- define "offload.redisSecret" -}}
 {{- default (include "offload.componentName" (dict "root" . "component" "redis")) .Values.redis.auth.existingSecret }}
 {{- end }}
