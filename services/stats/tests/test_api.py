@@ -79,6 +79,9 @@ def test_page_renders_under_gunicorn_with_escaped_labels_and_no_scripts(stats_ap
     page = requests.get(f"{stats_api}/stats", timeout=5)
     assert page.status_code == 200
     assert "<svg" in page.text and "<script" not in page.text
+    policy = page.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in policy and "script-src" not in policy
+    assert f'<style nonce="{policy.split("nonce-")[1].split(chr(39))[0]}">' in page.text
     assert "Mozilla &lt;b&gt;" in page.text
     assert requests.get(f"{stats_api}/api/v1/stats", timeout=5).json()["signups"]["total"] == 2
 

@@ -8,6 +8,7 @@ gunicorn (test_api.py, test_broker_outage.py).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -157,3 +158,15 @@ def test_an_unexpected_error_is_a_500_problem_without_a_trace():
     assert response.status_code == 500
     assert "secret" not in response.get_data(as_text=True)
     assert problem_of(response)["type"].endswith("/internal")
+
+
+def test_pages_carry_a_policy_without_script_whose_nonce_is_the_pages_style(client):
+    for path in ("/", "/thanks", "/no-such-page"):
+        response = client.get(path)
+        policy = response.headers["Content-Security-Policy"]
+        assert "frame-ancestors 'none'" in policy and "script-src" not in policy
+        assert response.headers["Referrer-Policy"] == "no-referrer"
+        nonce = re.search(r"'nonce-([^']+)'", policy).group(1)
+        assert f'<style nonce="{nonce}">' in response.get_data(as_text=True)
+    first, second = (client.get("/").headers["Content-Security-Policy"] for _ in range(2))
+    assert first != second  # a nonce per answer

@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from offload_core import problems
+from offload_core import page_headers, problems
 from offload_core.metrics import render_latest
 from offload_core.settings import from_env
 from offload_stats import charts, queries
@@ -57,6 +57,7 @@ def create_app(store: StatsStore | None = None) -> Flask:
     store = store or open_store(from_env(StatsConfig).store_url)
     app = Flask(__name__)
     app.json.sort_keys = False  # type: ignore[attr-defined]  # Flask types app.json as the provider base class
+    page_headers.install(app)
 
     @app.get("/api/v1/stats")
     def stats_summary() -> Any:

@@ -11,7 +11,7 @@ import logging
 
 from flask import Flask
 
-from offload_core import tracing
+from offload_core import page_headers, tracing
 from offload_core.config import CoreConfig
 from offload_core.publisher import Publisher
 from offload_core.topology import stack_topology
@@ -47,6 +47,7 @@ def create_app(
     bookkeeping.init_app(app, body_timeout_seconds=web_config.body_timeout_seconds)
     errors.init_app(app)
     throttle.init_app(app, web_config)
+    page_headers.install(app)
     for blueprint in (pages, api, ops):
         app.register_blueprint(blueprint)
     if web_config.analytics:

@@ -58,7 +58,6 @@ def receive_body(timeout: float) -> None:
 
 def finish_request(response: Response) -> Response:
     response.headers["X-Request-ID"] = g.get("request_id", "")
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
     route = request.url_rule.rule if request.url_rule else "unmatched"
     REQUEST_DURATION.labels(request.method, route, str(response.status_code)).observe(
         time.perf_counter() - g.get("started", time.perf_counter())

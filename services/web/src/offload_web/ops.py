@@ -30,7 +30,12 @@ def readyz() -> Any:
         return jsonify({"status": "ready"})
     if pod is not None and pod.ready:
         return jsonify({"status": "ready", "workers": pod.workers})
-    answer: dict[str, Any] = {"status": "not ready", "broker": publisher.last_error or "connecting"}
+    # The broker's error text (host names, ports, credentials' user) stays in the logs: this
+    # port is the public one.
+    answer: dict[str, Any] = {
+        "status": "not ready",
+        "broker": "unreachable" if publisher.last_error else "connecting",
+    }
     if pod is not None:
         answer.update(workers=pod.workers, ready_workers=pod.ready_workers())
         if publisher.ready:
