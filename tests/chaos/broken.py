@@ -5,6 +5,7 @@ message that really crashes its runner.
     python tests/chaos/broken.py mailer-without-dedupe   the sent-store records sends, is never consulted
     python tests/chaos/broken.py stats-without-dedupe    every delivery of an event is counted
     python tests/chaos/broken.py mailer-crashing         SIGKILLs itself on a signup named POISON_NAME
+    python tests/chaos/broken.py mailer-welcoming-every-signup   the address claim never refuses
 
 These are not fakes of the services: each is the real service's main with one function
 swapped before it starts.
@@ -46,6 +47,28 @@ class _AmnesiacSentStore:
 
     def release_address(self, address_key: str, signup_id: str) -> None:
         pass
+
+
+class _ClaimlessSentStore:
+    """The real store, except that every signup gets the address it names: one welcome per
+    signup instead of per address (the signup's own dedupe still works)."""
+
+    def __init__(self, store: object) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+    def claim_address(self, address_key: str, signup_id: str, seconds: float) -> str:
+        return signup_id
+
+
+def _mailer_welcoming_every_signup() -> None:
+    from offload_mailer import main as mailer_main
+
+    real_open = mailer_main.open_store
+    mailer_main.open_store = lambda url: _ClaimlessSentStore(real_open(url))  # type: ignore[assignment,return-value]  # a proxy of the real store
+    mailer_main.main()
 
 
 def _mailer_without_dedupe() -> None:
@@ -99,6 +122,7 @@ VARIANTS: dict[str, Callable[[], None]] = {
     "mailer-without-dedupe": _mailer_without_dedupe,
     "stats-without-dedupe": _stats_without_dedupe,
     "mailer-crashing": _mailer_crashing,
+    "mailer-welcoming-every-signup": _mailer_welcoming_every_signup,
 }
 
 

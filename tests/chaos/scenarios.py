@@ -240,7 +240,15 @@ class Stack:
         with self._lock:
             self.ledger.unexpected.append(what)
 
-    def _one_signup(self, i: int, at: float, name: str | None = None) -> None:
+    def send_same_address(self, i: int, clients: int) -> None:
+        """`clients` more signups for the address of workload signup `i`, all at once, each a
+        signup of its own (its own idempotency key)."""
+        started = time.monotonic()
+        with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+            for client in range(clients):
+                pool.submit(self._one_signup, i, started, client=client)
+
+    def _one_signup(self, i: int, at: float, name: str | None = None, client: int | None = None) -> None:
         time.sleep(max(0.0, at - time.monotonic()))  # the workload's pace
         address, fruit, agent = self.address(i), FRUITS[i % len(FRUITS)], AGENTS[i % len(AGENTS)]
         body = {"name": name or f"Chaos {i}", "email": address, "fruit": fruit}
@@ -256,16 +264,19 @@ class Stack:
                     self.ledger.refused += 1
                     self.ledger.uncertain += answer.uncertain
 
+        key = f"{self.run_id}-{i}" if client is None else f"{self.run_id}-{i}-client-{client}"
         result = send_patiently(
             self.web.url,
             body,
-            f"{self.run_id}-{i}",
+            key,
             patience=self.patience,
             headers={"User-Agent": agent},
             on_answer=record,
         )
         with self._lock:
-            if result.signup_id is not None:
+            if result.signup_id is not None and address in self.ledger.accepted:
+                self.ledger.repeated[address] += 1
+            elif result.signup_id is not None:
                 self.ledger.accepted[address] = result.signup_id
                 self.ledger.fruits[address] = fruit
                 self.accepted_at.append((result.answers[-1].asked, result.answers[-1].answered))
@@ -512,6 +523,20 @@ def mailer_kill9(stack: Stack, signups: int, rate: float) -> Policy:
     return Policy()
 
 
+SAME_ADDRESS_CLIENTS = 20
+
+
+def same_address_kill9(stack: Stack, signups: int, rate: float) -> Policy:
+    """Twenty clients sign the load's first address up at once (its own signup and 19 more)
+    while mailers are killed -9 holding sent, unacknowledged mails: the address gets one
+    welcome (two only inside the duplicate window), the other signups are suppressed."""
+    with _load(stack, signups, rate) as load:
+        stack.send_same_address(0, SAME_ADDRESS_CLIENTS - 1)
+        for _ in range(2):
+            stack.faults.append(stack.kill_mailer(load))
+    return Policy()
+
+
 def stats_kill9(stack: Stack, signups: int, rate: float) -> Policy:
     """kill -9 of the stats runner holding counted events it has not acknowledged."""
     with _load(stack, signups, rate) as load:
@@ -688,6 +713,7 @@ def drain_kill9(stack: Stack, signups: int, rate: float) -> Policy:
 
 SCENARIOS: dict[str, Callable[[Stack, int, float], Policy]] = {
     "mailer_kill9": mailer_kill9,
+    "same_address_kill9": same_address_kill9,
     "stats_kill9": stats_kill9,
     "broker_restart": broker_restart,
     "smtp_down": smtp_down,

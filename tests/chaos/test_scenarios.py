@@ -40,6 +40,24 @@ def test_without_the_sent_store_a_mailer_kill_duplicates_outside_the_window(
     assert all(fault.in_flight > 0 for fault in result.faults), result.line()
 
 
+def test_without_the_address_claim_one_address_signed_up_twenty_times_is_mailed_twenty_times(
+    rabbitmq_broker, redis_url, tmp_path
+):
+    """Negative control: the mailer's address claim never refuses (each signup is welcomed)."""
+    result = run_scenario(
+        "same_address_kill9",
+        rabbitmq_broker,
+        redis_url,
+        tmp_path,
+        SIGNUPS,
+        mailer_variant="mailer-welcoming-every-signup",
+    )
+    print(result.line())
+    assert not result.passed
+    assert any("outside the duplicate window" in problem for problem in result.problems), result.line()
+    assert not result.stats_exact, result.line()  # no suppressed signups counted
+
+
 def test_without_dedupe_a_stats_kill_makes_the_counts_wrong(rabbitmq_broker, redis_url, tmp_path):
     """Negative control: stats counts every delivery of an event."""
     result = run_scenario(

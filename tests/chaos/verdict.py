@@ -2,9 +2,11 @@
 the mail server, what stats counted and how the queues ended. `make chaos` and
 tests/chaos/test_scenarios.py both judge with `verdict`.
 
-The promises it checks, per recipient (every workload address is unique):
+The promises it checks, per recipient (every workload address is its own, except where a
+scenario signs one address up from many clients at once):
 
-- every signup answered 202 gets exactly one email; an address never answered 202 gets none;
+- every address answered 202 gets exactly one email, however many signups named it (the
+  others are counted as suppressed); an address never answered 202 gets none;
 - duplicates only inside the documented window: the SMTP server has a mail and the mailer
   has not recorded it in its sent-store, and then the mailer dies. The harness lists the
   mails in that window at each kill (`Window`: the victim is frozen first and its
@@ -28,7 +30,9 @@ from collections.abc import Mapping
 class Ledger:
     """What the clients sent and were told."""
 
-    accepted: dict[str, str] = dataclasses.field(default_factory=dict)  # address -> signup id
+    accepted: dict[str, str] = dataclasses.field(default_factory=dict)  # address -> first signup id
+    # Accepted signups for an address already accepted: welcomed once, the rest suppressed.
+    repeated: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
     fruits: dict[str, str] = dataclasses.field(default_factory=dict)  # address -> fruit
     refused: int = 0  # answers 503 with Retry-After
     uncertain: int = 0  # of those, the ones whose signup the broker may still have had
@@ -88,6 +92,7 @@ class Result:
     scenario: str
     accepted: int
     refused: int
+    uncertain: int
     delivered: int
     duplicates: int
     lost: int
@@ -106,7 +111,7 @@ class Result:
         faults = "; ".join(f.describe() for f in self.faults) or "none"
         return (
             f"chaos {self.scenario}: accepted={self.accepted} refused={self.refused}"
-            f" delivered={self.delivered}"
+            f" uncertain={self.uncertain} delivered={self.delivered}"
             f" duplicates={self.duplicates} lost={self.lost} strays={self.strays} window={self.window}"
             f" stats_exact={'yes' if self.stats_exact else 'no'} false_202={self.false_202}"
             f" faults=[{faults}] {'PASS' if self.passed else 'FAIL'}"
@@ -118,12 +123,15 @@ def expected_counters(ledger: Ledger) -> dict[tuple[str, str], int]:
     """What stats must hold: one count per accepted signup and its mail, one per answered request."""
     expected: collections.Counter[tuple[str, str]] = collections.Counter()
     fruits = [ledger.fruits[address] for address in ledger.accepted] + list(ledger.counted_only.values())
+    fruits += [ledger.fruits[address] for address, n in ledger.repeated.items() for _ in range(n)]
     for fruit in fruits:
         expected["signups", "total"] += 1
         expected["fruit", fruit] += 1
         expected["lane", "high"] += 1
     if ledger.accepted:
         expected["mails", "sent"] = len(ledger.accepted)
+    if ledger.repeated:
+        expected["mails", "suppressed"] = sum(ledger.repeated.values())
     for (path, agent, status), count in ledger.requests.items():
         expected["requests", "total"] += count
         expected["path", path] += count
@@ -203,6 +211,7 @@ def verdict(scenario: str, policy: Policy, ledger: Ledger, observed: Observation
         scenario=scenario,
         accepted=len(accepted),
         refused=ledger.refused,
+        uncertain=ledger.uncertain,
         delivered=len(accepted & set(copies)),
         duplicates=sum(n - 1 for n in duplicated.values()),
         lost=len(lost),
