@@ -6,11 +6,16 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import random
+import string
 
 import pytest
+import redis
 import requests
 
+from offload_core.agents import FAMILIES
 from offload_testkit.amqp import wait_for
+from offload_testkit.messages import publish_all, request_event
 from offload_testkit.stack import start_mailer, start_stats_api, start_stats_runner, start_web
 
 pytestmark = pytest.mark.slow
@@ -83,3 +88,59 @@ def test_forty_signups_for_one_address_from_forty_clients_mail_it_once(
     assert copies == {"ida@example.com": 1}, copies
     assert counted == {"sent": 1, "failed": 0, "suppressed": SIGNUPS - 1}
     assert "ida@" not in (tmp_path / "mailer.log").read_text().lower()  # the address is never logged
+
+
+def stored_keys(store: redis.Redis) -> int:
+    """Keys of the stats store, and fields of its counter hashes: what a stranger could grow."""
+    keys = list(store.scan_iter("offload:stats:*"))
+    return len(keys) + sum(store.hlen(k) for k in keys if store.type(k) == b"hash")
+
+
+@pytest.mark.parametrize("through_the_web", [True, False], ids=["web", "control-raw-events"])
+def test_four_hundred_hostile_requests_add_a_bounded_number_of_stored_keys(
+    core_config, redis_url, tmp_path, stack_publisher, through_the_web
+):
+    """400 requests to random 2 kB paths with random user agents: through the web they become
+    (unmatched) and an agent family, reported in a few batch messages, and the stats store
+    grows by a handful of keys. The control publishes the same requests as the raw events a
+    web without those bounds would send: the same count grows by more than 400."""
+    env = {
+        "OFFLOAD_AMQP_URL": core_config.amqp_url,
+        "OFFLOAD_DELAY_TIERS": ",".join(str(d) for d in core_config.delay_tiers),
+    }
+    store = redis.Redis.from_url(redis_url)
+    store.flushdb()
+    services = [start_stats_runner(env | {"OFFLOAD_STATS_STORE_URL": redis_url}, tmp_path)]
+    rng = random.Random(400)
+
+    def hostile() -> tuple[str, str]:
+        path = "/" + "".join(rng.choices(string.ascii_letters + string.digits, k=2047))
+        agent = "x" + "".join(rng.choices(string.ascii_letters + " /.;()", k=rng.randint(1, 300))).rstrip()
+        return path, agent
+
+    try:
+        before = stored_keys(store)
+        if through_the_web:
+            services.append(start_web(env, tmp_path))
+            session = requests.Session()
+            for _ in range(400):
+                path, agent = hostile()
+                session.get(services[1].url + path, headers={"User-Agent": agent}, timeout=10)
+        else:
+            publish_all(stack_publisher, [request_event(*hostile(), status=404) for _ in range(400)])
+
+        def counted() -> int:
+            return int(store.hget("offload:stats:c:requests", "total") or 0)
+
+        wait_for(lambda: counted() == 400, timeout=60, what="400 requests counted")
+        grown = stored_keys(store) - before
+    finally:
+        for service in services:
+            service.terminate()
+    print(f"400 hostile requests: {grown} stored keys and hash fields added")
+    if through_the_web:
+        assert grown <= 60, grown
+        assert store.hkeys("offload:stats:c:path") == [b"(unmatched)"]
+        assert {k.decode() for k in store.hkeys("offload:stats:c:user_agent")} <= FAMILIES
+    else:
+        assert grown > 400, grown

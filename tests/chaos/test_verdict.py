@@ -24,8 +24,8 @@ def ledger(accepted: int = 3) -> Ledger:
         address = f"a{i}@example.com"
         book.accepted[address] = f"id-{i}"
         book.fruits[address] = "kiwi"
-        book.requests["/api/v1/signups", "agent", "2xx"] += 1
-        book.requests["/", "agent", "2xx"] += 1
+        book.requests["/api/v1/signups", "curl/8.5", "2xx"] += 1
+        book.requests["/", "curl/8.5", "2xx"] += 1
     return book
 
 
@@ -112,7 +112,7 @@ def test_dropped_reports_allow_request_counts_to_fall_short_by_that_much_only():
     counters = dict(expected_counters(book))
     counters["requests", "total"] -= 1
     counters["path", "/"] -= 1
-    counters["user_agent", "agent"] -= 1
+    counters["user_agent", "curl"] -= 1
     counters["status_class", "2xx"] -= 1
     short = dataclasses.replace(clean(book), counters=counters, dropped_reports=1)
     assert verdict("s", Policy(), book, short).passed
@@ -127,16 +127,18 @@ def test_dropped_reports_allow_request_counts_to_fall_short_by_that_much_only():
 def test_expected_counts_cover_every_family():
     book = ledger(2)
     book.counted_only["p@example.com"] = "pear"
+    book.repeated["a0@example.com"] = 2  # two more signups for one address: suppressed
     assert expected_counters(book) == {
-        ("signups", "total"): 3,
-        ("fruit", "kiwi"): 2,
+        ("signups", "total"): 5,
+        ("fruit", "kiwi"): 4,
         ("fruit", "pear"): 1,
-        ("lane", "high"): 3,
+        ("lane", "high"): 5,
         ("mails", "sent"): 2,
+        ("mails", "suppressed"): 2,
         ("requests", "total"): 4,
         ("path", "/api/v1/signups"): 2,
         ("path", "/"): 2,
-        ("user_agent", "agent"): 4,
+        ("user_agent", "curl"): 4,  # the family the web reports for the agent
         ("status_class", "2xx"): 4,
     }
     assert isinstance(book.requests, collections.Counter)

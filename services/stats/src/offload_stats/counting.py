@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import collections
 from dataclasses import dataclass
 from datetime import datetime
 
+from offload_core.agents import bounded_family
 from offload_core.envelope import Envelope
 
 # Time series kept per minute, by event type.
@@ -16,15 +18,16 @@ SERIES_BY_TYPE = {
     "mail.suppressed": "mails_suppressed",
 }
 SERIES = tuple(SERIES_BY_TYPE.values())
-UNKNOWN_AGENT = "(none)"
 
 
 @dataclass(frozen=True)
 class Increments:
+    """What one message adds, applied together with its id's dedupe mark."""
+
     event_id: str
-    counters: tuple[tuple[str, str], ...]  # (family, key), each +1
-    series: str
-    minute: int  # epoch minute of occurred_at: buckets are exact whatever the lag
+    counters: tuple[tuple[str, str, int], ...]  # (family, key, amount)
+    # (series, epoch minute of occurred_at, amount): buckets are exact whatever the lag
+    series: tuple[tuple[str, int, int], ...]
 
 
 def epoch_minute(occurred_at: str) -> int:
@@ -32,34 +35,46 @@ def epoch_minute(occurred_at: str) -> int:
 
 
 def _request_counters(data: dict) -> tuple[tuple[str, str], ...]:
+    # The web reports the matched route and the agent's family (bounded sets); an agent
+    # outside the families, from anything else that publishes, counts as "other".
     return (
         ("requests", "total"),
-        ("user_agent", data["user_agent"] or UNKNOWN_AGENT),
+        ("user_agent", bounded_family(data["user_agent"])),
         ("path", data["path"]),
         ("status_class", f"{data['status'] // 100}xx"),
     )
 
 
-def increments(envelope: Envelope) -> list[Increments]:
-    """What one message adds: one Increments per event it carries, each with the id it is
-    deduplicated on (a request batch carries many)."""
+def _summed(pairs: collections.Counter) -> tuple:
+    return tuple((*key, amount) for key, amount in sorted(pairs.items()))
+
+
+def increments(envelope: Envelope) -> Increments:
+    """What one message adds, deduplicated on the message's id: a request batch is applied
+    whole with its mark, so its id stands for every request in it."""
     data = envelope.data
     if envelope.type == "http.request.batch":
-        return [
-            Increments(item["id"], _request_counters(item), "requests", epoch_minute(item["occurred_at"]))
-            for item in data["requests"]
-        ]
+        counters: collections.Counter[tuple[str, str]] = collections.Counter()
+        series: collections.Counter[tuple[str, int]] = collections.Counter()
+        for item in data["requests"]:
+            counters.update(_request_counters(item))
+            series["requests", epoch_minute(item["occurred_at"])] += 1
+        return Increments(envelope.id, _summed(counters), _summed(series))
     if envelope.type == "http.request":
-        counters = _request_counters(data)
+        counters_of_one = _request_counters(data)
     elif envelope.type == "signup.created":
-        counters = (("signups", "total"), ("fruit", data["fruit"]), ("lane", data["lane"]))
+        counters_of_one = (("signups", "total"), ("fruit", data["fruit"]), ("lane", data["lane"]))
     elif envelope.type == "mail.sent":
-        counters = (("mails", "sent"),)
+        counters_of_one = (("mails", "sent"),)
     elif envelope.type == "mail.failed":
-        counters = (("mails", "failed"),)
+        counters_of_one = (("mails", "failed"),)
     elif envelope.type == "mail.suppressed":
-        counters = (("mails", "suppressed"),)
+        counters_of_one = (("mails", "suppressed"),)
     else:
         raise ValueError(f"stats does not count {envelope.type}")
     minute = epoch_minute(envelope.occurred_at)
-    return [Increments(envelope.id, counters, SERIES_BY_TYPE[envelope.type], minute)]
+    return Increments(
+        envelope.id,
+        tuple((family, key, 1) for family, key in counters_of_one),
+        ((SERIES_BY_TYPE[envelope.type], minute, 1),),
+    )

@@ -38,7 +38,7 @@ def make_batch_handler(store: StatsStore) -> BatchHandler:
         batch, uncountable = [], {}
         for message in messages:
             try:
-                batch.extend(increments(message.envelope))
+                batch.append(increments(message.envelope))
             except (ValueError, KeyError) as exc:
                 # A type stats cannot count is a deployment error, not a transient one: park
                 # that message, count the rest.

@@ -1,5 +1,11 @@
-"""Counts, exact under redelivery: an event id is counted once, in the same atomic step
+"""Counts, exact under redelivery: a message id is counted once, in the same atomic step
 that applies its increments (SQLite transaction / Redis Lua script), one per batch.
+
+Bounds: the counter families hold bounded keys (routes, agent families, status classes,
+fruits, lanes, mail outcomes); one dedupe mark per message for DEDUPE_TTL_SECONDS, and the
+web sends at most one request message per worker per quarter second whatever the traffic
+(up to 500 requests each), so the marks grow with the number of web workers, not with
+requests; the per-minute series grow one field per minute each.
 """
 
 from __future__ import annotations
@@ -36,10 +42,12 @@ class StatsStore(Protocol):
 
 
 _BUMP_COUNTER = (
-    "INSERT INTO counters VALUES (?, ?, 1) ON CONFLICT (family, key) DO UPDATE SET value = value + 1"
+    "INSERT INTO counters VALUES (?, ?, ?)"
+    " ON CONFLICT (family, key) DO UPDATE SET value = value + excluded.value"
 )
 _BUMP_SERIES = (
-    "INSERT INTO series VALUES (?, ?, 1) ON CONFLICT (name, minute) DO UPDATE SET value = value + 1"
+    "INSERT INTO series VALUES (?, ?, ?)"
+    " ON CONFLICT (name, minute) DO UPDATE SET value = value + excluded.value"
 )
 
 
@@ -97,7 +105,7 @@ class SqliteStatsStore:
                         continue
                     new += 1
                     self._db.executemany(_BUMP_COUNTER, item.counters)
-                    self._db.execute(_BUMP_SERIES, (item.series, item.minute))
+                    self._db.executemany(_BUMP_SERIES, item.series)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -136,22 +144,23 @@ class SqliteStatsStore:
         return True
 
 
-# KEYS: none. ARGV: prefix, ttl, then per event: id, series, minute, n, family1, key1, ... familyN, keyN.
-# Runs atomically in Redis: the dedupe mark and the increments of an event land together or not at all.
+# KEYS: none. ARGV: prefix, ttl, then per message: id, n, then n triples (hash, field, amount)
+# where hash is "c:<family>" or "ts:<series>". Runs atomically in Redis: the dedupe mark and
+# the increments of a message land together or not at all.
 _APPLY_LUA = """
 local prefix, ttl = ARGV[1], tonumber(ARGV[2])
 local i, new = 3, 0
 while i <= #ARGV do
-  local id, series, minute, n = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
-  i = i + 4
+  local id, n = ARGV[i], tonumber(ARGV[i + 1])
+  i = i + 2
   if redis.call('SET', prefix .. 'seen:' .. id, '1', 'NX', 'EX', ttl) then
     new = new + 1
     for j = 0, n - 1 do
-      redis.call('HINCRBY', prefix .. 'c:' .. ARGV[i + 2 * j], ARGV[i + 2 * j + 1], 1)
+      local at = i + 3 * j
+      redis.call('HINCRBY', prefix .. ARGV[at], ARGV[at + 1], ARGV[at + 2])
     end
-    redis.call('HINCRBY', prefix .. 'ts:' .. series, minute, 1)
   end
-  i = i + 2 * n
+  i = i + 3 * n
 end
 return new
 """
@@ -168,9 +177,11 @@ class RedisStatsStore:
     def apply(self, batch: Sequence[Increments]) -> int:
         args: list[str | int] = [self._prefix, DEDUPE_TTL_SECONDS]
         for item in batch:
-            args += [item.event_id, item.series, item.minute, len(item.counters)]
-            for family, key in item.counters:
-                args += [family, key]
+            args += [item.event_id, len(item.counters) + len(item.series)]
+            for family, key, amount in item.counters:
+                args += ["c:" + family, key, amount]
+            for series, minute, amount in item.series:
+                args += ["ts:" + series, minute, amount]
         return int(self._apply(args=args))
 
     def counters(self, family: str) -> dict[str, int]:

@@ -7,7 +7,13 @@ of each request to this worker's collector; a flusher thread publishes what was 
 `http.request.batch` event every `interval` (a quarter second by default), through the
 publisher's fire-and-forget buffer. One message per request cost the web and the broker
 as much CPU as serving a plain page (docs/benchmarks.md); one per worker per interval
-costs next to nothing. Each report keeps its own id, which stats deduplicates on.
+costs next to nothing. Stats applies a batch with its dedupe mark in one step, so the
+message id is all it remembers.
+
+A report carries only what stats counts, in bounded sets: the route the request matched
+(the app's rule, `(unmatched)` for any other path) and the user agent's family
+(offload_core.agents), never the raw path or header, so a stranger's made-up paths and
+agents add no stored key.
 
 A slow or absent broker never slows a page: when the publisher's buffer is full the batch
 is dropped and its requests counted (offload_web_analytics_dropped_total). Only an
@@ -28,8 +34,10 @@ from typing import Any
 from flask import Flask
 from prometheus_client import Counter
 
+from offload_core.agents import agent_family
 from offload_core.envelope import Envelope
 from offload_core.publisher import Publisher
+from offload_web.bookkeeping import ROUTE_ENVIRON_KEY, UNMATCHED
 
 log = logging.getLogger("offload.web.analytics")
 
@@ -74,12 +82,6 @@ class _UtcClock:
 _clock = _UtcClock()
 
 
-def _path(environ: dict[str, Any]) -> str:
-    # WSGI hands the path over as bytes decoded as latin-1; the app sees it as UTF-8.
-    path = environ.get("PATH_INFO", "")
-    return path if path.isascii() else path.encode("latin-1").decode("utf-8", "replace")
-
-
 def request_report(
     environ: dict[str, Any], status: str, response_headers: Iterable[tuple[str, str]], duration: float
 ) -> dict:
@@ -92,10 +94,10 @@ def request_report(
     report = {
         "occurred_at": _clock.now(),
         "method": environ.get("REQUEST_METHOD", "")[:16],
-        "path": _path(environ)[:2048],
+        "path": environ.get(ROUTE_ENVIRON_KEY, UNMATCHED),
         "status": int(status[:3]),
         "duration_ms": int(duration * 1_000_000) / 1000,  # whole microseconds; round() costs 4x
-        "user_agent": environ.get("HTTP_USER_AGENT", "")[:512],
+        "user_agent": agent_family(environ.get("HTTP_USER_AGENT", "")),
         "headers": headers,
     }
     for name, value in response_headers:

@@ -16,6 +16,9 @@ from offload_core.ids import random_uuid
 
 log = logging.getLogger("offload.web")
 
+# The route a request matched, for the analytics report (a bounded set: the app's rules).
+ROUTE_ENVIRON_KEY = "offload.route"
+UNMATCHED = "(unmatched)"
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 REQUEST_DURATION = Histogram(
     "offload_web_request_duration_seconds",
@@ -58,7 +61,8 @@ def receive_body(timeout: float) -> None:
 
 def finish_request(response: Response) -> Response:
     response.headers["X-Request-ID"] = g.get("request_id", "")
-    route = request.url_rule.rule if request.url_rule else "unmatched"
+    route = request.url_rule.rule if request.url_rule else UNMATCHED
+    request.environ[ROUTE_ENVIRON_KEY] = route
     REQUEST_DURATION.labels(request.method, route, str(response.status_code)).observe(
         time.perf_counter() - g.get("started", time.perf_counter())
     )
