@@ -313,9 +313,13 @@ def test_the_web_counts_in_redis_as_its_own_user_and_imports_only_with_a_token()
     )
     assert "REDIS_PASSWORD" not in env  # the stores' user stays out of the internet-facing pod
     [redis] = pod_specs(docs)["r-offload-redis"]["containers"]
-    user = redis["args"][redis["args"].index("--user") + 1 : redis["args"].index("--appendonly")]
+    user = redis["args"][redis["args"].index("--user") + 1 : redis["args"].index("--maxmemory")]
     assert user[:3] == ["web", "on", ">$(REDIS_WEB_PASSWORD)"] and "~offload:web:*" in user
     assert "-@dangerous" in user and "~*" not in user and "allkeys" not in user
+    # A ceiling below the container's limit, and nothing evicted past it.
+    args = redis["args"]
+    assert args[args.index("--maxmemory") + 1] == "192mb"
+    assert args[args.index("--maxmemory-policy") + 1] == "noeviction"
     secret = by_kind(docs, "Secret")["r-offload-redis"]["stringData"]
     assert len(secret["web-password"]) == 32 and secret["web-password"] != secret["password"]
     # The batch import is off unless enabled, and then takes its token from a Secret.
