@@ -34,4 +34,19 @@ export RABBITMQ_ADVANCED_CONFIG_FILE="$state/advanced.config"
 export RABBITMQ_DIST_PORT=${OFFLOAD_DEV_DIST_PORT:-25672}
 export HOME=${HOME:-$state}
 echo "starting a private RabbitMQ node on 127.0.0.1:${amqp_port} (management http://127.0.0.1:${management_port}, guest/guest)"
+# Parked messages expire after the retention the chart sets too (offload_core.topology):
+# applied once the node is up, by a process of its own, as the node takes this shell's place.
+policy=$(.venv/bin/python -c 'import json; from offload_core.topology import parked_retention_policy as p
+d = p(); print(d["name"], d["pattern"], json.dumps(d["definition"], separators=(",", ":")), d["apply-to"])')
+read -r policy_name policy_pattern policy_definition policy_applies_to <<<"$policy"
+(
+  # await_startup needs the node to exist already: ask until it does, for two minutes.
+  for _ in $(seq 120); do
+    /usr/lib/rabbitmq/bin/rabbitmqctl await_startup --timeout 120 >/dev/null 2>&1 && break
+    sleep 1
+  done
+  /usr/lib/rabbitmq/bin/rabbitmqctl set_policy --apply-to "$policy_applies_to" \
+      "$policy_name" "$policy_pattern" "$policy_definition" >/dev/null \
+    && echo "parked messages expire after $(.venv/bin/python -c 'from offload_core.topology import PARKED_RETENTION_DAYS as d; print(f"{d:g}")') days (policy $policy_name)"
+) &
 exec /usr/lib/rabbitmq/bin/rabbitmq-server

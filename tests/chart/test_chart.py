@@ -338,6 +338,17 @@ def test_the_web_counts_in_redis_as_its_own_user_and_imports_only_with_a_token()
     assert external["valueFrom"]["secretKeyRef"]["optional"] is True
 
 
+def test_the_broker_definitions_expire_parked_messages_with_the_topologys_policy():
+    from offload_core.topology import parked_retention_policy
+
+    def policies(**sets: str) -> list[dict[str, Any]]:
+        secret = by_kind(render(**sets), "Secret")["r-offload-rabbitmq"]["stringData"]
+        return json.loads(secret["definitions.json"])["policies"]
+
+    assert policies() == [{"vhost": "/", **parked_retention_policy(14)}]
+    assert policies(rabbitmq__parkedRetentionDays="3") == [{"vhost": "/", **parked_retention_policy(3)}]
+
+
 def test_network_policies_are_on_by_default_and_dns_follows_the_dns_ports():
     assert "r-offload-default-deny" in by_kind(render(), "NetworkPolicy")
     deny = by_kind(render(networkPolicy__dnsPorts="{53,5353}"), "NetworkPolicy")["r-offload-default-deny"]

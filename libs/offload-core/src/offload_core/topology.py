@@ -26,6 +26,25 @@ RETRY_EXCHANGE = "offload.retry"
 DEAD_EXCHANGE = "offload.dead"
 
 
+# Parked messages hold names and addresses: they expire after a retention, set by a broker
+# policy (not a queue argument, which could not change on a declared queue). Policies need
+# the broker's administrator, so this is applied where the topology's admin step runs: the
+# chart's broker definitions, `make dev`'s broker, an operator's rabbitmqctl for their own.
+PARKED_RETENTION_POLICY = "offload-parked-retention"
+PARKED_RETENTION_DAYS = 14.0
+
+
+def parked_retention_policy(days: float = PARKED_RETENTION_DAYS) -> dict[str, Any]:
+    """The policy (management API / definitions form) that expires parked messages after `days`."""
+    return {
+        "name": PARKED_RETENTION_POLICY,
+        "pattern": r"\.parked$",
+        "apply-to": "queues",
+        "priority": 0,
+        "definition": {"message-ttl": round(days * 24 * 3600 * 1000)},
+    }
+
+
 def routing_key(message_type: str, lane: str) -> str:
     return f"{message_type}.{lane}"
 
