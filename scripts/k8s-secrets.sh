@@ -30,3 +30,8 @@ elif ! grep -q '^web-password=' "$dir/redis.env"; then
   echo "web-password=$(random)" >> "$dir/redis.env"
   echo "added web-password to $dir/redis.env"
 fi
+if [[ ! -f $dir/web.env ]]; then
+  umask 077
+  echo "secret-key=$(random)$(random)" > "$dir/web.env"
+  echo "wrote $dir/web.env"
+fi

@@ -282,7 +282,12 @@ def test_no_password_is_written_into_a_manifest_outside_generated_secrets():
     assert "guest" not in text and "password:" not in text
     docs = render()
     secrets = by_kind(docs, "Secret")
-    assert set(secrets) == {"r-offload-rabbitmq", "r-offload-redis", "r-offload-rabbitmq-erlang-cookie"}
+    assert set(secrets) == {
+        "r-offload-rabbitmq",
+        "r-offload-redis",
+        "r-offload-rabbitmq-erlang-cookie",
+        "r-offload-web",
+    }
     password = secrets["r-offload-rabbitmq"]["stringData"]["password"]
     assert len(password) == 32 and password.isalnum()
     cookie = secrets["r-offload-rabbitmq-erlang-cookie"]["stringData"]["cookie"]
@@ -322,6 +327,13 @@ def test_the_web_counts_in_redis_as_its_own_user_and_imports_only_with_a_token()
     assert args[args.index("--maxmemory-policy") + 1] == "noeviction"
     secret = by_kind(docs, "Secret")["r-offload-redis"]["stringData"]
     assert len(secret["web-password"]) == 32 and secret["web-password"] != secret["password"]
+    # The form's signing key, generated and the same for every replica.
+    key = by_kind(docs, "Secret")["r-offload-web"]["stringData"]["secret-key"]
+    assert len(key) == 48 and key.isalnum()
+    assert env["OFFLOAD_WEB_SECRET_KEY"]["valueFrom"]["secretKeyRef"] == {
+        "name": "r-offload-web",
+        "key": "secret-key",
+    }
     # The batch import is off unless enabled, and then takes its token from a Secret.
     assert "OFFLOAD_WEB_BATCH_TOKEN" not in env and "r-offload-batch-import" not in by_kind(docs, "Secret")
     enabled = render(web__batchImport__enabled="true")

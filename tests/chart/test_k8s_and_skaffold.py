@@ -55,7 +55,7 @@ def test_dev_overlay_builds_and_validates(tmp_path):
     overlay = tmp_path / "k8s"
     # A copy, so the generated credentials of this test never land in the work tree.
     run("cp", "-r", str(ROOT / "k8s"), str(overlay))
-    for env in ("rabbitmq.env", "redis.env", "erlang-cookie.env"):
+    for env in ("rabbitmq.env", "redis.env", "erlang-cookie.env", "web.env"):
         (overlay / "overlays" / "dev" / env).unlink(missing_ok=True)
     run(str(ROOT / "scripts" / "k8s-secrets.sh"), str(overlay / "overlays" / "dev"))
     first = (overlay / "overlays" / "dev" / "rabbitmq.env").read_text()
@@ -69,12 +69,13 @@ def test_dev_overlay_builds_and_validates(tmp_path):
         "offload-rabbitmq",
         "offload-redis",
         "offload-rabbitmq-erlang-cookie",
+        "offload-web",
     }
     # kustomize rewrote every reference to the generated (hash-suffixed) Secret names.
     references = set(re.findall(r"secretKeyRef:\s*\n?\s*key: \S+\s*\n\s*name: (\S+)", built))
     references |= set(
         re.findall(
-            r"(?:secretName|name): (offload-(?:rabbitmq|redis)(?:-erlang-cookie)?-[a-z0-9]{10})", built
+            r"(?:secretName|name): (offload-(?:rabbitmq|redis|web)(?:-erlang-cookie)?-[a-z0-9]{10})", built
         )
     )
     assert references and references <= set(secrets)

@@ -69,6 +69,10 @@ app.kubernetes.io/component: {{ .component }}
 {{- default (include "offload.componentName" (dict "root" . "component" "rabbitmq-erlang-cookie")) .Values.rabbitmq.erlangCookie.existingSecret }}
 {{- end }}
 
+{{- define "offload.webSecret" -}}
+{{- default (include "offload.componentName" (dict "root" . "component" "web")) .Values.web.existingSecret }}
+{{- end }}
+
 {{- define "offload.batchImportSecret" -}}
 {{- default (include "offload.componentName" (dict "root" . "component" "batch-import")) .Values.web.batchImport.existingSecret }}
 {{- end }}

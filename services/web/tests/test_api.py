@@ -10,6 +10,7 @@ import requests
 
 from offload_core.contracts import default_contracts
 from offload_testkit.amqp import ready_count, take
+from offload_testkit.forms import form_session
 from offload_testkit.stack import IMPORT_HEADERS
 
 GOOD = {"name": "Ada Lovelace", "email": "Ada@Example.COM", "fruit": "kiwi"}
@@ -96,13 +97,14 @@ def test_form_flow_redirects_and_reports_field_errors_escaped(web, amqp_url):
     assert page.status_code == 200
     assert '<label for="fruit">' in page.text and "<script" not in page.text
 
-    ok = requests.post(web.url("/signup"), data=GOOD, allow_redirects=False, timeout=10)
+    session, fields = form_session(web.base_url)
+    ok = session.post(web.url("/signup"), data=GOOD | fields, allow_redirects=False, timeout=10)
     assert ok.status_code == 303 and ok.headers["Location"] == "/thanks"
     assert len(take(amqp_url, "mailer.signups.high", expect=1)) == 1
 
-    bad = requests.post(
+    bad = session.post(
         web.url("/signup"),
-        data={"name": "<script>alert(1)</script>", "email": "x", "fruit": "kiwi"},
+        data={"name": "<script>alert(1)</script>", "email": "x", "fruit": "kiwi", **fields},
         timeout=10,
     )
     assert bad.status_code == 400
@@ -195,16 +197,35 @@ def test_a_retry_with_the_same_idempotency_key_is_the_same_signup(web, amqp_url)
 
 
 def test_the_form_carries_a_token_so_a_resubmission_is_the_same_signup(web, amqp_url):
-    page = requests.get(web.url("/"), timeout=10).text
-    token = re.search(r'name="idempotency_key" value="([0-9a-f]{32})"', page).group(1)
+    session, fields = form_session(web.base_url)
+    token = fields["idempotency_key"]
+    assert re.fullmatch("[0-9a-f]{32}", token)
     assert token not in requests.get(web.url("/"), timeout=10).text  # one per render
     for _ in range(2):
-        sent = requests.post(
-            web.url("/signup"), data=GOOD | {"idempotency_key": token}, allow_redirects=False, timeout=10
-        )
+        sent = session.post(web.url("/signup"), data=GOOD | fields, allow_redirects=False, timeout=10)
         assert sent.status_code == 303
     ids = [g.properties.message_id for g in take(amqp_url, "mailer.signups.high", expect=2)]
     assert len(ids) == 2 and ids[0] == ids[1]
     # A form with errors keeps its token, so fixing the field and sending again is still one signup.
-    bad = requests.post(web.url("/signup"), data=GOOD | {"email": "x", "idempotency_key": token}, timeout=10)
+    bad = session.post(web.url("/signup"), data=GOOD | fields | {"email": "x"}, timeout=10)
     assert bad.status_code == 400 and f'value="{token}"' in bad.text
+
+
+def test_a_forged_form_post_is_refused(web, amqp_url):
+    """A page elsewhere posting the form in a visitor's browser has neither the visitor's
+    session cookie nor a token signed for it: 400, nothing published. Its control: the same
+    post from the session that was given the form is accepted."""
+    session, fields = form_session(web.base_url)
+    forged = [
+        requests.post(web.url("/signup"), data=GOOD | fields, allow_redirects=False, timeout=10),  # no cookie
+        session.post(web.url("/signup"), data=GOOD, allow_redirects=False, timeout=10),  # no token
+        session.post(
+            web.url("/signup"),
+            data=GOOD | fields | {"csrf_token": "x" + fields["csrf_token"][1:]},
+            timeout=10,
+        ),
+    ]
+    assert [f.status_code for f in forged] == [400, 400, 400]
+    assert "CSRF" in forged[0].text and ready_count(amqp_url, "mailer.signups.high") == 0
+    accepted = session.post(web.url("/signup"), data=GOOD | fields, allow_redirects=False, timeout=10)
+    assert accepted.status_code == 303

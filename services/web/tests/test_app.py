@@ -16,6 +16,7 @@ from flask.testing import FlaskClient
 
 from offload_core.config import CoreConfig
 from offload_core.publisher import Publisher
+from offload_testkit.forms import hidden_fields
 from offload_web.app import create_app
 from offload_web.config import WebConfig
 
@@ -127,7 +128,8 @@ def test_batch_imports_are_off_unless_a_token_is_configured():
 
 
 def test_a_form_with_errors_is_a_400_page_that_keeps_the_values_escaped(client):
-    response = client.post("/signup", data=GOOD | {"name": "<script>x</script>", "email": "nope"})
+    fields = hidden_fields(client.get("/").get_data(as_text=True))
+    response = client.post("/signup", data=GOOD | fields | {"name": "<script>x</script>", "email": "nope"})
     assert response.status_code == 400 and response.mimetype == "text/html"
     page = response.get_data(as_text=True)
     assert "&lt;script&gt;" in page and "<script>x" not in page

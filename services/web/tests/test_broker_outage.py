@@ -8,6 +8,7 @@ import pytest
 import requests
 
 from offload_testkit.amqp import take, wait_for
+from offload_testkit.forms import form_session
 from offload_testkit.plugin import own_rabbitmq_broker
 
 GOOD = {"name": "Ada", "email": "ada@example.com", "fruit": "kiwi"}
@@ -40,7 +41,8 @@ def test_broker_stopped_gives_503_within_the_timeout_then_recovers_without_resta
         assert response.headers["Retry-After"] == "5"
         assert response.headers["Content-Type"] == "application/problem+json"
         assert elapsed < 4  # confirm timeout is 2 s in this test
-        form = requests.post(web.url("/signup"), data=GOOD, allow_redirects=False, timeout=15)
+        session, fields = form_session(web.base_url)
+        form = session.post(web.url("/signup"), data=GOOD | fields, allow_redirects=False, timeout=15)
         assert form.status_code == 503 and "try again" in form.text
         not_ready = requests.get(web.url("/readyz"), timeout=5)
         assert not_ready.status_code == 503

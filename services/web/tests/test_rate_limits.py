@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from offload_testkit.forms import form_session
 from offload_testkit.stack import Service, start_web
 
 from .conftest import web_env
@@ -90,7 +91,8 @@ def test_one_client_spraying_distinct_addresses_gets_429_across_replicas(replica
         refused.headers["Retry-After"]
     )
     # The form shares the budget and answers a page a person can read.
-    page = requests.post(webs[0].url + "/signup", data=body(), allow_redirects=False, timeout=10)
+    session, fields = form_session(webs[0].url)
+    page = session.post(webs[0].url + "/signup", data=body() | fields, allow_redirects=False, timeout=10)
     assert page.status_code == 429 and page.headers["Content-Type"].startswith("text/html")
     assert "try again in" in page.text and int(page.headers["Retry-After"]) >= 1
 

@@ -8,13 +8,13 @@ mailer and SMTP sink.
 from __future__ import annotations
 
 import collections
-import re
 from collections.abc import Iterator
 
 import pytest
 import requests
 
 from offload_testkit.amqp import ready_count, take, wait_for
+from offload_testkit.forms import form_session, hidden_fields
 from offload_testkit.stack import start_mailer, start_web
 from offload_testkit.tcp_proxy import TcpProxy
 
@@ -42,7 +42,7 @@ def web(core_config, proxy, tmp_path):
     service.terminate()
 
 
-def uncertain_signup(web, proxy, amqp_url: str, **post) -> requests.Response:
+def uncertain_signup(web, proxy, amqp_url: str, post=requests.post, **request) -> requests.Response:
     """Post while the broker's answers are swallowed; once the message is on the queue (the
     broker took it), drop the connection: the web never hears the confirm."""
     import threading
@@ -50,7 +50,7 @@ def uncertain_signup(web, proxy, amqp_url: str, **post) -> requests.Response:
     proxy.swallow_to_client = True
     before = ready_count(amqp_url, QUEUE)
     answer: list[requests.Response] = []
-    thread = threading.Thread(target=lambda: answer.append(requests.post(timeout=30, **post)))
+    thread = threading.Thread(target=lambda: answer.append(post(timeout=30, **request)))
     thread.start()
     wait_for(lambda: ready_count(amqp_url, QUEUE) > before, timeout=15, what="the signup on the queue")
     proxy.cut()  # every connection dropped, and nothing swallowed any more
@@ -103,16 +103,14 @@ def test_an_uncertain_503_retried_with_its_key_is_the_same_signup_mailed_once(
 
 
 def test_the_503_page_of_an_uncertain_form_signup_resends_its_token(web, proxy, amqp_url):
-    form = requests.get(web.url + "/", timeout=10).text
-    token = re.search(r'name="idempotency_key" value="([0-9a-f]{32})"', form).group(1)
+    session, fields = form_session(web.url)
     page = uncertain_signup(
-        web, proxy, amqp_url, url=web.url + "/signup", data=BODY | {"idempotency_key": token}
+        web, proxy, amqp_url, url=web.url + "/signup", data=BODY | fields, post=session.post
     )
     assert page.status_code == 503 and "Try again" in page.text
-    assert f'name="idempotency_key" value="{token}"' in page.text
-    again = requests.post(
-        web.url + "/signup", data=BODY | {"idempotency_key": token}, allow_redirects=False, timeout=10
-    )
+    resent = hidden_fields(page.text)  # what the page's "Try again" button sends
+    assert resent["idempotency_key"] == fields["idempotency_key"]
+    again = session.post(web.url + "/signup", data=BODY | resent, allow_redirects=False, timeout=10)
     assert again.status_code == 303
     ids = [g.properties.message_id for g in take(amqp_url, QUEUE, expect=2)]
     assert len(ids) == 2 and len(set(ids)) == 1  # the uncertain copy and the retry: one signup

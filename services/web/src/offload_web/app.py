@@ -8,8 +8,10 @@ Retry-After, never a hang and never an acceptance that was not confirmed.
 from __future__ import annotations
 
 import logging
+import secrets
 
 from flask import Flask
+from flask_wtf.csrf import CSRFProtect
 
 from offload_core import page_headers, tracing
 from offload_core.config import CoreConfig
@@ -41,6 +43,11 @@ def create_app(
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = web_config.max_body_bytes
     app.config["MAX_FORM_MEMORY_SIZE"] = web_config.max_body_bytes
+    # The form's CSRF token lives in a signed session cookie (Flask-WTF); the JSON API takes
+    # no cookie, so a cross-site page cannot post to it with the visitor's credentials.
+    app.config["SECRET_KEY"] = web_config.secret_key or secrets.token_urlsafe(48)
+    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    app.config["WTF_CSRF_TIME_LIMIT"] = 24 * 3600  # a form left open for a day still works
     app.json.sort_keys = False  # type: ignore[attr-defined]  # Flask types app.json as the provider base class
     app.extensions["offload_web_config"] = web_config
     SignupPublisher(publisher, core_config, enabled=web_config.publish_signups).init_app(app)
@@ -50,6 +57,7 @@ def create_app(
     page_headers.install(app)
     for blueprint in (pages, api, ops):
         app.register_blueprint(blueprint)
+    CSRFProtect(app).exempt(api)
     if web_config.analytics:
         analytics.install(app, publisher, interval=web_config.analytics_interval)
     pod = readiness.from_environment()

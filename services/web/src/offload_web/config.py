@@ -29,6 +29,13 @@ def _limit_storage(raw: str) -> str:
     return raw
 
 
+def _secret_key(raw: str) -> str:
+    """at least 32 characters"""
+    if len(raw) < 32:
+        raise ValueError("must be at least 32 characters (a random secret, e.g. openssl rand -hex 32)")
+    return raw
+
+
 def _bearer_token(raw: str) -> str:
     """at least 32 characters"""
     if len(raw) < 32:
@@ -67,6 +74,10 @@ class WebConfig:
     # Proxies in front of the web that append to X-Forwarded-For (an Ingress controller: 1).
     # 0: the client is the peer address, and X-Forwarded-For is ignored (anyone can send it).
     trusted_proxies: int = setting("OFFLOAD_WEB_TRUSTED_PROXIES", 0, minimum=0)
+    # Signs the form's session cookie and CSRF token: the same in every worker and replica.
+    # Unset, gunicorn's master makes one for its workers (gunicorn_conf.py): right for one
+    # replica only, and forms open across a restart are refused once.
+    secret_key: str | None = setting("OFFLOAD_WEB_SECRET_KEY", None, parse=_secret_key, secret=True)
     # Bearer token for POST /api/v1/signups:batch, an import tool; unset: the endpoint is off.
     batch_token: str | None = setting("OFFLOAD_WEB_BATCH_TOKEN", None, parse=_bearer_token, secret=True)
 

@@ -8,6 +8,7 @@ request reports and then the publisher's buffer are sent before the process goes
 from __future__ import annotations
 
 import os
+import secrets
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,9 @@ _readiness = readiness.PodReadiness.create(
     _server.workers,
 )
 os.environ[readiness.READINESS_DIR_VARIABLE] = str(_readiness.directory)
+# Every worker signs forms with one key: made here, before the fork, when none is set.
+if not (os.environ.get("OFFLOAD_WEB_SECRET_KEY") or os.environ.get("OFFLOAD_WEB_SECRET_KEY_FILE")):
+    os.environ["OFFLOAD_WEB_SECRET_KEY"] = secrets.token_urlsafe(48)
 from_env_or_exit(tracing.TracingSettings)  # a bad OTEL_* value stops the master, not each worker
 
 bind = _server.bind
