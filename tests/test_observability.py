@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from offload_stats.store import SqliteStatsStore
 from offload_testkit.amqp import ready_count, wait_for
 from offload_testkit.prometheus import PrivatePrometheus, job
 from offload_testkit.stack import start_autoscaler, start_mailer, start_stats_runner, start_web
@@ -104,15 +105,14 @@ def test_time_on_queue_counts_every_message_and_every_dashboard_panel_has_data(s
     wait_for(lambda: outbox.exists() and len(list(outbox.glob("*.eml"))) == 20, timeout=30, what="20 emails")
     wait_for(lambda: all(ready_count(amqp_url, q) == 0 for q in QUEUES), timeout=30, what="queues drained")
 
-    # Stats counted every event: 20 signups + 20 mail.sent, and the 30 requests reported.
+    # Stats counted every message: 20 signups, 20 mail.sent, and the 30 requests reported in
+    # however many batch messages (each counted whole, once).
+    counts = SqliteStatsStore(str(tmp_path / "stats.db"))
     wait_for(
-        lambda: (
-            (q := prometheus.query('sum(offload_stats_events_total{result="new"})'))
-            and q[0]["value"][1] == "70"
-        ),
+        lambda: counts.counters("requests").get("total") == 30 and counts.counters("mails").get("sent") == 20,
         timeout=30,
         interval=0.5,
-        what="stats counting 70 events",
+        what="stats counting 20 signups, 20 mails and 30 requests",
     )
     # Consumed: 20 signups by the mailer; 40 messages by stats from stats.activity, and the 30
     # request reports in however many batches the two web workers sent (one per worker per
@@ -126,9 +126,12 @@ def test_time_on_queue_counts_every_message_and_every_dashboard_panel_has_data(s
     def timed_and_acked() -> dict[str, float] | None:
         timed = prometheus.by_label(count, "queue")
         batches = timed.pop("stats.requests", 0.0)
+        new = prometheus.query('sum(offload_stats_events_total{result="new"})')
         if (
             timed == fixed
             and 1 <= batches <= 30
+            and new
+            and float(new[0]["value"][1]) == 40 + batches
             and prometheus.by_label(acked, "queue")
             == {
                 **fixed,

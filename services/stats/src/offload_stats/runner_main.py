@@ -25,7 +25,7 @@ log = logging.getLogger("offload.stats")
 QUEUES = (STATS_REQUESTS_QUEUE, STATS_ACTIVITY_QUEUE)
 EVENTS_COUNTED = Counter(
     "offload_stats_events_total",
-    "Events applied to the counts: new, or duplicate (already counted).",
+    "Messages applied to the counts (a request batch is one): new, or duplicate (already counted).",
     ["result"],
 )
 
