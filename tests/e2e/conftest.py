@@ -43,7 +43,8 @@ def admin(cluster: Cluster) -> client.ApiClient:
 
 def import_headers(admin: client.ApiClient, namespace: str = NAMESPACE) -> dict[str, str]:
     """The batch import's Authorization header, with the token the chart generated."""
-    secret = client.CoreV1Api(admin).read_namespaced_secret(f"{RELEASE}-offload-batch-import", namespace)
+    # The chart names it <fullname>-batch-import; the release "offload" is the full name.
+    secret = client.CoreV1Api(admin).read_namespaced_secret("offload-batch-import", namespace)
     return {"Authorization": "Bearer " + base64.b64decode(secret.data["token"]).decode()}
 
 

@@ -151,7 +151,13 @@ def init_app(app: Flask, config: WebConfig) -> None:
     app.config["RATELIMIT_STORAGE_URI"] = config.rate_limit_storage
     if config.rate_limit_storage.startswith(("redis://", "rediss://")):
         # A slow Redis must not hold a signup: after a second the worker counts in memory.
-        app.config["RATELIMIT_STORAGE_OPTIONS"] = {"socket_timeout": 1, "socket_connect_timeout": 1}
+        # The storage's own key prefix ("LIMITS" by default) comes first in every key: ours,
+        # so the keys match the web's Redis user (~offload:web:*).
+        app.config["RATELIMIT_STORAGE_OPTIONS"] = {
+            "socket_timeout": 1,
+            "socket_connect_timeout": 1,
+            "key_prefix": KEY_PREFIX,
+        }
     app.config["RATELIMIT_ENABLED"] = bool(config.client_limit or config.domain_limit)
     limiter.init_app(app)
     app.register_error_handler(RateLimitExceeded, _rate_limited)
