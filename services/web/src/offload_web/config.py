@@ -29,18 +29,13 @@ def _limit_storage(raw: str) -> str:
     return raw
 
 
-def _secret_key(raw: str) -> str:
+def _long_secret(raw: str) -> str:
     """at least 32 characters"""
     if len(raw) < 32:
         raise ValueError("must be at least 32 characters (a random secret, e.g. openssl rand -hex 32)")
     return raw
 
 
-def _bearer_token(raw: str) -> str:
-    """at least 32 characters"""
-    if len(raw) < 32:
-        raise ValueError("must be at least 32 characters (a random secret, e.g. openssl rand -hex 32)")
-    return raw
 
 
 @dataclass(frozen=True)
@@ -77,9 +72,9 @@ class WebConfig:
     # Signs the form's session cookie and CSRF token: the same in every worker and replica.
     # Unset, gunicorn's master makes one for its workers (gunicorn_conf.py): right for one
     # replica only, and forms open across a restart are refused once.
-    secret_key: str | None = setting("OFFLOAD_WEB_SECRET_KEY", None, parse=_secret_key, secret=True)
+    secret_key: str | None = setting("OFFLOAD_WEB_SECRET_KEY", None, parse=_long_secret, secret=True)
     # Bearer token for POST /api/v1/signups:batch, an import tool; unset: the endpoint is off.
-    batch_token: str | None = setting("OFFLOAD_WEB_BATCH_TOKEN", None, parse=_bearer_token, secret=True)
+    batch_token: str | None = setting("OFFLOAD_WEB_BATCH_TOKEN", None, parse=_long_secret, secret=True)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WebConfig:
