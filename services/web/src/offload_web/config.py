@@ -36,8 +36,6 @@ def _long_secret(raw: str) -> str:
     return raw
 
 
-
-
 @dataclass(frozen=True)
 class WebConfig:
     # Off only for benchmarks: measures the request path without the broker round trip.
