@@ -48,9 +48,13 @@ def floor_server(workdir: Path, name: str, **env: str) -> Iterator[Service]:
     (worker class, workers, threads, connections, keep-alive), without the web's hooks."""
     server = from_env(WebServerConfig, {"OFFLOAD_WEB_WORKERS": "2", **env})
     port = free_port()
+    # The web's own gthread worker when the web would run it (its header deadline on).
+    worker_class = server.worker_class
+    if worker_class == "gthread" and server.header_timeout > 0:
+        worker_class = "offload_core.header_deadline.HeaderDeadlineWorker"
     argv = [
         sys.executable, "-m", "gunicorn", "--chdir", str(BENCH),
-        f"--bind=127.0.0.1:{port}", f"--worker-class={server.worker_class}",
+        f"--bind=127.0.0.1:{port}", f"--worker-class={worker_class}",
         f"--workers={server.workers}", f"--threads={server.threads}",
         f"--worker-connections={server.worker_connections}", f"--keep-alive={server.keepalive}",
         f"--timeout={server.timeout}", "floor_app:app",

@@ -21,9 +21,9 @@ rule_files:
   - $PWD/deploy/prometheus/offload-rules.yaml
 scrape_configs:
   - job_name: offload-web
-    static_configs: [{targets: ["127.0.0.1:8000"]}]
+    static_configs: [{targets: ["127.0.0.1:9100"]}]
   - job_name: offload-stats-api
-    static_configs: [{targets: ["127.0.0.1:8001"]}]
+    static_configs: [{targets: ["127.0.0.1:9104"]}]
   - job_name: offload-stats-runner
     static_configs: [{targets: ["127.0.0.1:9102"]}]
   - job_name: offload-autoscaler

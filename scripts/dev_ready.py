@@ -33,8 +33,8 @@ class Check:
 
 def checks(tracing: bool) -> list[Check]:
     found = [
-        Check("web", "http://127.0.0.1:8000/readyz"),
-        Check("stats API", "http://127.0.0.1:8001/readyz"),
+        Check("web", "http://127.0.0.1:9100/readyz"),  # the status ports (offload_core.status_port)
+        Check("stats API", "http://127.0.0.1:9104/readyz"),
         Check("stats runner", "http://127.0.0.1:9102/readyz"),
         Check("autoscaler", "http://127.0.0.1:9103/readyz"),
         Check("mailer", "http://127.0.0.1:9110/readyz"),  # slot 0, started by the autoscaler

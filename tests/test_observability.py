@@ -75,7 +75,7 @@ def stack(core_config, rabbitmq_broker, amqp_vhost, tmp_path):
         ),
         "autoscaler": start_autoscaler({"OFFLOAD_AUTOSCALER_CONFIG": str(autoscaler_config)}, tmp_path),
     }
-    jobs = [job(name, service.port) for name, service in services.items()]
+    jobs = [job(name, service.status_port) for name, service in services.items()]
     jobs.append(
         job(
             "rabbitmq",
@@ -191,7 +191,7 @@ def test_time_on_queue_counts_every_message_and_every_dashboard_panel_has_data(s
     except AssertionError as exc:
         exposed = [
             line
-            for line in requests.get(web + "/metrics", timeout=10).text.splitlines()
+            for line in requests.get(services["web"].status_url + "/metrics", timeout=10).text.splitlines()
             if line.startswith("offload_web_request_duration_seconds_count")
         ]
         log_tail = (tmp_path / "web.log").read_text()[-2000:]

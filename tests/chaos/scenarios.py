@@ -330,7 +330,7 @@ class Stack:
             return int(db.execute("SELECT count(*) FROM processed").fetchone()[0])
 
     def dropped_reports(self) -> int:
-        text = requests.get(self.web.url + "/metrics", timeout=5).text
+        text = requests.get(self.web.status_url + "/metrics", timeout=5).text
         dropped = 0.0
         for line in text.splitlines():
             if line.startswith("offload_web_analytics_dropped_total"):
@@ -807,7 +807,9 @@ def _run_on(
         finish_seconds=finish_seconds,
     )
     try:
-        wait_for(lambda: requests.get(stack.web.url + "/readyz", timeout=2).ok, timeout=30, what="web ready")
+        wait_for(
+            lambda: requests.get(stack.web.status_url + "/readyz", timeout=2).ok, timeout=30, what="web ready"
+        )
         # Faults wait for work in flight as the management API reports it: after a broker
         # restart (the previous scenario's) its figures for a new queue take a moment to exist.
         wait_for(

@@ -507,11 +507,18 @@ def test_monitoring_objects_wrap_the_checked_files():
     )
     [monitor] = by_kind(docs, "PodMonitor").values()
     ports = {e["port"]: e for e in monitor["spec"]["podMetricsEndpoints"]}
-    assert set(ports) == {"http", "metrics", "prometheus"}
+    assert set(ports) == {"metrics", "prometheus"}
     assert ports["prometheus"]["path"] == "/metrics/detailed"
     # Every metrics port named in the PodMonitor exists on the pods it is meant for.
     named = {p["name"] for s in pod_specs(docs).values() for c in s["containers"] for p in c.get("ports", [])}
     assert set(ports) <= named
+    # The routed port (http) serves no probe: /healthz and /readyz are on the status port.
+    for name, spec in pod_specs(docs).items():
+        for container in spec["containers"]:
+            probes = [container.get(k) for k in ("livenessProbe", "readinessProbe", "startupProbe")]
+            for probe in filter(None, probes):
+                if "httpGet" in probe and name.startswith("offload-"):
+                    assert probe["httpGet"]["port"] != "http", (name, probe)
 
 
 @pytest.mark.parametrize(

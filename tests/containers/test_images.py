@@ -56,7 +56,16 @@ def stack():
             "-e",
             f"RABBITMQ_DEFAULT_PASS={password}",
         )
-        web = run("web", "offload-web", "-e", f"OFFLOAD_AMQP_URL={amqp}", "-p", "127.0.0.1::8000")
+        web = run(
+            "web",
+            "offload-web",
+            "-e",
+            f"OFFLOAD_AMQP_URL={amqp}",
+            "-p",
+            "127.0.0.1::8000",
+            "-p",
+            "127.0.0.1::9100",
+        )
         mailer = run("mailer", "offload-mailer", "-e", f"OFFLOAD_AMQP_URL={amqp}")
         run(
             "stats",
@@ -72,6 +81,7 @@ def stack():
         )
         yield {
             "web": f"http://127.0.0.1:{port(web, 8000)}",
+            "web_status": f"http://127.0.0.1:{port(web, 9100)}",
             "stats": f"http://127.0.0.1:{port(stats_api, 8001)}",
             "mailer": mailer,
             "names": names,
@@ -95,7 +105,7 @@ def stack():
 def test_a_signup_through_the_containers_becomes_one_email_and_a_count(stack):
     def ready() -> bool:
         try:
-            return requests.get(stack["web"] + "/readyz", timeout=2).ok
+            return requests.get(stack["web_status"] + "/readyz", timeout=2).ok
         except requests.RequestException:
             return False
 

@@ -75,6 +75,18 @@ def stats_api(filled, tmp_path):
     assert service.terminate() == 0
 
 
+def test_status_paths_answer_on_the_status_port_only(filled, tmp_path):
+    service = start_stats_api({"OFFLOAD_STATS_STORE_URL": f"sqlite:///{filled[1]}"}, tmp_path)
+    try:
+        for path in ("/metrics", "/readyz", "/healthz"):
+            assert requests.get(service.status_url + path, timeout=5).status_code == 200
+            assert requests.get(service.url + path, timeout=5).status_code == 404
+        assert requests.get(service.status_url + "/stats", timeout=5).status_code == 404
+        assert requests.get(service.url + "/stats", timeout=5).status_code == 200
+    finally:
+        assert service.terminate() == 0
+
+
 def test_page_renders_under_gunicorn_with_escaped_labels_and_no_scripts(stats_api):
     page = requests.get(f"{stats_api}/stats", timeout=5)
     assert page.status_code == 200

@@ -30,6 +30,10 @@ class WebServer:
     def url(self, path: str) -> str:
         return self.base_url + path
 
+    def status(self, path: str) -> str:
+        """`path` on the status port (/metrics, /healthz, /readyz)."""
+        return self.service.status_url + path
+
 
 @pytest.fixture(params=WORKER_CLASSES)
 def worker_class(request) -> str:

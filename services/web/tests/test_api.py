@@ -122,8 +122,10 @@ def test_every_request_is_reported_once_without_secrets(web, amqp_url):
         "User-Agent": "pytest-agent/1.0",
         "Referer": "http://example.com/page?token=SECRET-REF",
     }
-    for path in ("/", "/thanks", "/healthz", "/metrics", "/readyz", "/nope"):
+    for path in ("/", "/thanks", "/nope"):
         requests.get(web.url(path), headers=secret_headers, timeout=10)
+    for path in ("/healthz", "/metrics", "/readyz"):  # probes and scrapes are not reported
+        requests.get(web.status(path), headers=secret_headers, timeout=10)
     # A path the app has no route for is reported as (unmatched); a given request id as given.
     requests.get(web.url("/caf%C3%A9"), headers={"X-Request-ID": "given-42"}, timeout=10)
     # One http.request.batch event per worker per quarter second: the three reported
@@ -157,11 +159,14 @@ def test_every_request_is_reported_once_without_secrets(web, amqp_url):
 
 
 def test_health_metrics_and_openapi(web):
-    assert requests.get(web.url("/healthz"), timeout=5).json() == {"status": "ok"}
-    assert requests.get(web.url("/readyz"), timeout=5).status_code == 200
+    assert requests.get(web.status("/healthz"), timeout=5).json() == {"status": "ok"}
+    assert requests.get(web.status("/readyz"), timeout=5).status_code == 200
+    for path in ("/healthz", "/readyz", "/metrics"):  # never on the routed port
+        answer = requests.get(web.url(path), timeout=5)
+        assert answer.status_code == 404 and "offload_" not in answer.text and "ready" not in answer.text
     for _ in range(4):
         requests.get(web.url("/"), timeout=5)
-    metrics = requests.get(web.url("/metrics"), timeout=5).text
+    metrics = requests.get(web.status("/metrics"), timeout=5).text
     # Both gunicorn workers' samples are merged by the multiprocess collector.
     counts = [
         float(line.split()[-1])
@@ -169,6 +174,7 @@ def test_health_metrics_and_openapi(web):
         if line.startswith("offload_web_request_duration_seconds_count") and 'route="/"' in line
     ]
     assert sum(counts) == 4
+    assert requests.get(web.status("/"), timeout=5).status_code == 404  # pages: public port only
     spec = requests.get(web.url("/openapi.json"), timeout=5).json()
     assert spec["openapi"] == "3.1.0"
     assert set(spec["paths"]) == {"/api/v1/signups", "/api/v1/signups:batch"}

@@ -44,12 +44,12 @@ def test_broker_stopped_gives_503_within_the_timeout_then_recovers_without_resta
         session, fields = form_session(web.base_url)
         form = session.post(web.url("/signup"), data=GOOD | fields, allow_redirects=False, timeout=15)
         assert form.status_code == 503 and "try again" in form.text
-        not_ready = requests.get(web.url("/readyz"), timeout=5)
+        not_ready = requests.get(web.status("/readyz"), timeout=5)
         assert not_ready.status_code == 503
         assert not_ready.json()["broker"] in ("unreachable", "connecting")  # never the error's text
     finally:
         rabbitmq_broker.start()
-    wait_for(lambda: requests.get(web.url("/readyz"), timeout=5).ok, timeout=30, what="web ready again")
+    wait_for(lambda: requests.get(web.status("/readyz"), timeout=5).ok, timeout=30, what="web ready again")
     accepted.add(accepted_id(signup(web)))
     landed = [g.properties.message_id for g in take(amqp_url, "mailer.signups.high")]
     # Every 202 is in the queue once; the two refused while the broker was down never went out
@@ -67,7 +67,7 @@ def test_memory_alarm_gives_503_not_a_hang_and_no_false_202(web, rabbitmq_broker
             assert response.status_code == 503, response.text
     finally:
         rabbitmq_broker.ctl("set_vm_memory_high_watermark", "0.4")
-    wait_for(lambda: requests.get(web.url("/readyz"), timeout=5).ok, timeout=30, what="web ready again")
+    wait_for(lambda: requests.get(web.status("/readyz"), timeout=5).ok, timeout=30, what="web ready again")
     after = accepted_id(signup(web))
     landed = {g.properties.message_id for g in take(amqp_url, "mailer.signups.high")}
     assert after in landed

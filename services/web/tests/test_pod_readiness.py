@@ -25,17 +25,19 @@ def test_readiness_is_the_pods_while_one_worker_of_two_is_connected(core_config,
     env = web_env(core_config, OFFLOAD_AMQP_URL=proxy.route(core_config.amqp_url), OFFLOAD_WEB_WORKERS="2")
     web = start_web(env, tmp_path)
     try:
-        assert requests.get(web.url + "/readyz", timeout=5).json() == {"status": "ready", "workers": 2}
+        assert requests.get(web.status_url + "/readyz", timeout=5).json() == {"status": "ready", "workers": 2}
         proxy.max_connections = 1
         proxy.cut()
         # The workers notice the cut within a heartbeat of their I/O loop and a readiness check.
         wait_for(
-            lambda: requests.get(web.url + "/readyz", timeout=5).status_code == 503, timeout=30, what="503"
+            lambda: requests.get(web.status_url + "/readyz", timeout=5).status_code == 503,
+            timeout=30,
+            what="503",
         )
         answers: list[tuple[int, dict]] = []
 
         def the_connected_worker_answered() -> bool:
-            response = requests.get(web.url + "/readyz", timeout=5)
+            response = requests.get(web.status_url + "/readyz", timeout=5)
             answers.append((response.status_code, response.json()))
             return "this worker is connected" in response.json().get("broker", "")
 
@@ -49,7 +51,9 @@ def test_readiness_is_the_pods_while_one_worker_of_two_is_connected(core_config,
         assert answers[-1][1]["ready_workers"] == 1 and answers[-1][1]["workers"] == 2
         proxy.max_connections = None
         wait_for(
-            lambda: requests.get(web.url + "/readyz", timeout=5).ok, timeout=30, what="both workers ready"
+            lambda: requests.get(web.status_url + "/readyz", timeout=5).ok,
+            timeout=30,
+            what="both workers ready",
         )
     finally:
         assert web.terminate() == 0, web.process.logs()

@@ -56,7 +56,9 @@ def uncertain_signup(web, proxy, amqp_url: str, post=requests.post, **request) -
     proxy.cut()  # every connection dropped, and nothing swallowed any more
     thread.join(30)
     assert answer, "no answer to the signup"
-    wait_for(lambda: requests.get(web.url + "/readyz", timeout=5).ok, timeout=30, what="the web reconnected")
+    wait_for(
+        lambda: requests.get(web.status_url + "/readyz", timeout=5).ok, timeout=30, what="the web reconnected"
+    )
     return answer[0]
 
 

@@ -10,10 +10,13 @@ from offload_testkit.processes import ServiceProcess, free_port
 
 
 class Service:
-    def __init__(self, process: ServiceProcess, url: str) -> None:
+    def __init__(self, process: ServiceProcess, url: str, status_url: str | None = None) -> None:
         self.process = process
         self.url = url  # base URL of its HTTP port (web, stats API) or status port (runners)
         self.port = int(url.rsplit(":", 1)[1])
+        # /metrics, /healthz, /readyz: a gunicorn service's status port, a runner's only port
+        self.status_url = status_url or url
+        self.status_port = int(self.status_url.rsplit(":", 1)[1])
 
     def terminate(self) -> int:
         return self.process.terminate()
@@ -27,15 +30,24 @@ class Service:
         return self.process.process.pid
 
 
-def _start(argv: list[str], env: Mapping[str, str], log: Path, port: int, ready_path: str) -> Service:
+def _start(
+    argv: list[str],
+    env: Mapping[str, str],
+    log: Path,
+    port: int,
+    ready_path: str,
+    status_port: int | None = None,
+) -> Service:
     url = f"http://127.0.0.1:{port}"
-    process = ServiceProcess(argv, env=dict(env), log_path=log, health_url=url + ready_path).start()
-    return Service(process, url)
+    status_url = f"http://127.0.0.1:{status_port}" if status_port else url
+    process = ServiceProcess(argv, env=dict(env), log_path=log, health_url=status_url + ready_path).start()
+    return Service(process, url, status_url)
 
 
 def _start_gunicorn(
     service: str,
     bind_variable: str,
+    status_port_variable: str | None,
     env: Mapping[str, str],
     workdir: Path,
     name: str,
@@ -47,7 +59,11 @@ def _start_gunicorn(
     config = config or f"python:{service}.gunicorn_conf"
     argv = [sys.executable, "-m", "gunicorn", "-c", config, f"{service}.wsgi:app"]
     env = {bind_variable: f"127.0.0.1:{port}", "PROMETHEUS_MULTIPROC_DIR": str(metrics), **env}
-    return _start(argv, env, workdir / f"{name}.log", port, "/readyz")
+    status_port = None
+    if status_port_variable:
+        status_port = int(env.get(status_port_variable) or free_port())
+        env = {**env, status_port_variable: str(status_port)}
+    return _start(argv, env, workdir / f"{name}.log", port, "/readyz", status_port)
 
 
 # Tests and benchmarks drive many signups from one address to one domain: the web's rate
@@ -65,7 +81,15 @@ TEST_WEB_ENV = {
 
 def start_web(env: Mapping[str, str], workdir: Path, name: str = "web", config: str | None = None) -> Service:
     """The web under gunicorn with its own settings (or `config`, a gunicorn -c argument)."""
-    return _start_gunicorn("offload_web", "OFFLOAD_WEB_BIND", {**TEST_WEB_ENV, **env}, workdir, name, config)
+    return _start_gunicorn(
+        "offload_web",
+        "OFFLOAD_WEB_BIND",
+        "OFFLOAD_WEB_STATUS_PORT",
+        {**TEST_WEB_ENV, **env},
+        workdir,
+        name,
+        config,
+    )
 
 
 def start_mailer(
@@ -90,7 +114,9 @@ def start_stats_runner(
 
 
 def start_stats_api(env: Mapping[str, str], workdir: Path, name: str = "stats-api") -> Service:
-    return _start_gunicorn("offload_stats", "OFFLOAD_STATS_BIND", env, workdir, name)
+    return _start_gunicorn(
+        "offload_stats", "OFFLOAD_STATS_BIND", "OFFLOAD_STATS_API_STATUS_PORT", env, workdir, name
+    )
 
 
 def start_autoscaler(env: Mapping[str, str], workdir: Path, name: str = "autoscaler") -> Service:

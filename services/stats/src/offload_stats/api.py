@@ -9,6 +9,7 @@ from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from offload_core import page_headers, problems
+from offload_core import status_port as status_port_split
 from offload_core.metrics import render_latest
 from offload_core.settings import from_env
 from offload_stats import charts, queries
@@ -53,9 +54,12 @@ def _problem(status: int, title: str, detail: str, **extra: Any) -> Response:
     return response
 
 
-def create_app(store: StatsStore | None = None) -> Flask:
+def create_app(store: StatsStore | None = None, status_port: int | None = None) -> Flask:
+    """The read API; `status_port`: gunicorn's second port, the only one that serves
+    /metrics, /healthz and /readyz (None: every path on the one port)."""
     store = store or open_store(from_env(StatsConfig).store_url)
     app = Flask(__name__)
+    status_port_split.install(app, status_port)
     app.json.sort_keys = False  # type: ignore[attr-defined]  # Flask types app.json as the provider base class
     page_headers.install(app)
 
@@ -112,8 +116,9 @@ def create_app(store: StatsStore | None = None) -> Flask:
     def readyz() -> Any:
         try:
             store.ping()
-        except Exception as exc:  # the store's own error says what is wrong
-            return jsonify({"status": "not ready", "store": str(exc)}), 503
+        except Exception as exc:  # the store's own error says what is wrong: in the log only
+            log.warning("not ready: the store does not answer: %s", exc)
+            return jsonify({"status": "not ready", "store": "unreachable"}), 503
         return jsonify({"status": "ready"})
 
     @app.get("/metrics")

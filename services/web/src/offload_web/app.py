@@ -14,6 +14,7 @@ from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
 from offload_core import page_headers, tracing
+from offload_core import status_port as status_port_split
 from offload_core.config import CoreConfig
 from offload_core.publisher import Publisher
 from offload_core.topology import stack_topology
@@ -31,7 +32,10 @@ def create_app(
     publisher: Publisher | None = None,
     web_config: WebConfig | None = None,
     core_config: CoreConfig | None = None,
+    status_port: int | None = None,
 ) -> Flask:
+    """The web; `status_port`: gunicorn's second port, the only one that serves /metrics,
+    /healthz and /readyz (None: every path on the one port, as for a test client)."""
     web_config = web_config or WebConfig.from_env()
     core_config = core_config or CoreConfig.from_env(service_name="web")
     if publisher is None:
@@ -50,6 +54,7 @@ def create_app(
     app.config["WTF_CSRF_TIME_LIMIT"] = 24 * 3600  # a form left open for a day still works
     app.json.sort_keys = False  # type: ignore[attr-defined]  # Flask types app.json as the provider base class
     app.extensions["offload_web_config"] = web_config
+    status_port_split.install(app, status_port)  # before any other hook looks at a request
     SignupPublisher(publisher, core_config, enabled=web_config.publish_signups).init_app(app)
     bookkeeping.init_app(app, body_timeout_seconds=web_config.body_timeout_seconds)
     errors.init_app(app)

@@ -84,16 +84,25 @@ class WebServerConfig:
     """gunicorn's settings for the web (gunicorn_conf.py)."""
 
     bind: str = setting("OFFLOAD_WEB_BIND", "127.0.0.1:8000")
+    # /metrics, /healthz and /readyz, on the public bind's host (offload_core.status_port).
+    status_port: int = setting("OFFLOAD_WEB_STATUS_PORT", 9100, minimum=1)
     workers: int = setting("OFFLOAD_WEB_WORKERS", 2, minimum=1)
     # gthread: a thread per request; gevent: a greenlet per request, and the publisher's I/O
     # on the same event loop (a request waiting for its confirm is a switch, not a hand-off).
     worker_class: str = setting("OFFLOAD_WEB_WORKER_CLASS", "gthread", choices=("gthread", "gevent"))
     threads: int = setting("OFFLOAD_WEB_THREADS", 8, minimum=1)
-    # gevent: requests served at once per worker (gthread: `threads`).
+    # gevent: requests served at once per worker (gthread: `threads`). gthread: connections
+    # a worker holds in threads and kept alive, and separately, at most this many waiting for
+    # their headers.
     worker_connections: int = setting("OFFLOAD_WEB_WORKER_CONNECTIONS", 1000, minimum=1)
     timeout: int = setting("OFFLOAD_WEB_TIMEOUT", 30, minimum=1)
     graceful_timeout: int = setting("OFFLOAD_WEB_GRACEFUL_TIMEOUT", 20, minimum=0)
     keepalive: int = setting("OFFLOAD_WEB_KEEPALIVE", 5, minimum=0)
+    # gthread: a request's header block must be in this long after its first byte, or the
+    # connection is cut (offload_core.header_deadline); 0: gunicorn's own gthread worker, which waits
+    # for as long as a client likes. Browsers send their headers in one packet; ten seconds
+    # leaves room for a slow mobile link. gevent has no header deadline.
+    header_timeout: float = setting("OFFLOAD_WEB_HEADER_TIMEOUT", 10.0, minimum=0)
 
 
 def web_config() -> WebConfig:

@@ -16,7 +16,9 @@ from typing import Any
 from offload_core import tracing
 from offload_core.gunicorn_hooks import child_exit as _metrics_child_exit
 from offload_core.gunicorn_hooks import on_starting  # noqa: F401 - gunicorn reads it
+from offload_core.header_deadline import with_header_deadline
 from offload_core.settings import from_env_or_exit
+from offload_core.status_port import status_bind
 from offload_web import readiness
 from offload_web.config import WebServerConfig
 
@@ -33,15 +35,20 @@ if not (os.environ.get("OFFLOAD_WEB_SECRET_KEY") or os.environ.get("OFFLOAD_WEB_
     os.environ["OFFLOAD_WEB_SECRET_KEY"] = secrets.token_urlsafe(48)
 from_env_or_exit(tracing.TracingSettings)  # a bad OTEL_* value stops the master, not each worker
 
-bind = _server.bind
+bind = [_server.bind, status_bind(_server.bind, _server.status_port)]
 workers = _server.workers
 threads = _server.threads
-worker_class = _server.worker_class
+worker_class = (
+    with_header_deadline(_server.header_timeout)
+    if _server.worker_class == "gthread" and _server.header_timeout > 0
+    else _server.worker_class
+)
 worker_connections = _server.worker_connections
 timeout = _server.timeout
 graceful_timeout = _server.graceful_timeout
 keepalive = _server.keepalive
-# Request line and header limits (slow or oversize headers are cut by gunicorn itself).
+# Request line and header limits (oversize headers are refused by gunicorn; slow ones are
+# cut by offload_core.header_deadline).
 limit_request_line = 4094
 limit_request_fields = 100
 limit_request_field_size = 8190
