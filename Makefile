@@ -10,7 +10,7 @@ PACKAGES := libs/offload-core libs/offload-testkit $(wildcard services/*/pyproje
 PACKAGE_DIRS := $(patsubst %/pyproject.toml,%,$(PACKAGES))
 TEST_PATHS := libs $(wildcard services/*/tests) $(wildcard tests)
 
-.PHONY: help dev dev-deps check test e2e kube-binaries kind-node-image release-tools release-local k8s-tools k8s-manifests images keda-image container-test lint format system-deps venv bench-core bench-tracing bench-web bench-mailer bench-stats bench-autoscaler bench-keda chaos clean
+.PHONY: help dev dev-deps check test e2e kube-binaries kind-node-image release-tools release-local k8s-tools k8s-manifests images keda-image container-test lint format system-deps venv bench-core bench-tracing bench-web bench-mailer bench-stats bench-slow-clients bench-autoscaler bench-keda chaos clean
 
 help:
 	@echo "make dev         run the whole stack locally (installs what it needs)"
@@ -28,6 +28,7 @@ help:
 	@echo "make bench-tracing  the core with traces off, exported, and unsampled (bench/ratio lines)"
 	@echo "make bench-web   web with/without publishing and analytics (wrk, siege)"
 	@echo "make bench-mailer, make bench-stats, make bench-autoscaler"
+	@echo "make bench-slow-clients  signup latency under a crowd of slow-header clients"
 	@echo "make bench-keda  KEDA and our autoscaler on the same burst, side by side"
 	@echo "make chaos       the stack under faults: one 'chaos <scenario>: ...' line each"
 
@@ -155,6 +156,9 @@ bench-mailer: system-deps venv
 
 bench-stats: system-deps venv
 	$(BIN)/python bench/stats.py
+
+bench-slow-clients: system-deps venv
+	$(BIN)/python bench/slow_clients.py
 
 chaos: system-deps venv
 	$(BIN)/python -m tests.chaos.scenarios $(ARGS)
