@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import sqlite3
+import time
+import uuid
+
+import pytest
 
 from offload_core.envelope import Envelope
 from offload_stats import queries
-from offload_stats.counting import epoch_minute, increments
-from offload_stats.store import PRUNE_INTERVAL_SECONDS, SqliteStatsStore
+from offload_stats import store as store_module
+from offload_stats.counting import Increments, epoch_minute, increments
+from offload_stats.store import (
+    MINUTES_PER_DAY,
+    PRUNE_INTERVAL_SECONDS,
+    SERIES_RETENTION_MINUTES,
+    RedisStatsStore,
+    SqliteStatsStore,
+)
 from offload_testkit.messages import request_batch, request_event, signup
 
 
@@ -113,3 +124,43 @@ def test_a_file_from_before_seen_at_keeps_its_ids_for_a_full_ttl(tmp_path):
     assert store.apply([increments(event)]) == 0
     clock.now += 2 * PRUNE_INTERVAL_SECONDS
     assert store.apply([increments(event)]) == 1
+
+
+def point(minute: int) -> Increments:
+    return Increments(uuid.uuid4().hex, (), (("requests", minute, 1),))
+
+
+def test_points_on_both_sides_of_a_day_boundary_are_read_together(store):
+    """The Redis store keeps a hash per day: a window across midnight reads two of them."""
+    midnight = int(time.time() // 60) // MINUTES_PER_DAY * MINUTES_PER_DAY  # today's, in minutes
+    store.apply([point(midnight - 1), point(midnight)])
+    assert store.series("requests", midnight - 2, midnight + 1) == {midnight - 1: 1, midnight: 1}
+
+
+@pytest.mark.parametrize("retention", [SERIES_RETENTION_MINUTES, None])
+def test_sqlite_drops_points_older_than_the_series_retention(tmp_path, monkeypatch, retention):
+    """Control (retention None, i.e. practically unbounded): the old point stays."""
+    if retention is None:
+        monkeypatch.setattr(store_module, "SERIES_RETENTION_MINUTES", 10**9)
+    clock = FakeClock()
+    store = SqliteStatsStore(str(tmp_path / "stats.db"), clock=clock)
+    now_minute = int(clock.now // 60)
+    old, recent = now_minute - SERIES_RETENTION_MINUTES - 1, now_minute - SERIES_RETENTION_MINUTES + 60
+    store.apply([point(old), point(recent)])
+    clock.now += PRUNE_INTERVAL_SECONDS  # the next batch prunes
+    store.apply([point(now_minute)])
+    kept = store.series("requests", old, now_minute)
+    assert kept == ({recent: 1, now_minute: 1} if retention else {old: 1, recent: 1, now_minute: 1})
+
+
+def test_redis_day_hashes_expire_once_their_last_minute_leaves_the_retention(redis_url):
+    import redis
+
+    store = RedisStatsStore(redis_url, prefix=f"offload:test:{uuid.uuid4().hex}:")
+    now_minute = int(time.time() // 60)
+    store.apply([point(now_minute)])
+    client = redis.Redis.from_url(redis_url)
+    [key] = client.keys(f"{store._prefix}ts:*")
+    day = now_minute // MINUTES_PER_DAY
+    expected = ((day + 1) * MINUTES_PER_DAY + SERIES_RETENTION_MINUTES) * 60
+    assert client.execute_command("EXPIRETIME", key) == expected

@@ -5,7 +5,8 @@ Bounds: the counter families hold bounded keys (routes, agent families, status c
 fruits, lanes, mail outcomes); one dedupe mark per message for DEDUPE_TTL_SECONDS, and the
 web sends at most one request message per worker per quarter second whatever the traffic
 (up to 500 requests each), so the marks grow with the number of web workers, not with
-requests; the per-minute series grow one field per minute each.
+requests; the per-minute series keep SERIES_RETENTION_MINUTES (a field per minute each,
+Redis in one hash per day that expires with its last minute).
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ from offload_stats.counting import Increments
 DEDUPE_TTL_SECONDS = 30 * 24 * 3600
 # How often the SQLite store deletes the ids it no longer needs to remember.
 PRUNE_INTERVAL_SECONDS = 3600
+# Per-minute points are kept two days: twice the longest window the API serves (1440 minutes),
+# so a day's chart is whole whatever the hour, and late events still land in it.
+SERIES_RETENTION_MINUTES = 2 * 24 * 60
+MINUTES_PER_DAY = 24 * 60
 
 log = logging.getLogger("offload.stats.store")
 
@@ -116,9 +121,15 @@ class SqliteStatsStore:
         forgotten = self._db.execute(
             "DELETE FROM processed WHERE seen_at < ?", (int(now - self._dedupe_ttl),)
         ).rowcount
+        expired = self._db.execute(
+            "DELETE FROM series WHERE minute < ?", (int(now // 60) - SERIES_RETENTION_MINUTES,)
+        ).rowcount
         self._last_prune = now
-        if forgotten:
-            log.info("forgot old event ids", extra={"fields": {"forgotten": forgotten}})
+        if forgotten or expired:
+            log.info(
+                "forgot old event ids and points",
+                extra={"fields": {"forgotten": forgotten, "points": expired}},
+            )
 
     def remembered(self) -> int:
         """How many event ids the store keeps for deduplication."""
@@ -144,9 +155,10 @@ class SqliteStatsStore:
         return True
 
 
-# KEYS: none. ARGV: prefix, ttl, then per message: id, n, then n triples (hash, field, amount)
-# where hash is "c:<family>" or "ts:<series>". Runs atomically in Redis: the dedupe mark and
-# the increments of a message land together or not at all.
+# KEYS: none. ARGV: prefix, ttl, then per message: id, n, then n quadruples (hash, field,
+# amount, expire_at) where hash is "c:<family>" (expire_at 0: kept) or "ts:<series>:<day>"
+# (expire_at: the Unix time its last minute leaves the retention). Runs atomically in Redis:
+# the dedupe mark and the increments of a message land together or not at all.
 _APPLY_LUA = """
 local prefix, ttl = ARGV[1], tonumber(ARGV[2])
 local i, new = 3, 0
@@ -156,14 +168,28 @@ while i <= #ARGV do
   if redis.call('SET', prefix .. 'seen:' .. id, '1', 'NX', 'EX', ttl) then
     new = new + 1
     for j = 0, n - 1 do
-      local at = i + 3 * j
-      redis.call('HINCRBY', prefix .. ARGV[at], ARGV[at + 1], ARGV[at + 2])
+      local at = i + 4 * j
+      local key, expire_at = prefix .. ARGV[at], tonumber(ARGV[at + 3])
+      redis.call('HINCRBY', key, ARGV[at + 1], ARGV[at + 2])
+      if expire_at > 0 then
+        redis.call('EXPIREAT', key, expire_at)
+      end
     end
   end
-  i = i + 3 * n
+  i = i + 4 * n
 end
 return new
 """
+
+
+def series_day(minute: int) -> int:
+    """The day (since the epoch) whose hash holds `minute`'s point in Redis."""
+    return minute // MINUTES_PER_DAY
+
+
+def series_day_expires_at(day: int) -> int:
+    """When a day's hash goes: once its last minute is SERIES_RETENTION_MINUTES old."""
+    return ((day + 1) * MINUTES_PER_DAY + SERIES_RETENTION_MINUTES) * 60
 
 
 class RedisStatsStore:
@@ -179,18 +205,26 @@ class RedisStatsStore:
         for item in batch:
             args += [item.event_id, len(item.counters) + len(item.series)]
             for family, key, amount in item.counters:
-                args += ["c:" + family, key, amount]
+                args += ["c:" + family, key, amount, 0]
             for series, minute, amount in item.series:
-                args += ["ts:" + series, minute, amount]
+                day = series_day(minute)
+                args += [f"ts:{series}:{day}", minute, amount, series_day_expires_at(day)]
         return int(self._apply(args=args))
 
     def counters(self, family: str) -> dict[str, int]:
         return {str(k): int(v) for k, v in self._redis.hgetall(self._prefix + "c:" + family).items()}
 
     def series(self, name: str, first_minute: int, last_minute: int) -> dict[int, int]:
-        minutes = list(range(first_minute, last_minute + 1))
-        values = self._redis.hmget(self._prefix + "ts:" + name, [str(m) for m in minutes])
-        return {m: int(v) for m, v in zip(minutes, values, strict=True) if v is not None}
+        by_day: dict[int, list[int]] = {}
+        for minute in range(first_minute, last_minute + 1):
+            by_day.setdefault(series_day(minute), []).append(minute)
+        pipeline = self._redis.pipeline(transaction=False)
+        for day, minutes in by_day.items():
+            pipeline.hmget(f"{self._prefix}ts:{name}:{day}", [str(m) for m in minutes])
+        found: dict[int, int] = {}
+        for minutes, values in zip(by_day.values(), pipeline.execute(), strict=True):
+            found.update({m: int(v) for m, v in zip(minutes, values, strict=True) if v is not None})
+        return found
 
     def ping(self) -> bool:
         return bool(self._redis.ping())
