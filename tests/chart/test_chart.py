@@ -350,6 +350,39 @@ def test_the_web_counts_in_redis_as_its_own_user_and_imports_only_with_a_token()
     assert external["valueFrom"]["secretKeyRef"]["optional"] is True
 
 
+def test_stats_counts_in_a_redis_of_its_own_with_its_own_memory_ceiling():
+    """Counting can never fill the memory the mailer's claims need: two Redis, each with a
+    maxmemory; the stats pods point at theirs. External: the Secret's statsUrlKey, else the
+    one Redis (the control: nothing separates them then)."""
+
+    def stats_urls(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [
+            e
+            for name in ("r-offload-stats-api", "r-offload-stats-runner")
+            for c in pod_specs(docs)[name]["containers"]
+            for e in c["env"]
+            if e["name"] == "OFFLOAD_STATS_STORE_URL"
+        ]
+
+    docs = render(redis__stats__maxmemory="32mb")
+    specs = pod_specs(docs)
+    ceilings = {}
+    for name in ("r-offload-redis", "r-offload-stats-redis"):
+        [container] = specs[name]["containers"]
+        ceilings[name] = container["args"][container["args"].index("--maxmemory") + 1]
+        assert container["args"][container["args"].index("--maxmemory-policy") + 1] == "noeviction"
+    assert ceilings == {"r-offload-redis": "192mb", "r-offload-stats-redis": "32mb"}
+    assert {e["value"] for e in stats_urls(docs)} == {
+        "redis://:$(REDIS_PASSWORD)@r-offload-stats-redis:6379/0"
+    }
+    [stats_redis] = specs["r-offload-stats-redis"]["containers"]
+    assert "--user" not in stats_redis["args"]  # no web user there
+    external = stats_urls(render("external-services-values.yaml", redis__external__statsUrlKey="stats-url"))
+    assert {e["valueFrom"]["secretKeyRef"]["key"] for e in external} == {"stats-url"}
+    shared = stats_urls(render("external-services-values.yaml"))
+    assert {e["valueFrom"]["secretKeyRef"]["key"] for e in shared} == {"redis-url"}
+
+
 def test_the_broker_definitions_expire_parked_messages_with_the_topologys_policy():
     from offload_core.topology import parked_retention_policy
 
@@ -438,8 +471,9 @@ def test_network_policies_allow_only_the_designed_paths():
         return sorted(found)
 
     assert egress_peers("r-offload-web") == [("rabbitmq", 5672), ("redis", 6379)]
-    assert egress_peers("r-offload-stats-api") == [("redis", 6379)]
-    assert egress_peers("r-offload-stats-runner") == [("rabbitmq", 5672), ("redis", 6379)]
+    # Stats counts in a Redis of its own: it cannot fill the sent-store's, nor reach it.
+    assert egress_peers("r-offload-stats-api") == [("stats-redis", 6379)]
+    assert egress_peers("r-offload-stats-runner") == [("rabbitmq", 5672), ("stats-redis", 6379)]
     assert egress_peers("r-offload-mailer") == [("mailpit", 1025), ("rabbitmq", 5672), ("redis", 6379)]
     assert egress_peers("r-offload-autoscaler") == [
         ("*", 443),
@@ -452,6 +486,10 @@ def test_network_policies_allow_only_the_designed_paths():
         p["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for p in broker_from[0]["from"]
     )
     assert amqp_clients == ["autoscaler", "mailer", "stats-runner", "web"]
+    for store, clients in (("redis", ["mailer", "web"]), ("stats-redis", ["stats-api", "stats-runner"])):
+        [rule, *_] = policies[f"r-offload-{store}"]["spec"]["ingress"]
+        peers = sorted(p["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for p in rule["from"])
+        assert peers == clients, store
     # Every pod the chart runs is covered by the deny-all policy's selector.
     for d in docs:
         if d["kind"] in ("Deployment", "StatefulSet"):

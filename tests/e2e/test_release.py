@@ -61,7 +61,7 @@ def test_install_creates_every_component(cluster: Cluster, release: str, admin: 
     deployments = {d.metadata.name: d for d in apps.list_namespaced_deployment(NAMESPACE).items}
     assert expected <= set(deployments)
     statefulsets = {s.metadata.name for s in apps.list_namespaced_stateful_set(NAMESPACE).items}
-    assert rendered(cluster, release, "StatefulSet") == statefulsets == {"offload-rabbitmq", "offload-redis"}
+    assert rendered(cluster, release, "StatefulSet") == statefulsets == {"offload-rabbitmq", "offload-redis", "offload-stats-redis"}
     for name in expected:
         deployment = deployments[name]
         assert deployment.status.available_replicas == deployment.spec.replicas, name
@@ -314,6 +314,12 @@ DESIGNED_PATHS = [
     NetworkPath("autoscaler", "rabbitmq management", True),
     NetworkPath("autoscaler", "API server", True),
     NetworkPath("autoscaler", "redis", False),
+    # Stats counts in a Redis of its own, which nobody else reaches; nor does stats reach the
+    # sent-store's.
+    NetworkPath("stats-runner", "stats redis", True),
+    NetworkPath("stats-runner", "redis", False),
+    NetworkPath("mailer", "stats redis", False),
+    NetworkPath("web", "stats redis", False),
 ]
 
 
@@ -332,6 +338,7 @@ def network_targets(admin: client.ApiClient) -> dict[str, tuple[str, int]]:
         "rabbitmq": ("offload-rabbitmq", 5672),
         "rabbitmq management": ("offload-rabbitmq", 15672),
         "redis": ("offload-redis", 6379),
+        "stats redis": ("offload-stats-redis", 6379),
         "SMTP": ("offload-mailpit", 1025),
         "stats API": ("offload-stats-api", 80),
         "mailer metrics": (running_pod(admin, "mailer").status.pod_ip, 9101),
@@ -673,7 +680,7 @@ def _pod_uid(core: client.CoreV1Api, name: str) -> str | None:
         return None
 
 
-STATEFUL_PODS = "app.kubernetes.io/component in (rabbitmq,redis,mailpit)"
+STATEFUL_PODS = "app.kubernetes.io/component in (rabbitmq,redis,stats-redis,mailpit)"
 MAILER_PODS = "app.kubernetes.io/component=mailer"
 WEB_PODS = "app.kubernetes.io/component=web"
 
@@ -867,4 +874,4 @@ def test_uninstall_leaves_only_what_the_chart_documents(cluster, release, admin)
         what="only the documented objects left",
     )
     claims = {c.metadata.name for c in core.list_namespaced_persistent_volume_claim(NAMESPACE).items}
-    assert all(name.startswith(("data-offload-rabbitmq-", "data-offload-redis-")) for name in claims), claims
+    assert all(name.startswith(("data-offload-rabbitmq-", "data-offload-redis-", "data-offload-stats-redis-")) for name in claims), claims

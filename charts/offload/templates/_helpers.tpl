@@ -140,6 +140,24 @@ appears in a manifest; with an external broker they come whole from its Secret.
 {{- end }}
 {{- end }}
 
+{{/* The stats store's URL: the built-in stats Redis, or the external one's statsUrlKey
+     (urlKey, the sent-store's Redis, when that is empty). */}}
+{{- define "offload.statsStoreEnv" -}}
+{{- if .Values.redis.builtin }}
+- name: REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef: {name: {{ include "offload.redisSecret" . }}, key: password}
+- name: OFFLOAD_STATS_STORE_URL
+  value: "redis://:$(REDIS_PASSWORD)@{{ include "offload.componentName" (dict "root" . "component" "stats-redis") }}:6379/0"
+{{- else }}
+- name: OFFLOAD_STATS_STORE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.redis.external.existingSecret }}
+      key: {{ .Values.redis.external.statsUrlKey | default .Values.redis.external.urlKey }}
+{{- end }}
+{{- end }}
+
 {{/* Settings every Offload service reads. */}}
 {{- define "offload.commonEnv" -}}
 - name: OFFLOAD_LOG_FORMAT
