@@ -57,16 +57,21 @@ def test_4xx_then_ok_is_delivered_once_after_the_delay(mailers, stack_publisher,
 
 
 def test_5xx_parks_the_signup_and_announces_mail_failed(mailers, stack_publisher, smtp_sink, amqp_url):
-    mailers.start()
-    smtp_sink.replies.append("550 5.1.1 no such user")
+    mailer = mailers.start()
     envelope = signup()
+    address = envelope.data["email"]
+    # Relays quote the recipient in their refusals; the address must not travel on with it.
+    smtp_sink.replies.append(f"550 5.1.1 <{address}>: no such user")
     stack_publisher.publish(envelope)
     [parked] = take(amqp_url, "mailer.signups.high.parked", expect=1, timeout=15)
     assert parked.properties.message_id == envelope.id
-    assert "550" in parked.headers[PARK_REASON_HEADER]
+    reason = parked.headers[PARK_REASON_HEADER]
+    assert "550" in reason and "<address>" in reason and address not in reason
     [failed] = events(amqp_url, "mail.failed", expect=2)
     assert failed["id"] == f"mail.failed-{envelope.id}" and "550" in failed["data"]["reason"]
+    assert address not in failed["data"]["reason"]
     assert smtp_sink.count() == 0
+    assert "no such user" in mailer.log_path.read_text() and address not in mailer.log_path.read_text()
 
 
 def test_smtp_server_down_for_a_while_then_delivered(mailers, stack_publisher, smtp_sink):

@@ -12,6 +12,12 @@ addresses (personal data) and every key has the same size.
 from __future__ import annotations
 
 import hashlib
+import re
+
+# Anything shaped like an address in a relay's reply ("550 5.1.1 <ada@example.com>: no such
+# user"): a local part, "@", a dotted domain. Loose on purpose: it only has to catch what
+# a relay echoes, and replacing a non-address that looks like one costs nothing.
+_ADDRESS_LIKE = re.compile(r"[^\s<>()\[\]\\,;:\"]+@[^\s<>()\[\]\\,;:\"]+")
 
 
 def ascii_domain(address: str) -> str:
@@ -28,3 +34,10 @@ def ascii_domain(address: str) -> str:
 def welcome_key(address: str) -> str:
     """The sent-store key of the mailbox `address` names."""
     return hashlib.sha256(ascii_domain(address).lower().encode("utf-8")).hexdigest()
+
+
+def without_addresses(text: str) -> str:
+    """`text` with every address in it replaced by `<address>`: relays quote the recipient
+    in their refusals, and such a text goes into log lines, the parked message's reason and
+    the mail.failed event that stats receives."""
+    return _ADDRESS_LIKE.sub("<address>", text)

@@ -14,6 +14,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
 
+from offload_mailer.addresses import without_addresses
 from offload_mailer.config import MailerConfig
 
 log = logging.getLogger("offload.mailer.smtp")
@@ -34,7 +35,7 @@ class MailBackend(Protocol):
 
 
 def _classify(code: int, text: bytes | str, what: str) -> Exception:
-    reply = text.decode(errors="replace") if isinstance(text, bytes) else str(text)
+    reply = without_addresses(text.decode(errors="replace") if isinstance(text, bytes) else str(text))
     error = f"SMTP {code} {reply} ({what})"
     return PermanentMailError(error) if 500 <= code < 600 else TransientMailError(error)
 
