@@ -61,7 +61,11 @@ def test_install_creates_every_component(cluster: Cluster, release: str, admin: 
     deployments = {d.metadata.name: d for d in apps.list_namespaced_deployment(NAMESPACE).items}
     assert expected <= set(deployments)
     statefulsets = {s.metadata.name for s in apps.list_namespaced_stateful_set(NAMESPACE).items}
-    assert rendered(cluster, release, "StatefulSet") == statefulsets == {"offload-rabbitmq", "offload-redis", "offload-stats-redis"}
+    assert (
+        rendered(cluster, release, "StatefulSet")
+        == statefulsets
+        == {"offload-rabbitmq", "offload-redis", "offload-stats-redis"}
+    )
     for name in expected:
         deployment = deployments[name]
         assert deployment.status.available_replicas == deployment.spec.replicas, name
@@ -874,4 +878,7 @@ def test_uninstall_leaves_only_what_the_chart_documents(cluster, release, admin)
         what="only the documented objects left",
     )
     claims = {c.metadata.name for c in core.list_namespaced_persistent_volume_claim(NAMESPACE).items}
-    assert all(name.startswith(("data-offload-rabbitmq-", "data-offload-redis-", "data-offload-stats-redis-")) for name in claims), claims
+    assert all(
+        name.startswith(("data-offload-rabbitmq-", "data-offload-redis-", "data-offload-stats-redis-"))
+        for name in claims
+    ), claims

@@ -9,6 +9,7 @@ from typing import Any
 from email_validator import EmailNotValidError, validate_email
 
 from offload_core.contracts import default_contracts
+from offload_core.mailboxes import mailbox
 
 _SCHEMA = default_contracts().get("signup.created", 1).schema
 # The contract is the single source of the fruit list and the name limit.
@@ -103,13 +104,13 @@ def validate_signup(raw: Any) -> tuple[Signup | None, dict[str, str]]:
 
 def repeated_addresses(batch: list[Signup]) -> dict[str, str]:
     """{"[i].email": why} for every signup of `batch` whose mailbox an earlier one names
-    (compared as the mailer does: the whole address, case-insensitively)."""
+    (offload_core.mailboxes, as the mailer compares them)."""
     first: dict[str, int] = {}
     errors: dict[str, str] = {}
     for index, signup in enumerate(batch):
-        mailbox = signup.email.lower()
-        if mailbox in first:
-            errors[f"[{index}].email"] = f"names the same address as [{first[mailbox]}]"
+        named = mailbox(signup.email)
+        if named in first:
+            errors[f"[{index}].email"] = f"names the same address as [{first[named]}]"
         else:
-            first[mailbox] = index
+            first[named] = index
     return errors

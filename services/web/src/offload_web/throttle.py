@@ -33,6 +33,7 @@ from flask_limiter import Limiter, RequestLimit
 from flask_limiter.errors import RateLimitExceeded
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from offload_core.mailboxes import ascii_domain
 from offload_web.config import WebConfig, web_config
 from offload_web.errors import problem, wants_problem
 
@@ -67,11 +68,11 @@ def recipient_domain() -> str | None:
         email = request.form.get("email")
     if not isinstance(email, str) or "@" not in email:
         return None
-    domain = email.rpartition("@")[2].strip().lower()
+    domain = email.rpartition("@")[2].strip()
     if not domain or len(domain) > DOMAIN_MAX:
         return None
     try:
-        return domain.encode("idna").decode("ascii")
+        return ascii_domain(domain)
     except UnicodeError:
         return None  # not a name validation will accept: nothing is mailed, nothing to count
 
