@@ -33,6 +33,9 @@ def start_small_web(core_config, tmp_path, header_timeout: str) -> Service:
         OFFLOAD_WEB_WORKER_CONNECTIONS=str(WORKER_CONNECTIONS),
         OFFLOAD_WEB_HEADER_TIMEOUT=header_timeout,
         OFFLOAD_WEB_WORKER_CLASS="gthread",
+        # What is checked is the web's threads, not the broker's pace: on a loaded machine a
+        # confirm may take longer than the suite's usual 2 s.
+        OFFLOAD_CONFIRM_TIMEOUT="10",
     )
     return start_web(env, tmp_path)
 
@@ -44,7 +47,7 @@ def small_web(core_config, tmp_path) -> Iterator[Service]:
     assert service.terminate() == 0, service.process.logs()
 
 
-def signup(url: str) -> tuple[int | None, float]:
+def signup(url: str, timeout: float = 15) -> tuple[int | None, float]:
     """One prompt client's signup on a new connection: (status or None on a timeout, seconds)."""
     started = time.perf_counter()
     try:
@@ -52,7 +55,7 @@ def signup(url: str) -> tuple[int | None, float]:
             url + "/api/v1/signups",
             json={"name": "Prompt", "email": f"prompt-{uuid.uuid4().hex[:10]}@example.com", "fruit": "apple"},
             headers={"Connection": "close"},
-            timeout=3,
+            timeout=timeout,
         )
     except requests.RequestException:
         return None, time.perf_counter() - started
@@ -82,8 +85,10 @@ def test_a_crowd_of_slow_header_clients_does_not_stall_signups(small_web):
         while crowd.reopened < 2 * CROWD or len(results) < 50:
             assert time.monotonic() < deadline, f"the crowd was reopened {crowd.reopened} times only"
             results.append(signup(small_web.url))
-    statuses = [status for status, _ in results]
-    assert statuses == [202] * len(results), statuses
+    failed = [
+        (index, status, f"{seconds:.1f}s") for index, (status, seconds) in enumerate(results) if status != 202
+    ]
+    assert not failed, f"{len(failed)} of {len(results)} signups not accepted (index, status, time): {failed}"
     latencies = sorted(seconds for _, seconds in results)
     print(
         f"signups={len(results)} p50_ms={latencies[len(latencies) // 2] * 1000:.1f} "
@@ -98,7 +103,7 @@ def test_negative_control_gunicorns_own_worker_stalls_under_the_crowd(core_confi
     service = start_small_web(core_config, tmp_path, "0")
     try:
         with SlowHeaderCrowd(address_of(service), CROWD) as crowd:
-            results = [signup(service.url) for _ in range(3)]
+            results = [signup(service.url, timeout=3) for _ in range(3)]
         assert [status for status, _ in results] == [None] * 3
         assert crowd.reopened == 0  # nobody was cut
     finally:
@@ -108,8 +113,9 @@ def test_negative_control_gunicorns_own_worker_stalls_under_the_crowd(core_confi
 def test_headers_not_complete_in_time_are_answered_408_and_cut(small_web):
     started = time.monotonic()
     with SlowHeaderCrowd(address_of(small_web), 1) as crowd:
-        assert crowd.answered.wait(15), "the slow client was never cut"
-    assert crowd.answers[0].startswith(b"HTTP/1.1 408 ")
+        answer = crowd.first_answer(timeout=15)
+    assert answer is not None, "the slow client was never cut"
+    assert answer.startswith(b"HTTP/1.1 408 ")
     assert time.monotonic() - started >= 2  # OFFLOAD_WEB_HEADER_TIMEOUT
     assert cuts(small_web)["header_timeout"] >= 1
 

@@ -25,6 +25,7 @@ timeout is keep-alive's), and a Python proxy in front would cost another hop for
 from __future__ import annotations
 
 import contextlib
+import re
 import selectors
 import socket
 import time
@@ -53,19 +54,46 @@ _HEADERS_TOO_LARGE = (
 )
 
 
-def header_block_complete(received: bytes | bytearray) -> bool:
-    """Whether `received` holds a request's whole header block: the empty line after the
-    fields. Empty lines before the request line do not count (RFC 9112 section 2.2 lets a
-    server skip them), or a client could send two and then take its time."""
-    start = len(received) - len(bytes(received).lstrip(b"\r\n"))
-    return received.find(b"\r\n\r\n", start) >= 0 or received.find(b"\n\n", start) >= 0
+# The first byte of a request line: empty lines before it do not count (RFC 9112 section 2.2
+# lets a server skip them), or a client could send two and then take its time.
+_CONTENT = re.compile(rb"[^\r\n]")
+
+
+@dataclass
+class HeaderBlock:
+    """A request's header block as it arrives, complete at the empty line after its fields.
+    Every byte is looked at once however small the pieces it comes in: a client may send its
+    32 KiB one byte at a time."""
+
+    received: bytearray = field(default_factory=bytearray)
+    complete: bool = False
+    _scanned: int = 0
+    _request_line_at: int | None = None
+
+    def add(self, chunk: bytes) -> bool:
+        """Append `chunk`; whether the block is now complete."""
+        self.received += chunk
+        if self._request_line_at is None:
+            found = _CONTENT.search(self.received, self._scanned)
+            self._request_line_at = found.start() if found else None
+        if self._request_line_at is not None and not self.complete:
+            since = max(self._request_line_at, self._scanned - 3)  # a terminator split by the pieces
+            self.complete = (
+                self.received.find(b"\r\n\r\n", since) >= 0 or self.received.find(b"\n\n", since) >= 0
+            )
+        self._scanned = len(self.received)
+        return self.complete
+
+    @property
+    def too_large(self) -> bool:
+        return len(self.received) > MAX_HEADER_BYTES
 
 
 @dataclass
 class WaitingConnection:
     conn: TConn
     deadline: float
-    received: bytearray = field(default_factory=bytearray)
+    block: HeaderBlock
 
 
 def with_header_deadline(seconds: float) -> type[ThreadWorker]:
@@ -86,8 +114,9 @@ class HeaderDeadlineWorker(ThreadWorker):
         """Every request (new connection, kept-alive one, read-ahead after a response) waits
         here for its headers before it gets a thread."""
         self.nr_conns -= 1  # counted again when it goes to a thread
-        held = conn.parser.unreader.take_buffered() if conn.parser is not None else b""
-        waiting = WaitingConnection(conn, time.monotonic() + self.header_timeout, bytearray(held))
+        waiting = WaitingConnection(conn, time.monotonic() + self.header_timeout, HeaderBlock())
+        if conn.parser is not None:  # what a kept-alive connection's parser read ahead
+            waiting.block.add(conn.parser.unreader.take_buffered())
         if self._dispatch_if_complete(waiting):
             return
         conn.sock.setblocking(False)
@@ -107,22 +136,21 @@ class HeaderDeadlineWorker(ThreadWorker):
             self._forget(waiting)
             waiting.conn.close()
             return
-        waiting.received += chunk
-        if header_block_complete(waiting.received) or len(waiting.received) > MAX_HEADER_BYTES:
+        if waiting.block.add(chunk) or waiting.block.too_large:
             self._forget(waiting)
             self._dispatch_if_complete(waiting)
 
     def _dispatch_if_complete(self, waiting: WaitingConnection) -> bool:
-        if len(waiting.received) > MAX_HEADER_BYTES:
+        if waiting.block.too_large:
             SLOW_CLIENTS_CUT.labels("headers_too_large").inc()
             self._answer_and_close(waiting.conn, _HEADERS_TOO_LARGE)
             return True
-        if not header_block_complete(waiting.received):
+        if not waiting.block.complete:
             return False
         conn = waiting.conn
         conn.data_ready = True  # no second wait for a first byte in the thread
         self.nr_conns += 1
-        future = self.tpool.submit(self._handle_with, conn, bytes(waiting.received))
+        future = self.tpool.submit(self._handle_with, conn, bytes(waiting.block.received))
         future.add_done_callback(lambda done: self.method_queue.defer(self.finish_request, conn, done))
         return True
 
