@@ -23,7 +23,6 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import requests
 from common import private_broker, web_server
@@ -68,12 +67,6 @@ def timed(label: str, timings: list[float | None]) -> tuple[float, float]:
     return p50, p99
 
 
-def address(url: str) -> tuple[str, int]:
-    parts = urlsplit(url)
-    assert parts.hostname and parts.port
-    return parts.hostname, parts.port
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--signups", type=int, default=500)
@@ -87,13 +80,13 @@ def main() -> int:
         with web_server(broker.amqp_url(), workdir, "web-deadline", **env) as web:
             signups(web.url, 20, timeout=10)  # connections and caches warm
             _, quiet = timed("quiet", signups(web.url, count, timeout=10))
-            with SlowHeaderCrowd(address(web.url), CROWD) as crowd:
+            with SlowHeaderCrowd(web.address, CROWD) as crowd:
                 _, crowded = timed("slow_header_crowd", signups(web.url, count, timeout=10))
             print(f"ratio web_signup_p99_slow_header_crowd_vs_quiet: {crowded / quiet:.2f}")
             print(f"bench web_slow_header_crowd_reopened: {crowd.reopened} connections (crowd {CROWD})")
         control_env = {**env, "OFFLOAD_WEB_HEADER_TIMEOUT": "0"}
         with web_server(broker.amqp_url(), workdir, "web-control", **control_env) as web:
-            with SlowHeaderCrowd(address(web.url), CROWD):
+            with SlowHeaderCrowd(web.address, CROWD):
                 control = signups(web.url, 10, timeout=2)
             answered = sum(t is not None for t in control)
             label = "web_signups_answered_slow_header_crowd_gunicorn_worker"

@@ -8,7 +8,6 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
-from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -70,14 +69,8 @@ def cuts(service: Service) -> dict[str, float]:
     }
 
 
-def address_of(service: Service) -> tuple[str, int]:
-    parts = urlsplit(service.url)
-    assert parts.hostname is not None and parts.port is not None
-    return parts.hostname, parts.port
-
-
 def test_a_crowd_of_slow_header_clients_does_not_stall_signups(small_web):
-    with SlowHeaderCrowd(address_of(small_web), CROWD) as crowd:
+    with SlowHeaderCrowd(small_web.address, CROWD) as crowd:
         results = []
         deadline = time.monotonic() + 60
         # Signups go on until the crowd has been cut and has come back several times over, so
@@ -102,7 +95,7 @@ def test_negative_control_gunicorns_own_worker_stalls_under_the_crowd(core_confi
     slow clients hold every thread, and a prompt client gets no answer."""
     service = start_small_web(core_config, tmp_path, "0")
     try:
-        with SlowHeaderCrowd(address_of(service), CROWD) as crowd:
+        with SlowHeaderCrowd(service.address, CROWD) as crowd:
             results = [signup(service.url, timeout=3) for _ in range(3)]
         assert [status for status, _ in results] == [None] * 3
         assert crowd.reopened == 0  # nobody was cut
@@ -112,7 +105,7 @@ def test_negative_control_gunicorns_own_worker_stalls_under_the_crowd(core_confi
 
 def test_headers_not_complete_in_time_are_answered_408_and_cut(small_web):
     started = time.monotonic()
-    with SlowHeaderCrowd(address_of(small_web), 1) as crowd:
+    with SlowHeaderCrowd(small_web.address, 1) as crowd:
         answer = crowd.first_answer(timeout=15)
     assert answer is not None, "the slow client was never cut"
     assert answer.startswith(b"HTTP/1.1 408 ")
@@ -121,7 +114,7 @@ def test_headers_not_complete_in_time_are_answered_408_and_cut(small_web):
 
 
 def test_a_header_block_over_the_limit_is_answered_431(small_web):
-    connection = socket.create_connection(address_of(small_web), timeout=10)
+    connection = socket.create_connection(small_web.address, timeout=10)
     try:
         header = b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(
             b"X-Filler-%d: %s\r\n" % (index, b"v" * 1000) for index in range(MAX_HEADER_BYTES // 1000 + 2)
@@ -135,7 +128,7 @@ def test_a_header_block_over_the_limit_is_answered_431(small_web):
 def test_kept_alive_and_pipelined_requests_are_still_served(small_web):
     with requests.Session() as session:
         assert [session.get(small_web.url + "/", timeout=5).status_code for _ in range(3)] == [200] * 3
-    connection = socket.create_connection(address_of(small_web), timeout=10)
+    connection = socket.create_connection(small_web.address, timeout=10)
     try:
         request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
         connection.sendall(request + request[:10])  # the second request's headers arrive later

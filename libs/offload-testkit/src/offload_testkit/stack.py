@@ -14,6 +14,7 @@ class Service:
         self.process = process
         self.url = url  # base URL of its HTTP port (web, stats API) or status port (runners)
         self.port = int(url.rsplit(":", 1)[1])
+        self.address = (url.removeprefix("http://").rsplit(":", 1)[0], self.port)  # for raw sockets
         # /metrics, /healthz, /readyz: a gunicorn service's status port, a runner's only port
         self.status_url = status_url or url
         self.status_port = int(self.status_url.rsplit(":", 1)[1])
