@@ -102,4 +102,4 @@ def test_a_signup_can_be_followed_from_the_request_id_to_the_mail(core_config, t
 
     # Stats: the signup and its mail.sent event, both under the same correlation id.
     stats_types = {e["type"] for e in outcome_lines(tmp_path / "stats.log", request_id)}
-    assert {"signup.created", "mail.sent"} <= stats_types
+    assert {"signup.accepted", "mail.sent"} <= stats_types

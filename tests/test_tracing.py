@@ -60,6 +60,11 @@ def check_signup_trace(found: SignupTrace) -> list[str]:
     signup = one("the signup.created publish", service="offload-web", kind="producer", name="signup.created")
     if request and signup and not descends(signup, request):
         problems.append("the signup.created publish is not under the web's request span")
+    accepted = one(
+        "the signup.accepted publish", service="offload-web", kind="producer", name="signup.accepted"
+    )
+    if request and accepted and not descends(accepted, request):
+        problems.append("the signup.accepted publish is not under the web's request span")
     delivery = one("the mailer's delivery", service="offload-mailer", kind="consumer", parent=signup)
     if delivery is not None and not float(delivery.attributes.get("offload.time_on_queue_s", -1)) >= 0:
         problems.append("the mailer's delivery span has no time on queue")
@@ -68,7 +73,7 @@ def check_signup_trace(found: SignupTrace) -> list[str]:
         "the mail.sent publish", service="offload-mailer", kind="producer", name="mail.sent", parent=delivery
     )
     counted = [
-        one("stats' delivery of signup.created", service="offload-stats", kind="consumer", parent=signup),
+        one("stats' delivery of signup.accepted", service="offload-stats", kind="consumer", parent=accepted),
         one("stats' delivery of mail.sent", service="offload-stats", kind="consumer", parent=sent),
     ]
     linked = {link for batch in found.stats_batches for link in batch.links}
@@ -151,7 +156,7 @@ def run_signup(core_config, tmp_path: Path, web_env: dict[str, str]) -> SignupTr
             types = {
                 e.get("type") for e in entries if e.get("outcome") == "acked" and signup_id in e["message_id"]
             }
-            return {"signup.created", "mail.sent"} <= types
+            return {"signup.accepted", "mail.sent"} <= types
 
         wait_for(stats_counted_both, timeout=30, what="stats' outcome lines for both events")
         # The negative control never passes the checks: it is done when the trace has not

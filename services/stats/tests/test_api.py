@@ -12,7 +12,7 @@ import requests
 from offload_stats.api import create_app
 from offload_stats.counting import increments
 from offload_stats.store import SqliteStatsStore
-from offload_testkit.messages import request_event, signup
+from offload_testkit.messages import request_event, signup_accepted
 from offload_testkit.stack import start_stats_api
 
 
@@ -21,7 +21,7 @@ def filled(tmp_path):
     path = tmp_path / "stats.db"
     store = SqliteStatsStore(str(path))
     events = [request_event("/<b>", "firefox"), request_event("/x", "curl"), request_event("/<b>", "curl")]
-    events += [signup(fruit="kiwi"), signup(fruit="pear", lane="low")]
+    events += [signup_accepted(fruit="kiwi"), signup_accepted(fruit="pear", lane="low")]
     store.apply([increments(e) for e in events])
     return store, path
 

@@ -6,7 +6,7 @@ import pytest
 
 from offload_stats import queries
 from offload_testkit.amqp import ready_count, wait_for
-from offload_testkit.messages import publish_all, signup
+from offload_testkit.messages import publish_all, signup_accepted
 from offload_testkit.plugin import own_rabbitmq_broker
 
 rabbitmq_broker = own_rabbitmq_broker()
@@ -16,7 +16,7 @@ rabbitmq_broker = own_rabbitmq_broker()
 def test_broker_restart_mid_stream_keeps_counts_exact(
     stats_runner, stack_publisher, store, store_url, amqp_url, rabbitmq_broker
 ):
-    first = [signup() for _ in range(500)]
+    first = [signup_accepted() for _ in range(500)]
     publish_all(stack_publisher, first)
     runner = stats_runner(store_url)
     try:
@@ -24,7 +24,7 @@ def test_broker_restart_mid_stream_keeps_counts_exact(
             lambda: queries.summary(store)["signups"]["total"] > 0, timeout=20, what="counting under way"
         )
         rabbitmq_broker.restart()
-        second = [signup(fruit="pear") for _ in range(200)]
+        second = [signup_accepted(fruit="pear") for _ in range(200)]
         publish_all(stack_publisher, second)
         wait_for(
             lambda: queries.summary(store)["signups"]["total"] >= 700, timeout=60, what="700 signups counted"

@@ -7,14 +7,14 @@ import pytest
 from offload_core.topology import delay_queue_name
 from offload_stats import queries
 from offload_testkit.amqp import ready_count, wait_for
-from offload_testkit.messages import publish_all, request_event, signup
+from offload_testkit.messages import publish_all, request_event, signup_accepted
 
 
 def test_counts_equal_events_published_and_duplicates_count_once(
     stats_runner, stack_publisher, store, store_url, amqp_url
 ):
     requests_ = [request_event(f"/p{i % 5}", f"agent-{i % 3}") for i in range(300)]
-    signups = [signup(fruit=("kiwi", "mango")[i % 2]) for i in range(50)]
+    signups = [signup_accepted(fruit=("kiwi", "mango")[i % 2]) for i in range(50)]
     publish_all(stack_publisher, requests_ + signups)
     publish_all(stack_publisher, requests_[:40] + signups[:10])  # redelivered copies
     runner = stats_runner(store_url)

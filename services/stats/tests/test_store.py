@@ -19,7 +19,7 @@ from offload_stats.store import (
     RedisStatsStore,
     SqliteStatsStore,
 )
-from offload_testkit.messages import request_batch, request_event, signup
+from offload_testkit.messages import request_batch, request_event, signup, signup_accepted
 
 
 def test_counts_equal_the_events_applied(store):
@@ -28,7 +28,11 @@ def test_counts_equal_the_events_applied(store):
         request_event("/x", "chrome"),
         request_event("/", "made-up/1", 404),
     ]
-    events += [signup(fruit="kiwi"), signup(fruit="kiwi", lane="low"), signup(fruit="mango")]
+    events += [
+        signup_accepted(fruit="kiwi"),
+        signup_accepted(fruit="kiwi", lane="low"),
+        signup_accepted(fruit="mango"),
+    ]
     events += [Envelope("mail.sent", {"signup_id": "s1", "fruit": "kiwi"})]
     events += [Envelope("mail.failed", {"signup_id": "s2", "reason": "550"})]
     events += [Envelope("mail.suppressed", {"signup_id": "s3", "welcomed_by": "s1"})]
@@ -45,10 +49,21 @@ def test_counts_equal_the_events_applied(store):
 
 
 def test_the_same_event_twice_counts_once_within_and_across_batches(store):
-    event = signup()
+    event = signup_accepted()
     assert store.apply([increments(event), increments(event)]) == 1
-    assert store.apply([increments(event), increments(signup())]) == 1
+    assert store.apply([increments(event), increments(signup_accepted())]) == 1
     assert store.counters("signups") == {"total": 2}
+
+
+def test_a_signup_counts_once_whichever_fact_brings_it(store):
+    """A web of the version before sent stats the whole signup.created; one left in the queue
+    at an upgrade and the same signup's signup.accepted count once, under its signup id."""
+    created = signup(fruit="pear")
+    accepted = signup_accepted(fruit="pear", signup_id=created.id)
+    assert store.apply([increments(created)]) == 1
+    assert store.apply([increments(accepted)]) == 0
+    assert store.counters("signups") == {"total": 1}
+    assert store.counters("fruit") == {"pear": 1}
 
 
 def test_a_request_batch_is_counted_whole_once_by_its_message_id(store):
@@ -86,7 +101,7 @@ class FakeClock:
 def test_sqlite_forgets_event_ids_after_the_dedupe_ttl(tmp_path):
     clock = FakeClock()
     store = SqliteStatsStore(str(tmp_path / "stats.db"), dedupe_ttl=3 * PRUNE_INTERVAL_SECONDS, clock=clock)
-    old, recent = signup(), signup()
+    old, recent = signup_accepted(), signup_accepted()
     assert store.apply([increments(old)]) == 1
     clock.now += 2 * PRUNE_INTERVAL_SECONDS
     assert store.apply([increments(recent)]) == 1
@@ -101,18 +116,18 @@ def test_sqlite_forgets_event_ids_after_the_dedupe_ttl(tmp_path):
 def test_sqlite_prunes_at_most_once_per_interval(tmp_path):
     clock = FakeClock()
     store = SqliteStatsStore(str(tmp_path / "stats.db"), dedupe_ttl=60, clock=clock)
-    store.apply([increments(signup())])
+    store.apply([increments(signup_accepted())])
     clock.now += 120  # past the TTL, but the last prune was less than an interval ago
-    store.apply([increments(signup())])
+    store.apply([increments(signup_accepted())])
     assert store.remembered() == 2
     clock.now += PRUNE_INTERVAL_SECONDS
-    store.apply([increments(signup())])
+    store.apply([increments(signup_accepted())])
     assert store.remembered() == 1
 
 
 def test_a_file_from_before_seen_at_keeps_its_ids_for_a_full_ttl(tmp_path):
     path = tmp_path / "stats.db"
-    event = signup()
+    event = signup_accepted()
     item = increments(event)
     with sqlite3.connect(path) as db:
         db.execute("CREATE TABLE processed (event_id TEXT PRIMARY KEY)")

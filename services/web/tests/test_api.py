@@ -23,24 +23,35 @@ def post(web, path, body=None, headers=None, **kwargs):
 
 
 def test_accepted_signup_puts_exactly_one_valid_message_on_each_bound_queue(web, amqp_url):
+    """The mailer gets the signup (name and address); stats gets what it counts of it and
+    nothing personal."""
     response = post(web, "/api/v1/signups", GOOD, headers={"X-Request-ID": "req-abc-1"})
     assert response.status_code == 202
     body = response.json()
     assert body["status"] == "queued"
     assert response.headers["X-Request-ID"] == "req-abc-1"
-    for queue in ("mailer.signups.high", "stats.activity"):
+    expected = {
+        "mailer.signups.high": (
+            "signup.created",
+            body["id"],
+            {"name": "Ada Lovelace", "email": "Ada@example.com", "fruit": "kiwi", "lane": "high"},
+        ),
+        "stats.activity": (
+            "signup.accepted",
+            f"signup.accepted-{body['id']}",
+            {"signup_id": body["id"], "fruit": "kiwi", "lane": "high"},
+        ),
+    }
+    for queue, (message_type, message_id, data) in expected.items():
         [message] = take(amqp_url, queue, expect=1)
         envelope = message.json()
         default_contracts().check_envelope(envelope)
-        assert envelope["id"] == body["id"] == message.properties.message_id
-        assert envelope["data"] == {
-            "name": "Ada Lovelace",
-            "email": "Ada@example.com",
-            "fruit": "kiwi",
-            "lane": "high",
-        }
+        assert (envelope["type"], envelope["id"], envelope["data"]) == (message_type, message_id, data)
+        assert message.properties.message_id == message_id
         assert message.properties.correlation_id == "req-abc-1"
         assert take(amqp_url, queue) == []
+        if queue.startswith("stats."):
+            assert b"Ada" not in message.body and b"example.com" not in message.body
     assert ready_count(amqp_url, "mailer.signups.low") == 0
 
 

@@ -54,6 +54,9 @@ class WorkQueue:
     name: str
     # Routing-key patterns on offload.events (topic syntax: * one word, # any).
     bindings: tuple[str, ...]
+    # Patterns this queue was bound with by an earlier version, unbound at every declare
+    # (a no-op once gone): a binding nobody declares any more would otherwise stay for good.
+    retired_bindings: tuple[str, ...] = ()
 
     @property
     def parking_queue(self) -> str:
@@ -140,6 +143,10 @@ class Topology:
                 ("queue_bind", {"queue": queue.name, "exchange": EVENTS_EXCHANGE, "routing_key": pattern})
                 for pattern in queue.bindings
             ]
+            ops += [
+                ("queue_unbind", {"queue": queue.name, "exchange": EVENTS_EXCHANGE, "routing_key": pattern})
+                for pattern in queue.retired_bindings
+            ]
             ops.append(
                 (
                     "queue_declare",
@@ -192,8 +199,11 @@ STATS_REQUESTS_QUEUE = "stats.requests"
 STACK_QUEUES: tuple[WorkQueue, ...] = (
     WorkQueue(MAILER_QUEUE_BY_LANE["high"], ("signup.created.high",)),
     WorkQueue(MAILER_QUEUE_BY_LANE["low"], ("signup.created.low",)),
+    # Stats takes what it counts of a signup (signup.accepted), never the person's data.
     WorkQueue(
-        STATS_ACTIVITY_QUEUE, ("signup.created.*", "mail.sent.*", "mail.failed.*", "mail.suppressed.*")
+        STATS_ACTIVITY_QUEUE,
+        ("signup.accepted.*", "mail.sent.*", "mail.failed.*", "mail.suppressed.*"),
+        retired_bindings=("signup.created.*",),
     ),
     # One event per request, or (what the web sends) one per worker per quarter second.
     WorkQueue(STATS_REQUESTS_QUEUE, ("http.request.*", "http.request.batch.*")),

@@ -20,6 +20,13 @@ def signup(name: str = "Ada", email: str | None = None, fruit: str = "kiwi", lan
     return Envelope("signup.created", {"name": name, "email": email, "fruit": fruit, "lane": lane})
 
 
+def signup_accepted(fruit: str = "kiwi", lane: str = "high", signup_id: str | None = None) -> Envelope:
+    """A valid signup.accepted event, what stats counts of a signup, as the web publishes it."""
+    signup_id = signup_id or str(uuid.uuid4())
+    data = {"signup_id": signup_id, "fruit": fruit, "lane": lane}
+    return Envelope("signup.accepted", data, id=f"signup.accepted-{signup_id}")
+
+
 def request_event(path: str = "/", agent: str = "curl/8", status: int = 200) -> Envelope:
     """One http.request report."""
     data = {

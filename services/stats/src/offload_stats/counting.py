@@ -12,6 +12,7 @@ from offload_core.envelope import Envelope
 # Time series kept per minute, by event type.
 SERIES_BY_TYPE = {
     "http.request": "requests",
+    "signup.accepted": "signups",
     "signup.created": "signups",
     "mail.sent": "mails_sent",
     "mail.failed": "mails_failed",
@@ -49,6 +50,15 @@ def _summed(pairs: collections.Counter) -> tuple:
     return tuple((*key, amount) for key, amount in sorted(pairs.items()))
 
 
+def dedupe_id(envelope: Envelope) -> str:
+    """The id a message is counted once under. A signup counts under its signup id whichever
+    fact brings it: `signup.accepted` now, `signup.created` from a web of the version before
+    (stats was bound to it then; those left in the queue at an upgrade are still counted)."""
+    if envelope.type == "signup.accepted":
+        return str(envelope.data["signup_id"])
+    return envelope.id
+
+
 def increments(envelope: Envelope) -> Increments:
     """What one message adds, deduplicated on the message's id: a request batch is applied
     whole with its mark, so its id stands for every request in it."""
@@ -62,7 +72,7 @@ def increments(envelope: Envelope) -> Increments:
         return Increments(envelope.id, _summed(counters), _summed(series))
     if envelope.type == "http.request":
         counters_of_one = _request_counters(data)
-    elif envelope.type == "signup.created":
+    elif envelope.type in ("signup.accepted", "signup.created"):
         counters_of_one = (("signups", "total"), ("fruit", data["fruit"]), ("lane", data["lane"]))
     elif envelope.type == "mail.sent":
         counters_of_one = (("mails", "sent"),)
@@ -74,7 +84,7 @@ def increments(envelope: Envelope) -> Increments:
         raise ValueError(f"stats does not count {envelope.type}")
     minute = epoch_minute(envelope.occurred_at)
     return Increments(
-        envelope.id,
+        dedupe_id(envelope),
         tuple((family, key, 1) for family, key in counters_of_one),
         ((SERIES_BY_TYPE[envelope.type], minute, 1),),
     )

@@ -6,14 +6,15 @@ process's publisher, which gunicorn's worker_exit hook closes.
 
 from __future__ import annotations
 
+import enum
 import logging
 import time
-from concurrent.futures import Future
 
 from flask import Flask, current_app, g
 
 from offload_core.config import CoreConfig
 from offload_core.envelope import Envelope
+from offload_core.ids import random_uuid
 from offload_core.publisher import Publisher, PublishError, PublishTimeout
 from offload_web import idempotency
 from offload_web.signups import Signup
@@ -34,6 +35,34 @@ class BrokerUnavailable(Exception):
         self.uncertain = uncertain
 
 
+def facts(signup_id: str, payload: dict[str, str]) -> tuple[Envelope, Envelope]:
+    """The two messages a signup is published as: `signup.created`, the person's data, for the
+    mailer alone; `signup.accepted`, what stats counts and nothing personal. Both ids follow
+    from the signup id, so a retry repeats both."""
+    counted = {"signup_id": signup_id, "fruit": payload["fruit"], "lane": payload["lane"]}
+    return (
+        Envelope("signup.created", payload, id=signup_id),
+        Envelope("signup.accepted", counted, id=f"signup.accepted-{signup_id}"),
+    )
+
+
+class Fate(enum.Enum):
+    CONFIRMED = "confirmed"
+    WITHDRAWN = "withdrawn"  # never written to the broker
+    UNCERTAIN = "uncertain"  # written, unconfirmed: it may still take effect
+
+
+def signup_fate(fates: list[Fate]) -> Fate:
+    """A signup is accepted when every one of its facts is confirmed, withdrawn when every one
+    was withdrawn unsent; anything between may take effect in part, and a retry with the same
+    key completes it (the ids repeat, the consumers dedupe)."""
+    if all(f is Fate.CONFIRMED for f in fates):
+        return Fate.CONFIRMED
+    if all(f is Fate.WITHDRAWN for f in fates):
+        return Fate.WITHDRAWN
+    return Fate.UNCERTAIN
+
+
 class SignupPublisher:
     def __init__(self, publisher: Publisher, core_config: CoreConfig, *, enabled: bool = True) -> None:
         self.publisher = publisher
@@ -46,31 +75,38 @@ class SignupPublisher:
         app.extensions["offload_signups"] = self
 
     def publish(self, signups: list[Signup], lane: str, key: str | None) -> list[str]:
-        """Publish every signup, pipelined, and wait for all confirms; their ids in order.
-        With an idempotency key the ids are derived from it, so a retry repeats them."""
+        """Publish every signup's facts, pipelined, and wait for all confirms; the signup ids
+        in order. With an idempotency key the ids are derived from it, so a retry repeats them."""
         payloads = [s.data(lane) for s in signups]
         if key is None:
-            envelopes = [Envelope("signup.created", p) for p in payloads]
+            ids = [str(random_uuid()) for _ in payloads]
         else:
             ids = idempotency.signup_ids(key, lane, payloads)
-            envelopes = [Envelope("signup.created", p, id=i) for p, i in zip(payloads, ids, strict=True)]
         if not self.enabled:
-            return [e.id for e in envelopes]
-        futures: list[Future[None]] = [
-            self.publisher.publish_async(e, lane=lane, correlation_id=g.request_id) for e in envelopes
+            return ids
+        published = [
+            [self.publisher.publish_async(e, lane=lane, correlation_id=g.request_id) for e in facts(i, p)]
+            for i, p in zip(ids, payloads, strict=True)
         ]
         deadline = time.monotonic() + self.confirm_timeout
         accepted: list[str] = []
         uncertain: list[str] = []
         failure: Exception | None = None
-        for envelope, future in zip(envelopes, futures, strict=True):
-            try:
-                self.publisher.wait(future, max(0.0, deadline - time.monotonic()))
-                accepted.append(envelope.id)
-            except PublishError as exc:
-                failure = failure or exc
-                if not (isinstance(exc, PublishTimeout) and exc.withdrawn):
-                    uncertain.append(envelope.id)
+        for signup_id, futures in zip(ids, published, strict=True):
+            fates = []
+            for future in futures:
+                try:
+                    self.publisher.wait(future, max(0.0, deadline - time.monotonic()))
+                    fates.append(Fate.CONFIRMED)
+                except PublishError as exc:
+                    failure = failure or exc
+                    withdrawn = isinstance(exc, PublishTimeout) and exc.withdrawn
+                    fates.append(Fate.WITHDRAWN if withdrawn else Fate.UNCERTAIN)
+            fate = signup_fate(fates)
+            if fate is Fate.CONFIRMED:
+                accepted.append(signup_id)
+            elif fate is Fate.UNCERTAIN:
+                uncertain.append(signup_id)
         if failure is not None:
             raise BrokerUnavailable(failure, accepted, uncertain)
         # One line per signup, so an operator can follow any of them from the request id on.
