@@ -5,6 +5,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STATE := .state
 
+# Every private broker of the tests, benchmarks and chaos runs is RabbitMQ 4.0 from Debian
+# trixie, a tree built once into the cache (scripts/rabbitmq-tree.sh) and named to the test
+# kit by OFFLOAD_RABBITMQ_TREE (offload_testkit/rabbitmq_tree.py).
+WITH_RABBITMQ := tree=$$(scripts/rabbitmq-tree.sh) && OFFLOAD_RABBITMQ_TREE=$$tree
+
 # Every Python package of the repo, installed editable into one venv.
 PACKAGES := libs/offload-core libs/offload-testkit $(wildcard services/*/pyproject.toml)
 PACKAGE_DIRS := $(patsubst %/pyproject.toml,%,$(PACKAGES))
@@ -82,13 +87,13 @@ k8s-manifests: k8s-tools
 	$(BIN)/python scripts/render_k8s.py
 
 test: system-deps venv lint k8s-tools kube-binaries release-tools
-	$(BIN)/pytest -p no:logging -m "not containers and not e2e" $(TEST_PATHS)
+	$(WITH_RABBITMQ) $(BIN)/pytest -p no:logging -m "not containers and not e2e" $(TEST_PATHS)
 
 # The daily loop: what a change to a service or the core most often breaks, against the
 # same private broker, in minutes. The cross-service, chart, cluster and slow tests are
 # `make test`'s (CI runs it).
 check: system-deps venv lint
-	$(BIN)/pytest -p no:logging -m "not slow and not containers and not e2e" libs $(wildcard services/*/tests)
+	$(WITH_RABBITMQ) $(BIN)/pytest -p no:logging -m "not slow and not containers and not e2e" libs $(wildcard services/*/tests)
 
 # The e2e suite: OFFLOAD_E2E_PROVIDER=kind|existing (default kind: a cluster of three nodes
 # from the node image built here, see docs/kind.md).
@@ -142,29 +147,29 @@ dev: dev-deps venv
 	$(BIN)/python scripts/dev_processes.py -e $(STATE)/dev.env -f Procfile start
 
 bench-core: system-deps venv
-	$(BIN)/python bench/core.py
+	$(WITH_RABBITMQ) $(BIN)/python bench/core.py
 
 bench-web: system-deps venv
 	@scripts/bench-deps.sh
-	$(BIN)/python bench/web.py
+	$(WITH_RABBITMQ) $(BIN)/python bench/web.py
 
 bench-tracing: system-deps venv release-tools
-	$(BIN)/python -m bench.tracing
+	$(WITH_RABBITMQ) $(BIN)/python -m bench.tracing
 
 bench-mailer: system-deps venv
-	$(BIN)/python bench/mailer.py
+	$(WITH_RABBITMQ) $(BIN)/python bench/mailer.py
 
 bench-stats: system-deps venv
-	$(BIN)/python bench/stats.py
+	$(WITH_RABBITMQ) $(BIN)/python bench/stats.py
 
 bench-slow-clients: system-deps venv
-	$(BIN)/python bench/slow_clients.py
+	$(WITH_RABBITMQ) $(BIN)/python bench/slow_clients.py
 
 chaos: system-deps venv
-	$(BIN)/python -m tests.chaos.scenarios $(ARGS)
+	$(WITH_RABBITMQ) $(BIN)/python -m tests.chaos.scenarios $(ARGS)
 
 bench-autoscaler: system-deps venv
-	$(BIN)/python bench/autoscaler.py
+	$(WITH_RABBITMQ) $(BIN)/python bench/autoscaler.py
 
 # KEDA and our autoscaler on the same burst, one run (a kind cluster as the e2e suite's; builds KEDA once).
 bench-keda: system-deps venv k8s-tools kind-node-image

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Install the Debian packages a make target needs (root), or say how (not root).
-#   system-deps.sh dev    the local stack: a broker, Python and Prometheus (`make dev`)
+#   system-deps.sh dev    the local stack: debootstrap (for the broker's tree,
+#                         scripts/rabbitmq-tree.sh), Python and Prometheus (`make dev`)
 #   system-deps.sh test   everything the tests start: Redis, Prometheus, a browser, a
 #                         Kubernetes control plane, a C compiler (the default)
 set -euo pipefail
 
-dev_packages=(rabbitmq-server python3-venv prometheus)
+dev_packages=(debootstrap python3-venv prometheus)
 test_packages=("${dev_packages[@]}" redis-server chromium prometheus etcd-server iproute2 gcc libc6-dev shellcheck)
 case "${1:-test}" in
   dev) packages=("${dev_packages[@]}") ;;

@@ -43,9 +43,10 @@ def run_script(text: str, node: PrivateBroker, home: Path, **env: str) -> subpro
     home.mkdir(parents=True, exist_ok=True)
     cookie = home / ".erlang.cookie"
     if not cookie.exists():  # the nodes' cookie, as the chart's init container installs it
-        shutil.copy(Path(os.environ["HOME"]) / ".erlang.cookie", cookie)
+        shutil.copy(node.cookie, cookie)
         cookie.chmod(0o600)
     environment = {
+        # The broker's own tools, from where the node runs (the tree, or the host).
         "PATH": f"/usr/lib/rabbitmq/bin:{os.environ['PATH']}",
         "HOME": str(home),
         "RABBITMQ_NODENAME": node.node_name,
@@ -54,7 +55,8 @@ def run_script(text: str, node: PrivateBroker, home: Path, **env: str) -> subpro
         "OFFLOAD_BROKER_STOP_WAIT": "3",
         **env,
     }
-    return subprocess.run(["bash", "-c", text], env=environment, capture_output=True, text=True, timeout=120)
+    command = node.program("/bin/bash", "-c", text)
+    return subprocess.run(command, env=environment, capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture

@@ -390,8 +390,18 @@ def test_the_broker_definitions_expire_parked_messages_with_the_topologys_policy
         secret = by_kind(render(**sets), "Secret")["r-offload-rabbitmq"]["stringData"]
         return json.loads(secret["definitions.json"])["policies"]
 
-    assert policies() == [{"vhost": "/", **parked_retention_policy(14)}]
-    assert policies(rabbitmq__parkedRetentionDays="3") == [{"vhost": "/", **parked_retention_policy(3)}]
+    tag = yaml.safe_load((CHART / "values.yaml").read_text())["rabbitmq"]["image"]["tag"]
+    major = int(tag.split(".")[0])
+    assert policies() == [{"vhost": "/", **parked_retention_policy(14, rabbitmq_major=major)}]
+    three = parked_retention_policy(3, rabbitmq_major=major)
+    assert policies(rabbitmq__parkedRetentionDays="3") == [{"vhost": "/", **three}]
+    # The image's major version decides the delivery limit: 4.x's default of 20 would drop a
+    # parked message at its 21st browse; 3.x refuses -1.
+    four = parked_retention_policy(14, rabbitmq_major=4)
+    assert policies(rabbitmq__image__tag="4.0.5-management") == [{"vhost": "/", **four}]
+    assert policies(rabbitmq__image__tag="3.13.7") == [
+        {"vhost": "/", **parked_retention_policy(14, rabbitmq_major=3)}
+    ]
 
 
 def test_network_policies_are_on_by_default_and_dns_follows_the_dns_ports():

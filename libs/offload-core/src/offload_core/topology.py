@@ -26,22 +26,32 @@ RETRY_EXCHANGE = "offload.retry"
 DEAD_EXCHANGE = "offload.dead"
 
 
-# Parked messages hold names and addresses: they expire after a retention, set by a broker
-# policy (not a queue argument, which could not change on a declared queue). Policies need
-# the broker's administrator, so this is applied where the topology's admin step runs: the
-# chart's broker definitions, `make dev`'s broker, an operator's rabbitmqctl for their own.
+# The policy on every parking queue, set where the topology's admin step runs (policies need
+# the broker's administrator): the chart's broker definitions, `make dev`'s broker, an
+# operator's rabbitmqctl for their own. A policy, not queue arguments, because it can change
+# on queues already declared.
+# - Retention: parked messages hold names and addresses, so they expire.
+# - From RabbitMQ 4.0, an unlimited delivery limit. 4.0 gives every quorum queue a limit of 20
+#   (https://www.rabbitmq.com/docs/quorum-queues#poison-message-handling) and counts each
+#   return, so browsing a parked message (a get and a requeue, as offload-deadletters
+#   list/show do) would drop it at the 21st look: a parking queue has no dead-letter target.
+#   -1 is unlimited on 4.x; 3.x refuses -1, and is unlimited already without a limit.
 PARKED_RETENTION_POLICY = "offload-parked-retention"
 PARKED_RETENTION_DAYS = 14.0
 
 
-def parked_retention_policy(days: float = PARKED_RETENTION_DAYS) -> dict[str, Any]:
-    """The policy (management API / definitions form) that expires parked messages after `days`."""
+def parked_retention_policy(days: float = PARKED_RETENTION_DAYS, *, rabbitmq_major: int) -> dict[str, Any]:
+    """The policy (management API / definitions form) for the parking queues of a broker of
+    major version `rabbitmq_major`: messages expire after `days`, browsing never drops one."""
+    definition: dict[str, Any] = {"message-ttl": round(days * 24 * 3600 * 1000)}
+    if rabbitmq_major >= 4:
+        definition["delivery-limit"] = -1
     return {
         "name": PARKED_RETENTION_POLICY,
         "pattern": r"\.parked$",
         "apply-to": "queues",
         "priority": 0,
-        "definition": {"message-ttl": round(days * 24 * 3600 * 1000)},
+        "definition": definition,
     }
 
 

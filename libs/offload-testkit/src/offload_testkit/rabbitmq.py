@@ -7,6 +7,7 @@ other's queues.
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import time
 import uuid
@@ -14,9 +15,11 @@ from pathlib import Path
 from urllib.parse import quote
 
 import requests
+from mirakuru.exceptions import ProcessFinishedWithError
 from pytest_rabbitmq.factories.executor import RabbitMqExecutor
 
 from offload_testkit.processes import free_port
+from offload_testkit.rabbitmq_tree import configured_tree, tree_command
 
 RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 RABBITMQ_CTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
@@ -24,8 +27,11 @@ RABBITMQ_QUEUES = "/usr/lib/rabbitmq/bin/rabbitmq-queues"
 
 
 class PrivateBroker:
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, tree: Path | None = None) -> None:
+        """A node of the RabbitMQ `tree` (by default the one OFFLOAD_RABBITMQ_TREE names:
+        rabbitmq_tree.py), or of the host's RabbitMQ where there is none."""
         self.workdir = workdir
+        self.tree = tree or configured_tree()
         self.amqp_port = free_port()
         self.dist_port = free_port(other_than=[self.amqp_port])
         self.management_port = free_port(other_than=[self.amqp_port, self.dist_port])
@@ -51,7 +57,7 @@ class PrivateBroker:
         advanced.write_text("[{rabbit, [{quorum_tick_interval, 500}]}].\n")
         self.node_name = f"offload-test-{self.amqp_port}@localhost"
         self.executor = RabbitMqExecutor(
-            RABBITMQ_SERVER,
+            self.program(RABBITMQ_SERVER),  # type: ignore[arg-type]  # mirakuru takes an argv too
             "127.0.0.1",
             self.amqp_port,
             self.dist_port,
@@ -81,27 +87,52 @@ class PrivateBroker:
     def management_url_with_credentials(self) -> str:
         return f"http://guest:guest@127.0.0.1:{self.management_port}"
 
+    def program(self, path: str, *args: str) -> list[str]:
+        """argv of one of the broker's programs (a path as the tree or the host has it)."""
+        return tree_command(self.tree, path, *args, binds=[self.workdir]) if self.tree else [path, *args]
+
+    @property
+    def cookie(self) -> Path:
+        """The Erlang cookie the node and its tools share (in $HOME, the tree's when there is one)."""
+        home = Path(self.executor._popen_kwargs["env"]["HOME"])
+        return (self.tree / home.relative_to("/") if self.tree else home) / ".erlang.cookie"
+
     def start(self) -> None:
         # Nodes register with epmd; if the daemon went away with an earlier node's process
         # group, this node fails to boot with no_epmd_port. `epmd -daemon` is idempotent.
-        subprocess.run(["epmd", "-daemon"], check=False)
+        subprocess.run(self.program("/usr/bin/epmd", "-daemon"), check=False)
         self.executor.start()
         self._wait_for_management()
+        print(f"RabbitMQ {self.version()} node {self.node_name} on 127.0.0.1:{self.amqp_port}")
 
     def stop(self) -> None:
-        self.executor.stop()
+        try:
+            self.executor.stop()
+        except ProcessFinishedWithError as exc:
+            # rabbitmq-server is a shell waiting on the VM; 4.0's exits with the VM's status,
+            # so a VM killed -9 before (a fault a test placed) reads 128 + 9 here.
+            if exc.exit_code != 128 + signal.SIGKILL:
+                raise
 
     def restart(self) -> None:
         self.stop()
         self.start()
 
     def ctl(self, *args: str) -> str:
-        return self.executor.rabbitctl_output(*args)
+        return self._tool(RABBITMQ_CTL, *args)
 
     def queues_cli(self, *args: str) -> str:
         """rabbitmq-queues against this node (quorum queue membership)."""
-        command = [RABBITMQ_QUEUES, "-n", self.node_name, *args]
-        return subprocess.check_output(command, env=self.executor._popen_kwargs["env"], text=True)
+        return self._tool(RABBITMQ_QUEUES, "-n", self.node_name, *args)
+
+    def _tool(self, path: str, *args: str) -> str:
+        env = self.executor._popen_kwargs["env"]
+        return subprocess.check_output(self.program(path, *args), env=env, text=True)
+
+    def version(self) -> str:
+        """The node's RabbitMQ version, as its management API reports it."""
+        overview = self.http.get(f"{self.management_url}/api/overview", timeout=10).json()
+        return str(overview["rabbitmq_version"])
 
     def _wait_for_management(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
