@@ -113,7 +113,10 @@ images:
 	  echo "building offload-$$svc:$(IMAGE_TAG)"; \
 	  docker build -q --build-arg BASE_IMAGE=$(BASE_IMAGE) -f services/$$svc/Dockerfile -t offload-$$svc:$(IMAGE_TAG) . || exit 1; \
 	done
-	@for part in rabbitmq redis mailsink; do \
+	@echo "building offload-rabbitmq:$(IMAGE_TAG)"; \
+	  base=$$(scripts/rabbitmq-base-image.sh) && docker build -q --build-arg RABBITMQ_BASE_IMAGE=$$base \
+	    -f deploy/docker/rabbitmq/Dockerfile -t offload-rabbitmq:$(IMAGE_TAG) .
+	@for part in redis mailsink; do \
 	  echo "building offload-$$part:$(IMAGE_TAG)"; \
 	  docker build -q --build-arg BASE_IMAGE=$(BASE_IMAGE) -f deploy/docker/$$part/Dockerfile -t offload-$$part:$(IMAGE_TAG) . || exit 1; \
 	done

@@ -538,24 +538,64 @@ def test_the_broker_is_a_cluster_and_every_queue_has_a_member_on_each_node(clust
             assert len(queues[name]["members"]) == 3 and len(queues[name]["online"]) == 3, queues[name]
 
 
-def test_the_node_leading_the_mailer_queue_is_deleted_under_load(cluster, release, admin):
-    """A steady signup load; once mailers hold work, the broker pod leading the mailer queue is
-    deleted. The load goes on until the two other nodes have accepted signups of their own.
-    Then: every accepted signup mailed exactly once (per recipient), nothing mailed that was
-    not accepted, only 202s and 503s with Retry-After, stats exact, and the autoscaler still
-    scaling the mailer on the depths it reads through the Service.
+def node_pod(node: str) -> str:
+    """The pod of a node name (rabbit@<pod>.<headless>.<namespace>.svc...)."""
+    return node.split("@", 1)[1].split(".", 1)[0]
 
-    Whether the replacement pod rejoins is reported, not required: with Debian's RabbitMQ
-    3.10.8 on Erlang 25.2 (the suite's image, from `make images`) a node that comes back under its
-    name with a new pod IP can hang in global:sync at boot (rabbitmq-server#6034; fixed by
-    #6046 after 3.10.8; the chart's default image is 3.13)."""
-    core = client.CoreV1Api(admin)
+
+def web_connections_by_node(management: Management) -> dict[str, int]:
+    """The web's AMQP connections (named "web:..." by the core) per broker node."""
+    counts: dict[str, int] = {}
+    for connection in management.get("connections"):
+        name = (connection.get("client_properties") or {}).get("connection_name", "")
+        if name.startswith("web:"):
+            counts[connection["node"]] = counts.get(connection["node"], 0) + 1
+    return counts
+
+
+def require_whole_cluster(management: Management, after: str) -> None:
+    wait_for(
+        lambda: whole_cluster(management),
+        timeout=300,
+        interval=2,
+        what=f"three running nodes and three online members for every quorum queue {after}",
+    )
+
+
+def statefulset_rolled(apps: client.AppsV1Api) -> bool:
+    status = apps.read_namespaced_stateful_set(BROKER, NAMESPACE).status
+    return (
+        status.updated_replicas == 3
+        and status.ready_replicas == 3
+        and status.current_revision == status.update_revision
+    )
+
+
+def test_a_rolling_restart_of_the_broker_under_load(cluster, release, admin):
+    """`kubectl rollout restart` of the broker's StatefulSet while signups flow and mailers hold
+    work: every node stops in turn (its preStop waits until every quorum queue keeps a
+    majority without it) and comes back on its volume. Then: every accepted signup mailed
+    exactly once (per recipient), nothing mailed that was not accepted, only 202s and 503s
+    with Retry-After, stats exact, and the cluster whole again: three running nodes and every
+    quorum queue of the topology with three online members (required).
+
+    Until RabbitMQ 3.10.9 a node coming back under its name with a new pod IP could hang in
+    global:sync at boot (rabbitmq-server#6034, fixed by #6046); the suite's broker is 4.0.5."""
+    core, apps = client.CoreV1Api(admin), client.AppsV1Api(admin)
     with (
         cluster.service_url(NAMESPACE, f"svc/{WEB}", 80) as web,
         cluster.service_url(NAMESPACE, "svc/offload-stats-api", 80) as stats,
         cluster.service_url(NAMESPACE, "svc/offload-mailpit", 8025) as mailpit,
         broker_management(cluster, admin) as management,
     ):
+        require_whole_cluster(management, "before the restart")
+        version = management.get("overview")["rabbitmq_version"]
+        before = {
+            p.metadata.name: p.metadata.uid
+            for p in core.list_namespaced_pod(
+                NAMESPACE, label_selector="app.kubernetes.io/component=rabbitmq"
+            ).items
+        }
         counted_before = requests.get(f"{stats}/api/v1/stats", timeout=10).json()
         with SignupLoad(web, BROKER_LOAD_RATE) as load:
             wait_for(
@@ -565,10 +605,83 @@ def test_the_node_leading_the_mailer_queue_is_deleted_under_load(cluster, releas
                 what=f"mailers holding work in {MAILER_QUEUE}",
             )
             held = management.quorum_queues()[MAILER_QUEUE]["messages_unacknowledged"]
-            leader = management.quorum_queues()[MAILER_QUEUE]["leader"]  # rabbit@<pod>.<headless>...
-            pod = leader.split("@", 1)[1].split(".", 1)[0]
+            web_connections = sum(web_connections_by_node(management).values())
+            # What `kubectl rollout restart` writes.
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            apps.patch_namespaced_stateful_set(
+                BROKER,
+                NAMESPACE,
+                {
+                    "spec": {
+                        "template": {
+                            "metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": stamp}}
+                        }
+                    }
+                },
+            )
+            wait_for(
+                lambda: (
+                    all(_pod_uid(core, name) not in (None, uid) for name, uid in before.items())
+                    and statefulset_rolled(apps)
+                ),
+                timeout=900,
+                interval=2,
+                what="every broker pod replaced and the StatefulSet rolled out",
+            )
+            rolled_at = time.monotonic()
+            wait_for(
+                lambda: sum(1 for t in load.record.accepted_at if t > rolled_at) >= 20,
+                timeout=180,
+                interval=0.5,
+                what="20 signups accepted after the restart",
+            )
+        require_whole_cluster(management, "after the restart")
+        outcome = delivery_outcome(load, mailpit, stats, counted_before)
+        line = (
+            f"broker rolling_restart: {outcome} version={version} "
+            f"fault=[{len(before)} pods restarted in turn, {held} unacked in {MAILER_QUEUE}, "
+            f"{web_connections} web connections open, rejoined=yes]"
+        )
+        print(line)
+        assert web_connections > 0, "fault missed the web: " + line
+        assert outcome.clean(), line
+
+
+def test_a_broker_node_holding_web_connections_crashes_under_load(cluster, release, admin):
+    """A steady signup load; once mailers hold work, a broker pod holding at least one of the
+    web's connections (the one leading the mailer queue if it does) is deleted with no grace
+    (`--grace-period=0 --force`): the node gets no chance to hand anything over. The load goes
+    on until the nodes left have accepted signups of their own. Then: every accepted signup
+    mailed exactly once (per recipient), nothing mailed that was not accepted, only 202s and
+    503s with Retry-After, stats exact, the autoscaler still scaling the mailer on the depths it
+    reads through the Service, the web's connections moved off the killed node, and the
+    replacement back in the cluster with every quorum queue at three online members
+    (required)."""
+    core = client.CoreV1Api(admin)
+    with (
+        cluster.service_url(NAMESPACE, f"svc/{WEB}", 80) as web,
+        cluster.service_url(NAMESPACE, "svc/offload-stats-api", 80) as stats,
+        cluster.service_url(NAMESPACE, "svc/offload-mailpit", 8025) as mailpit,
+        broker_management(cluster, admin) as management,
+    ):
+        require_whole_cluster(management, "before the crash")
+        counted_before = requests.get(f"{stats}/api/v1/stats", timeout=10).json()
+        with SignupLoad(web, BROKER_LOAD_RATE) as load:
+            wait_for(
+                lambda: management.quorum_queues()[MAILER_QUEUE]["messages_unacknowledged"] > 0,
+                timeout=60,
+                interval=0.2,
+                what=f"mailers holding work in {MAILER_QUEUE}",
+            )
+            held = management.quorum_queues()[MAILER_QUEUE]["messages_unacknowledged"]
+            leader = management.quorum_queues()[MAILER_QUEUE]["leader"]
+            on_node = web_connections_by_node(management)
+            if not on_node:
+                raise AssertionError(f"fault missed the web: no web connection on any node ({on_node})")
+            target = leader if on_node.get(leader) else max(on_node, key=lambda node: on_node[node])
+            pod = node_pod(target)
             old = core.read_namespaced_pod(pod, NAMESPACE).metadata.uid
-            core.delete_namespaced_pod(pod, NAMESPACE)
+            core.delete_namespaced_pod(pod, NAMESPACE, grace_period_seconds=0)
             # Landed: the StatefulSet made a new pod of that name, so the old one is gone.
             wait_for(
                 lambda: _pod_uid(core, pod) not in (None, old),
@@ -584,24 +697,36 @@ def test_the_node_leading_the_mailer_queue_is_deleted_under_load(cluster, releas
                 what="40 signups accepted after the node went",
             )
             # The load outruns one mailer (8/s against 5/s): the autoscaler, reading depths
-            # through the Service from the two nodes left, must scale the mailer up.
+            # through the Service from the nodes left, must scale the mailer up.
             mailer_max = wait_for(
                 lambda: (n := mailer_replicas(admin)) > 1 and n,
                 timeout=180,
                 interval=1,
                 what="the autoscaler scaling the mailer up after the node went",
             )
-        rejoined = whole_cluster(management)
+            # The web's connections on the killed node died with it: the web opened them again.
+            moved = wait_for(
+                lambda: (
+                    (now := web_connections_by_node(management))
+                    and sum(now.values()) >= sum(on_node.values())
+                    and now
+                ),
+                timeout=120,
+                interval=1,
+                what="the web's connections open again",
+            )
+        require_whole_cluster(management, f"after {pod} crashed")
         new_leader = management.quorum_queues()[MAILER_QUEUE]["leader"]
         outcome = delivery_outcome(load, mailpit, stats, counted_before)
         line = (
-            f"broker leader_pod_deleted: {outcome} mailer_max={mailer_max} "
-            f"fault=[pod {pod} deleted, {held} unacked in {MAILER_QUEUE}, leader now "
-            f"{new_leader.split('@', 1)[1].split('.', 1)[0]}, "
-            f"replacement rejoined={'yes' if rejoined else 'no'}]"
+            f"broker node_crash: {outcome} mailer_max={mailer_max} "
+            f"fault=[pod {pod} deleted with no grace, {on_node[target]} web connections on it, "
+            f"{held} unacked in {MAILER_QUEUE}, it led {MAILER_QUEUE}={'yes' if target == leader else 'no'}, "
+            f"leader now {node_pod(new_leader)}, web connections now {sorted(moved.values())}, rejoined=yes]"
         )
         print(line)
-        assert new_leader != leader, line
+        if target == leader:
+            assert new_leader != leader, line
         assert outcome.clean(), line
 
 

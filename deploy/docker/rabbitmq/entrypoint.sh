@@ -12,12 +12,13 @@ listeners.tcp.default = 5672
 management.tcp.port = 15672
 CONF
 export RABBITMQ_CONFIG_FILE="$conf"
-# Logs to stdout; the few files 3.10 still writes (upgrade log, crash dump) go under $HOME,
+# Logs to stdout; the few files the node still writes (crash dump, log base) go under $HOME,
 # the data volume, since the root filesystem may be read-only.
 export RABBITMQ_LOGS="${RABBITMQ_LOGS:--}"
 export RABBITMQ_LOG_BASE="${RABBITMQ_LOG_BASE:-$HOME/log}"
 export ERL_CRASH_DUMP="${ERL_CRASH_DUMP:-$HOME/erl_crash.dump}"
 mkdir -p "$RABBITMQ_LOG_BASE"
+echo "offload-rabbitmq: RabbitMQ $(cat /.rabbitmq-version 2>/dev/null || echo '(version unknown)') from Debian trixie"
 # Debian's /usr/sbin wrapper sends the output to /var/log/rabbitmq (read-only under the
 # chart) and keeps a shell as PID 1: run the server itself, logging to stdout.
 exec /usr/lib/rabbitmq/bin/rabbitmq-server
