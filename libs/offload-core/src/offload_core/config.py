@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 
 from offload_core.brokers import split_urls
 from offload_core.settings import ConfigError, from_env, setting
+from offload_core.topology import Topology
 
 __all__ = ["ConfigError", "CoreConfig"]
 
@@ -63,6 +64,14 @@ class CoreConfig:
     delay_tiers: tuple[float, ...] = setting("OFFLOAD_DELAY_TIERS", (5.0, 30.0, 300.0), parse=_delay_tiers)
     reconnect_max_delay: float = setting("OFFLOAD_RECONNECT_MAX_DELAY", 10.0, minimum=0.1)
     service_name: str = setting("OFFLOAD_SERVICE_NAME", "offload")
+    # Off where the topology step (offload-topology, run as the broker's administrator)
+    # declares everything and this service's broker user may configure nothing (grants.py).
+    declare_topology: bool = setting("OFFLOAD_DECLARE_TOPOLOGY", True)
+
+    def topology_to_declare(self, topology: Topology) -> Topology | None:
+        """What a session declares before it is ready: `topology`, or nothing when another
+        step declares it."""
+        return topology if self.declare_topology else None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, service_name: str = "offload") -> CoreConfig:

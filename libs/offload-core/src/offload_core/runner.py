@@ -179,7 +179,7 @@ class Runner:
             BrokerNodes(
                 config.amqp_url, connection_name=f"{config.service_name}:runner", heartbeat=config.heartbeat
             ),
-            SessionSetup(prefetch=config.prefetch, topology=topology),
+            SessionSetup(prefetch=config.prefetch, topology=config.topology_to_declare(topology)),
             max_delay=config.reconnect_max_delay,
             who="runner",
             on_ready=self._start_consuming,

@@ -40,7 +40,7 @@ def create_app(
     core_config = core_config or CoreConfig.from_env(service_name="web")
     if publisher is None:
         topology = stack_topology(core_config.delay_tiers, core_config.delivery_limit)
-        publisher = Publisher(core_config, topology, name="web").start()
+        publisher = Publisher(core_config, core_config.topology_to_declare(topology), name="web").start()
     if not web_config.publish_signups:
         log.warning("OFFLOAD_WEB_PUBLISH=off: signups are NOT sent to the broker (benchmark mode)")
 
