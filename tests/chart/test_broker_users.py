@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -21,6 +22,8 @@ import yaml
 
 from offload_autoscaler.sources import ManagementApiSource
 from offload_autoscaler.spec import parse_scaled_object
+from offload_core.grants import service_grants
+from offload_core.topology import declare, stack_topology
 from offload_testkit.k8s_tools import tool
 from offload_testkit.rabbitmq import PrivateBroker
 
@@ -66,7 +69,61 @@ def local(url: str, broker: PrivateBroker, port: int) -> str:
 def test_only_the_charts_users_exist(broker_with_chart_users):
     broker, secret = broker_with_chart_users
     users = {line.split("\t")[0] for line in broker.ctl("list_users", "--quiet").splitlines()[1:]}
-    assert users == {secret["username"], "offload-monitoring"}  # no guest, no default user
+    # No guest, no default user: the administrator, the autoscaler's monitoring user and one
+    # user per service that talks AMQP.
+    assert users == {
+        secret["username"],
+        "offload-monitoring",
+        "offload-web",
+        "offload-mailer",
+        "offload-stats",
+    }
+
+
+def test_the_charts_grants_are_generated_from_the_topology():
+    """files/broker-grants.json is what `python -m offload_core.grants` prints."""
+    generated = subprocess.run(
+        [sys.executable, "-m", "offload_core.grants"], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    assert (CHART / "files" / "broker-grants.json").read_text() == generated, (
+        "charts/offload/files/broker-grants.json is stale: "
+        "python -m offload_core.grants > charts/offload/files/broker-grants.json"
+    )
+
+
+def admin_password_holders(docs: list[dict]) -> set[str]:
+    """Workloads whose pods read the broker Secret's administrator password."""
+    holders = set()
+    for d in docs:
+        if d["kind"] not in ("Deployment", "StatefulSet", "Job", "Pod"):
+            continue
+        spec = d["spec"] if d["kind"] == "Pod" else d["spec"]["template"]["spec"]
+        for container in spec.get("initContainers", []) + spec["containers"]:
+            for env in container.get("env", []):
+                ref = (env.get("valueFrom") or {}).get("secretKeyRef") or {}
+                if ref.get("name") == "r-offload-rabbitmq" and ref.get("key") in ("password", "amqp-url"):
+                    holders.add(
+                        d["metadata"]["name"].rsplit("-", 1)[0]
+                        if d["kind"] == "Job"
+                        else d["metadata"]["name"]
+                    )
+    return holders
+
+
+def test_the_administrator_password_is_in_no_services_pod():
+    """Only the broker and the topology Job read it. Control: with a Secret of the user's own
+    (one user for everything) every service does."""
+
+    def docs(*sets: str) -> list[dict]:
+        args = [tool("helm"), "template", "r", str(CHART)]
+        for value in sets:
+            args += ["--set", value]
+        out = subprocess.run(args, capture_output=True, text=True, timeout=60, check=True).stdout
+        return [d for d in yaml.safe_load_all(out) if d]
+
+    assert admin_password_holders(docs()) == {"r-offload-rabbitmq", "r-offload-topology"}
+    shared = admin_password_holders(docs("rabbitmq.auth.existingSecret=r-offload-rabbitmq"))
+    assert {"r-offload-web", "r-offload-mailer", "r-offload-stats-runner", "r-offload-autoscaler"} <= shared
 
 
 def test_the_monitoring_user_reads_queue_depths_and_nothing_else(broker_with_chart_users):
@@ -75,7 +132,7 @@ def test_the_monitoring_user_reads_queue_depths_and_nothing_else(broker_with_cha
     connection = pika.BlockingConnection(pika.URLParameters(admin_url))
     channel = connection.channel()
     channel.confirm_delivery()
-    channel.queue_declare("mailer.signups.high", durable=True, arguments={"x-queue-type": "quorum"})
+    declare(admin_url, stack_topology())
     for _ in range(3):
         channel.basic_publish("", "mailer.signups.high", b"{}")
     connection.close()
@@ -147,3 +204,42 @@ def test_the_autoscaler_and_keda_use_the_monitoring_user():
     # With a Secret of the user's own, the chart cannot know a second user: the admin's URL.
     own = json.dumps(rendered("templates/rabbitmq/configmap.yaml", "rabbitmq.auth.existingSecret=mine"))
     assert "definitions" not in own
+
+
+def test_each_service_user_holds_its_grant_and_nothing_more(broker_with_chart_users):
+    """The imported permissions are the grants, and they hold on the wire: the web's user may
+    publish a fact but not consume the mailer's queue, which the administrator (the control)
+    and the mailer's user may."""
+    broker, secret = broker_with_chart_users
+    grants = service_grants(stack_topology())
+    api = f"http://127.0.0.1:{broker.management_port}/api"
+    for service in ("web", "mailer", "stats"):
+        user = secret[f"{service}-username"]
+        held = requests.get(f"{api}/permissions/%2F/{user}", auth=broker.http.auth, timeout=5).json()
+        assert {k: held[k] for k in ("configure", "write", "read")} == grants[service].permissions(), service
+    declare(local(secret["amqp-url"], broker, broker.amqp_port), stack_topology())  # a no-op by now
+
+    def as_user(service: str) -> str:
+        user, password = secret[f"{service}-username"], secret[f"{service}-password"]
+        return f"amqp://{user}:{password}@127.0.0.1:{broker.amqp_port}/%2F"
+
+    def consume(url: str) -> int:
+        connection = pika.BlockingConnection(pika.URLParameters(url))
+        try:
+            connection.channel().basic_get("mailer.signups.high")
+            return 200
+        except pika.exceptions.ChannelClosedByBroker as refused:
+            return refused.reply_code
+        finally:
+            if connection.is_open:
+                connection.close()
+
+    connection = pika.BlockingConnection(pika.URLParameters(as_user("web")))
+    channel = connection.channel()
+    channel.confirm_delivery()
+    channel.basic_publish("offload.events", "signup.created.high", b"{}")
+    connection.close()
+    assert consume(as_user("web")) == 403
+    assert consume(as_user("stats")) == 403
+    assert consume(as_user("mailer")) == 200
+    assert consume(local(secret["amqp-url"], broker, broker.amqp_port)) == 200

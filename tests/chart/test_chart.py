@@ -64,7 +64,7 @@ def by_kind(docs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
 def pod_specs(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     specs = {}
     for d in docs:
-        if d["kind"] in ("Deployment", "StatefulSet"):
+        if d["kind"] in ("Deployment", "StatefulSet", "Job"):
             specs[d["metadata"]["name"]] = d["spec"]["template"]["spec"]
         elif d["kind"] == "Pod":
             specs[d["metadata"]["name"]] = d["spec"]
@@ -156,7 +156,8 @@ def test_every_pod_runs_locked_down():
             assert sc["readOnlyRootFilesystem"] is True, name
             assert sc["allowPrivilegeEscalation"] is False, name
             assert sc["capabilities"] == {"drop": ["ALL"]}, name
-            if name != "r-offload-test":
+            # The helm test pod and the topology Job run to completion: nothing to probe.
+            if name != "r-offload-test" and not name.startswith("r-offload-topology-"):
                 assert "livenessProbe" in container and "readinessProbe" in container, name
             assert container["resources"]["requests"] and container["resources"]["limits"]["memory"], name
         # Only the autoscaler talks to the API server.
@@ -372,11 +373,14 @@ def test_stats_counts_in_a_redis_of_its_own_with_its_own_memory_ceiling():
         ceilings[name] = container["args"][container["args"].index("--maxmemory") + 1]
         assert container["args"][container["args"].index("--maxmemory-policy") + 1] == "noeviction"
     assert ceilings == {"r-offload-redis": "192mb", "r-offload-stats-redis": "32mb"}
+    # Each as its own user (tests/chart/test_redis_users.py checks their rights).
     assert {e["value"] for e in stats_urls(docs)} == {
-        "redis://:$(REDIS_PASSWORD)@r-offload-stats-redis:6379/0"
+        "redis://stats-runner:$(REDIS_STATS_RUNNER_PASSWORD)@r-offload-stats-redis:6379/0",
+        "redis://stats-api:$(REDIS_STATS_API_PASSWORD)@r-offload-stats-redis:6379/0",
     }
     [stats_redis] = specs["r-offload-stats-redis"]["containers"]
-    assert "--user" not in stats_redis["args"]  # no web user there
+    users = [stats_redis["args"][i + 1] for i, a in enumerate(stats_redis["args"]) if a == "--user"]
+    assert users == ["stats-runner", "stats-api"]  # no web user there
     external = stats_urls(render("external-services-values.yaml", redis__external__statsUrlKey="stats-url"))
     assert {e["valueFrom"]["secretKeyRef"]["key"] for e in external} == {"stats-url"}
     shared = stats_urls(render("external-services-values.yaml"))
@@ -485,24 +489,22 @@ def test_network_policies_allow_only_the_designed_paths():
     assert egress_peers("r-offload-stats-api") == [("stats-redis", 6379)]
     assert egress_peers("r-offload-stats-runner") == [("rabbitmq", 5672), ("stats-redis", 6379)]
     assert egress_peers("r-offload-mailer") == [("mailpit", 1025), ("rabbitmq", 5672), ("redis", 6379)]
-    assert egress_peers("r-offload-autoscaler") == [
-        ("*", 443),
-        ("*", 6443),
-        ("rabbitmq", 5672),
-        ("rabbitmq", 15672),
-    ]
+    # The autoscaler reads depths through the management API and has no AMQP user.
+    assert egress_peers("r-offload-autoscaler") == [("*", 443), ("*", 6443), ("rabbitmq", 15672)]
+    # The topology Job, the one pod with the broker administrator's password, reaches AMQP only.
+    assert egress_peers("r-offload-topology") == [("rabbitmq", 5672)]
     broker_from = policies["r-offload-rabbitmq"]["spec"]["ingress"]
     amqp_clients = sorted(
         p["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for p in broker_from[0]["from"]
     )
-    assert amqp_clients == ["autoscaler", "mailer", "stats-runner", "web"]
+    assert amqp_clients == ["mailer", "stats-runner", "topology", "web"]
     for store, clients in (("redis", ["mailer", "web"]), ("stats-redis", ["stats-api", "stats-runner"])):
         [rule, *_] = policies[f"r-offload-{store}"]["spec"]["ingress"]
         peers = sorted(p["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for p in rule["from"])
         assert peers == clients, store
     # Every pod the chart runs is covered by the deny-all policy's selector.
     for d in docs:
-        if d["kind"] in ("Deployment", "StatefulSet"):
+        if d["kind"] in ("Deployment", "StatefulSet", "Job"):
             labels = d["spec"]["template"]["metadata"]["labels"]
             assert deny["podSelector"]["matchLabels"].items() <= labels.items(), d["metadata"]["name"]
 

@@ -82,18 +82,70 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 
 {{/*
-Broker URLs for a container's env. With the built-in broker they are composed from the
-Secret's username and password by Kubernetes' $(VAR) expansion, so the password never
+Broker settings for one service's container env: (dict "root" . "service" "web"), the
+service one of web, mailer, stats, autoscaler. With the built-in broker the URLs are composed
+from the Secret's usernames and passwords by Kubernetes' $(VAR) expansion, so no password
 appears in a manifest; with an external broker they come whole from its Secret.
 */}}
-{{/* True when the chart generates the built-in broker's Secret, and with it a user that
-     may only read the management API (the autoscaler's queue depths). */}}
+{{/* True when the chart generates the built-in broker's Secret, and with it a user per
+     service with only the rights it needs (offload_core.grants): the autoscaler's may only
+     read the management API, the others publish and consume, and none declares (the
+     topology Job does, as the administrator). */}}
 {{- define "offload.rabbitmqMonitoringUser" -}}
 {{- if and .Values.rabbitmq.builtin (not .Values.rabbitmq.auth.existingSecret) }}true{{ end }}
 {{- end }}
 
 {{- define "offload.brokerEnv" -}}
-{{- if .Values.rabbitmq.builtin }}
+{{- $root := .root }}
+{{- $secret := include "offload.rabbitmqSecret" $root }}
+{{- $host := include "offload.rabbitmqHost" $root }}
+{{- if and $root.Values.rabbitmq.builtin (include "offload.rabbitmqMonitoringUser" $root) }}
+{{- if eq .service "autoscaler" }}
+- name: RABBITMQ_MONITORING_USERNAME
+  valueFrom:
+    secretKeyRef: {name: {{ $secret }}, key: monitoring-username}
+- name: RABBITMQ_MONITORING_PASSWORD
+  valueFrom:
+    secretKeyRef: {name: {{ $secret }}, key: monitoring-password}
+- name: OFFLOAD_MANAGEMENT_URL
+  value: "http://$(RABBITMQ_MONITORING_USERNAME):$(RABBITMQ_MONITORING_PASSWORD)@{{ $host }}:15672"
+{{- else }}
+- name: RABBITMQ_USERNAME
+  valueFrom:
+    secretKeyRef: {name: {{ $secret }}, key: {{ .service }}-username}
+- name: RABBITMQ_PASSWORD
+  valueFrom:
+    secretKeyRef: {name: {{ $secret }}, key: {{ .service }}-password}
+- name: OFFLOAD_AMQP_URL
+  value: "amqp://$(RABBITMQ_USERNAME):$(RABBITMQ_PASSWORD)@{{ $host }}:5672/%2F"
+# The topology Job declares; this user may not.
+- name: OFFLOAD_DECLARE_TOPOLOGY
+  value: "false"
+{{- end }}
+{{- else if $root.Values.rabbitmq.builtin }}
+{{- /* The user's own Secret names one user: every service shares it and declares. */}}
+- name: RABBITMQ_USERNAME
+  valueFrom:
+    secretKeyRef: {name: {{ $secret }}, key: username}
+- name: RABBITMQ_PASSWORD
+  valueFrom:
+    secretKeyRef: {name: {{ $secret }}, key: password}
+- name: OFFLOAD_AMQP_URL
+  value: "amqp://$(RABBITMQ_USERNAME):$(RABBITMQ_PASSWORD)@{{ $host }}:5672/%2F"
+- name: OFFLOAD_MANAGEMENT_URL
+  value: "http://$(RABBITMQ_USERNAME):$(RABBITMQ_PASSWORD)@{{ $host }}:15672"
+{{- else }}
+- name: OFFLOAD_AMQP_URL
+  valueFrom:
+    secretKeyRef: {name: {{ $root.Values.rabbitmq.external.existingSecret }}, key: {{ $root.Values.rabbitmq.external.amqpUrlKey }}}
+- name: OFFLOAD_MANAGEMENT_URL
+  valueFrom:
+    secretKeyRef: {name: {{ $root.Values.rabbitmq.external.existingSecret }}, key: {{ $root.Values.rabbitmq.external.managementUrlKey }}}
+{{- end }}
+{{- end }}
+
+{{/* The administrator's AMQP URL, for the topology Job alone. */}}
+{{- define "offload.brokerAdminEnv" -}}
 - name: RABBITMQ_USERNAME
   valueFrom:
     secretKeyRef: {name: {{ include "offload.rabbitmqSecret" . }}, key: username}
@@ -102,32 +154,17 @@ appears in a manifest; with an external broker they come whole from its Secret.
     secretKeyRef: {name: {{ include "offload.rabbitmqSecret" . }}, key: password}
 - name: OFFLOAD_AMQP_URL
   value: "amqp://$(RABBITMQ_USERNAME):$(RABBITMQ_PASSWORD)@{{ include "offload.rabbitmqHost" . }}:5672/%2F"
-{{- if include "offload.rabbitmqMonitoringUser" . }}
-- name: RABBITMQ_MONITORING_USERNAME
-  valueFrom:
-    secretKeyRef: {name: {{ include "offload.rabbitmqSecret" . }}, key: monitoring-username}
-- name: RABBITMQ_MONITORING_PASSWORD
-  valueFrom:
-    secretKeyRef: {name: {{ include "offload.rabbitmqSecret" . }}, key: monitoring-password}
-- name: OFFLOAD_MANAGEMENT_URL
-  value: "http://$(RABBITMQ_MONITORING_USERNAME):$(RABBITMQ_MONITORING_PASSWORD)@{{ include "offload.rabbitmqHost" . }}:15672"
-{{- else }}
-- name: OFFLOAD_MANAGEMENT_URL
-  value: "http://$(RABBITMQ_USERNAME):$(RABBITMQ_PASSWORD)@{{ include "offload.rabbitmqHost" . }}:15672"
-{{- end }}
-{{- else }}
-- name: OFFLOAD_AMQP_URL
-  valueFrom:
-    secretKeyRef: {name: {{ .Values.rabbitmq.external.existingSecret }}, key: {{ .Values.rabbitmq.external.amqpUrlKey }}}
-- name: OFFLOAD_MANAGEMENT_URL
-  valueFrom:
-    secretKeyRef: {name: {{ .Values.rabbitmq.external.existingSecret }}, key: {{ .Values.rabbitmq.external.managementUrlKey }}}
-{{- end }}
 {{- end }}
 
 {{/* Redis URL as OFFLOAD_REDIS_URL, for stores to reference as $(OFFLOAD_REDIS_URL). */}}
 {{- define "offload.redisEnv" -}}
-{{- if .Values.redis.builtin }}
+{{- if and .Values.redis.builtin (not .Values.redis.auth.existingSecret) }}
+- name: REDIS_MAILER_PASSWORD
+  valueFrom:
+    secretKeyRef: {name: {{ include "offload.redisSecret" . }}, key: mailer-password}
+- name: OFFLOAD_REDIS_URL
+  value: "redis://mailer:$(REDIS_MAILER_PASSWORD)@{{ include "offload.componentName" (dict "root" . "component" "redis") }}:6379/0"
+{{- else if .Values.redis.builtin }}
 - name: REDIS_PASSWORD
   valueFrom:
     secretKeyRef: {name: {{ include "offload.redisSecret" . }}, key: password}
@@ -140,21 +177,30 @@ appears in a manifest; with an external broker they come whole from its Secret.
 {{- end }}
 {{- end }}
 
-{{/* The stats store's URL: the built-in stats Redis, or the external one's statsUrlKey
-     (urlKey, the sent-store's Redis, when that is empty). */}}
+{{/* The stats store's URL for (dict "root" . "user" "stats-runner" | "stats-api"): the built-in
+     stats Redis as that user, or the external one's statsUrlKey (urlKey, the sent-store's
+     Redis, when that is empty). */}}
 {{- define "offload.statsStoreEnv" -}}
-{{- if .Values.redis.builtin }}
+{{- $root := .root }}
+{{- $variable := printf "REDIS_%s_PASSWORD" (.user | upper | replace "-" "_") }}
+{{- if and $root.Values.redis.builtin (not $root.Values.redis.auth.existingSecret) }}
+- name: {{ $variable }}
+  valueFrom:
+    secretKeyRef: {name: {{ include "offload.redisSecret" $root }}, key: {{ .user }}-password}
+- name: OFFLOAD_STATS_STORE_URL
+  value: "redis://{{ .user }}:$({{ $variable }})@{{ include "offload.componentName" (dict "root" $root "component" "stats-redis") }}:6379/0"
+{{- else if $root.Values.redis.builtin }}
 - name: REDIS_PASSWORD
   valueFrom:
-    secretKeyRef: {name: {{ include "offload.redisSecret" . }}, key: password}
+    secretKeyRef: {name: {{ include "offload.redisSecret" $root }}, key: password}
 - name: OFFLOAD_STATS_STORE_URL
-  value: "redis://:$(REDIS_PASSWORD)@{{ include "offload.componentName" (dict "root" . "component" "stats-redis") }}:6379/0"
+  value: "redis://:$(REDIS_PASSWORD)@{{ include "offload.componentName" (dict "root" $root "component" "stats-redis") }}:6379/0"
 {{- else }}
 - name: OFFLOAD_STATS_STORE_URL
   valueFrom:
     secretKeyRef:
-      name: {{ .Values.redis.external.existingSecret }}
-      key: {{ .Values.redis.external.statsUrlKey | default .Values.redis.external.urlKey }}
+      name: {{ $root.Values.redis.external.existingSecret }}
+      key: {{ $root.Values.redis.external.statsUrlKey | default $root.Values.redis.external.urlKey }}
 {{- end }}
 {{- end }}
 

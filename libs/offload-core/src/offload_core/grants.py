@@ -29,6 +29,7 @@ from offload_core.topology import (
     STATS_ACTIVITY_QUEUE,
     STATS_REQUESTS_QUEUE,
     Topology,
+    stack_topology,
 )
 
 NOTHING = "^$"  # matches no resource name: RabbitMQ's way of granting nothing
@@ -86,3 +87,24 @@ def service_grants(topology: Topology) -> dict[str, BrokerGrant]:
         ),
         "autoscaler": BrokerGrant("autoscaler", tags=("monitoring",)),
     }
+
+
+def main() -> None:
+    """Print the stack's grants as JSON: the chart's broker definitions read this file
+    (charts/offload/files/broker-grants.json), so no expression is spelled twice."""
+    import json
+
+    grants = service_grants(stack_topology())
+    print(
+        json.dumps(
+            {
+                service: {**grant.permissions(), "tags": ",".join(grant.tags)}
+                for service, grant in sorted(grants.items())
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

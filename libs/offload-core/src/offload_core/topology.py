@@ -15,6 +15,7 @@ their name so a new tier is a new queue, not a conflicting redeclaration.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -248,19 +249,37 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="offload-topology", description=main.__doc__)
     parser.add_argument("command", choices=["declare"])
-    parser.parse_args(argv)
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="retry an unreachable broker for this long (a step that starts beside the broker)",
+    )
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("pika").setLevel(logging.CRITICAL)  # its tracebacks say no more than ours
     try:
         config = CoreConfig.from_env(service_name="topology")
     except ConfigError as error:
         print(f"offload-topology: {error}", file=sys.stderr)
         return 2
     topology = stack_topology(config.delay_tiers, config.delivery_limit)
-    try:
-        declare(config.amqp_url, topology)
-    except pika.exceptions.AMQPError as error:
-        print(f"offload-topology: declaring failed: {error!r}", file=sys.stderr)
-        return 1
+    deadline = time.monotonic() + args.wait
+    while True:
+        try:
+            declare(config.amqp_url, topology)
+            break
+        except pika.exceptions.AMQPConnectionError as error:
+            if time.monotonic() >= deadline:
+                print(f"offload-topology: the broker is unreachable: {error!r}", file=sys.stderr)
+                return 1
+            print(f"offload-topology: the broker is unreachable ({error!r}), retrying", file=sys.stderr)
+            time.sleep(2)
+        except pika.exceptions.AMQPError as error:
+            # Refused or a conflicting declaration: waiting would not change it.
+            print(f"offload-topology: declaring failed: {error!r}", file=sys.stderr)
+            return 1
     print(
         f"offload-topology: declared {len(topology.queues)} work queues, their parking queues and "
         f"{len(topology.delay_tiers)} delay tiers each, and the exchanges "
