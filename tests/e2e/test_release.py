@@ -538,6 +538,31 @@ def test_the_broker_is_a_cluster_and_every_queue_has_a_member_on_each_node(clust
             assert len(queues[name]["members"]) == 3 and len(queues[name]["online"]) == 3, queues[name]
 
 
+def test_each_service_talks_to_the_broker_as_its_own_user(cluster, release, admin):
+    """The release's topology Job declared the topology as the administrator; the services
+    connect as their own users (offload_core.grants), the autoscaler not at all over AMQP."""
+    batch = client.BatchV1Api(admin)
+    jobs = batch.list_namespaced_job(NAMESPACE, label_selector="app.kubernetes.io/component=topology").items
+    assert any((job.status.succeeded or 0) >= 1 for job in jobs), [job.status for job in jobs]
+    with broker_management(cluster, admin) as management:
+
+        def users_by_service() -> dict[str, set[str]]:
+            found: dict[str, set[str]] = {}
+            for connection in management.get("connections"):
+                name = (connection.get("client_properties") or {}).get("connection_name", "")
+                found.setdefault(name.split(":", 1)[0], set()).add(connection["user"])
+            return found
+
+        seen = wait_for(
+            lambda: (found := users_by_service()).keys() >= {"web", "mailer", "stats-runner"} and found,
+            timeout=60,
+            interval=1,
+            what="web, mailer and the stats runner connected",
+        )
+    assert seen["web"] == {"offload-web"} and seen["mailer"] == {"offload-mailer"}, seen
+    assert seen["stats-runner"] == {"offload-stats"} and "autoscaler" not in seen, seen
+
+
 def node_pod(node: str) -> str:
     """The pod of a node name (rabbit@<pod>.<headless>.<namespace>.svc...)."""
     return node.split("@", 1)[1].split(".", 1)[0]

@@ -28,6 +28,13 @@ PARKED_FROM_HEADER = "x-offload-parked-from"
 MAX_BODY_BYTES = 256 * 1024
 
 
+def derived_id(message_type: str, source_id: str) -> str:
+    """The id of a message that follows from another (a signup's `signup.accepted`, a
+    mailer's `mail.sent`): the same source gives the same id, so a repeat is de-duplicated
+    downstream like the first."""
+    return f"{message_type}-{source_id}"
+
+
 def utc_now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 

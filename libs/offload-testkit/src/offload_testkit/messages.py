@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 
 from offload_core.config import CoreConfig
-from offload_core.envelope import Envelope
+from offload_core.envelope import Envelope, derived_id
 from offload_core.publisher import Publisher
 from offload_core.topology import Topology
 
@@ -24,7 +24,7 @@ def signup_accepted(fruit: str = "kiwi", lane: str = "high", signup_id: str | No
     """A valid signup.accepted event, what stats counts of a signup, as the web publishes it."""
     signup_id = signup_id or str(uuid.uuid4())
     data = {"signup_id": signup_id, "fruit": fruit, "lane": lane}
-    return Envelope("signup.accepted", data, id=f"signup.accepted-{signup_id}")
+    return Envelope("signup.accepted", data, id=derived_id("signup.accepted", signup_id))
 
 
 def request_event(path: str = "/", agent: str = "curl/8", status: int = 200) -> Envelope:

@@ -11,7 +11,7 @@ import time
 from prometheus_client import Counter
 
 from offload_core import tracing
-from offload_core.envelope import Envelope
+from offload_core.envelope import Envelope, derived_id
 from offload_core.publisher import Publisher
 from offload_core.runner import Message, Park, Retry
 from offload_mailer.addresses import welcome_key
@@ -161,5 +161,5 @@ class WelcomeMailer:
 
     def _announce(self, event_type: str, message: Message, data: dict) -> None:
         # Deterministic id: a repeated announcement is the same event, de-duplicated downstream.
-        event = Envelope(event_type, data, id=f"{event_type}-{message.id}")
+        event = Envelope(event_type, data, id=derived_id(event_type, message.id))
         self.publisher.publish(event, correlation_id=message.correlation_id)

@@ -13,7 +13,7 @@ import time
 from flask import Flask, current_app, g
 
 from offload_core.config import CoreConfig
-from offload_core.envelope import Envelope
+from offload_core.envelope import Envelope, derived_id
 from offload_core.ids import random_uuid
 from offload_core.publisher import Publisher, PublishError, PublishTimeout
 from offload_web import idempotency
@@ -42,7 +42,7 @@ def facts(signup_id: str, payload: dict[str, str]) -> tuple[Envelope, Envelope]:
     counted = {"signup_id": signup_id, "fruit": payload["fruit"], "lane": payload["lane"]}
     return (
         Envelope("signup.created", payload, id=signup_id),
-        Envelope("signup.accepted", counted, id=f"signup.accepted-{signup_id}"),
+        Envelope("signup.accepted", counted, id=derived_id("signup.accepted", signup_id)),
     )
 
 
