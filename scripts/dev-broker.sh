@@ -26,7 +26,8 @@ if [ -d "$state/mnesia" ] && [ "$(cat "$state/series" 2>/dev/null)" != "$series"
 fi
 mkdir -p "$state/mnesia" "$state/log"
 echo "$series" >"$state/series"
-in_tree() { .venv/bin/python -m offload_testkit.rabbitmq_tree --bind "$state" "$@"; }
+# The tree's programs run through offload_testkit.rabbitmq_tree (mount namespace and chroot).
+in_tree=(.venv/bin/python -m offload_testkit.rabbitmq_tree --bind "$state")
 echo "[rabbitmq_management,rabbitmq_prometheus]." > "$state/enabled_plugins"
 cat > "$state/rabbitmq.conf" <<CONF
 listeners.tcp.default = 127.0.0.1:${amqp_port}
@@ -56,13 +57,13 @@ read -r policy_name policy_pattern policy_definition policy_applies_to <<<"$poli
 (
   # await_startup needs the node to exist already: ask until it does, for two minutes.
   for _ in $(seq 120); do
-    in_tree /usr/lib/rabbitmq/bin/rabbitmqctl await_startup --timeout 120 >/dev/null 2>&1 && break
+    "${in_tree[@]}" /usr/lib/rabbitmq/bin/rabbitmqctl await_startup --timeout 120 >/dev/null 2>&1 && break
     sleep 1
   done
-  in_tree /usr/lib/rabbitmq/bin/rabbitmqctl set_policy --apply-to "$policy_applies_to" \
+  "${in_tree[@]}" /usr/lib/rabbitmq/bin/rabbitmqctl set_policy --apply-to "$policy_applies_to" \
       "$policy_name" "$policy_pattern" "$policy_definition" >/dev/null \
     && echo "parked messages expire after $(.venv/bin/python -c 'from offload_core.topology import PARKED_RETENTION_DAYS as d; print(f"{d:g}")') days (policy $policy_name: $policy_definition)"
 ) &
 # epmd first: the node registers with it (idempotent when one runs already).
-in_tree /usr/bin/epmd -daemon
-exec .venv/bin/python -m offload_testkit.rabbitmq_tree --bind "$state" /usr/lib/rabbitmq/bin/rabbitmq-server
+"${in_tree[@]}" /usr/bin/epmd -daemon
+exec "${in_tree[@]}" /usr/lib/rabbitmq/bin/rabbitmq-server
