@@ -982,14 +982,23 @@ def test_a_worker_is_drained_under_load(cluster, release, admin):
 
 
 def test_upgrade_keeps_the_autoscaled_replica_count(cluster, release, admin):
-    apps = client.AppsV1Api(admin)
-    # Nothing may change the scale meanwhile, so the autoscalers are stopped for this check.
+    apps, core = client.AppsV1Api(admin), client.CoreV1Api(admin)
+    # Nothing may change the scale meanwhile, so the autoscalers are stopped for this check:
+    # gone before the count is set (a leader still running would scale an idle mailer back
+    # down), and kept at 0 by the upgrade (which would otherwise start them again).
     apps.patch_namespaced_deployment_scale(AUTOSCALER, NAMESPACE, {"spec": {"replicas": 0}})
+    wait_for(
+        lambda: not core.list_namespaced_pod(NAMESPACE, label_selector=AUTOSCALER_PODS).items,
+        timeout=120,
+        interval=1,
+        what="every autoscaler pod gone",
+    )
     apps.patch_namespaced_deployment_scale(MAILER, NAMESPACE, {"spec": {"replicas": 3}})
     revision = apps.read_namespaced_deployment(WEB, NAMESPACE).metadata.generation
     cluster.helm(
         "upgrade", release, str(ROOT / "charts" / "offload"), "-n", NAMESPACE, "--reuse-values",
         "--set", "web.replicaCount=3", "--set", "mailer.autoscaling.maxReplicaCount=5",
+        "--set", "autoscaler.replicas=0",
     )  # fmt: skip
     web = apps.read_namespaced_deployment(WEB, NAMESPACE)
     assert web.spec.replicas == 3 and web.metadata.generation > revision  # the upgrade was applied
