@@ -10,6 +10,7 @@ import secrets
 import subprocess
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 import requests
@@ -135,6 +136,13 @@ def test_a_signup_through_the_containers_becomes_one_email_and_a_count(stack):
     for name in stack["names"]:
         if not name.startswith("rabbitmq"):
             assert docker("inspect", "-f", "{{.Config.User}}", name) == "10001:10001"
+    # The broker image is the tree the test kit's brokers run (scripts/rabbitmq-base-image.sh).
+    [broker] = [name for name in stack["names"] if name.startswith("rabbitmq")]
+    version = docker("exec", broker, "rabbitmqctl", "--quiet", "version")
+    script = Path(__file__).resolve().parents[2] / "scripts" / "rabbitmq-tree.sh"
+    tree = subprocess.run([str(script)], capture_output=True, text=True, check=True).stdout
+    print(f"broker image: RabbitMQ {version}")
+    assert version == (Path(tree.strip()) / ".rabbitmq-version").read_text().strip()
     started = time.monotonic()
     docker("stop", "-t", "30", stack["mailer"])
     assert docker("inspect", "-f", "{{.State.ExitCode}}", stack["mailer"]) == "0"
