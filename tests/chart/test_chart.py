@@ -406,6 +406,8 @@ def test_the_broker_definitions_expire_parked_messages_with_the_topologys_policy
     assert policies(rabbitmq__image__tag="3.13.7") == [
         {"vhost": "/", **parked_retention_policy(14, rabbitmq_major=3)}
     ]
+    # A tag without a version (the kind provider's "dev", built from the 4.0.5 tree): 4.
+    assert policies(rabbitmq__image__tag="dev") == [{"vhost": "/", **four}]
 
 
 def test_network_policies_are_on_by_default_and_dns_follows_the_dns_ports():

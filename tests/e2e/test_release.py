@@ -536,6 +536,10 @@ def test_the_broker_is_a_cluster_and_every_queue_has_a_member_on_each_node(clust
         assert topology_queues() <= set(queues)
         for name in topology_queues():
             assert len(queues[name]["members"]) == 3 and len(queues[name]["online"]) == 3, queues[name]
+        # RabbitMQ 4 would drop a parked message at its 21st look without the unlimited limit.
+        assert management.get("overview")["rabbitmq_version"].startswith("4.")
+        for name in (q for q in topology_queues() if q.endswith(".parked")):
+            assert queues[name]["effective_policy_definition"].get("delivery-limit") == -1, queues[name]
 
 
 def test_each_service_talks_to_the_broker_as_its_own_user(cluster, release, admin):
