@@ -704,3 +704,21 @@ def test_the_rabbitmq_cluster_operator_example_follows_the_operators_crd(tmp_pat
     assert kubeconform(misspelt).returncode != 0
     [cluster] = yaml.safe_load_all(example.read_text())
     assert cluster["spec"]["replicas"] == 3
+
+
+def test_the_broker_restarts_when_what_its_nodes_import_at_boot_changes():
+    """Users' rights and the parking policy reach a running broker only through its boot-time
+    definitions import: a change of either changes the pod template (a rolling restart); a
+    change elsewhere (the control) does not."""
+
+    def stamp(**sets: str) -> str:
+        [broker] = [
+            d
+            for d in render(**sets)
+            if d["kind"] == "StatefulSet" and d["metadata"]["name"] == "r-offload-rabbitmq"
+        ]
+        return broker["spec"]["template"]["metadata"]["annotations"]["checksum/broker-definitions"]
+
+    default = stamp()
+    assert stamp(rabbitmq__parkedRetentionDays="7") != default
+    assert stamp(web__replicaCount="3") == default
