@@ -41,7 +41,6 @@ class CoreConfig:
     amqp_url: str = setting(
         "OFFLOAD_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F", parse=_amqp_urls, secret=True
     )
-    management_url: str = setting("OFFLOAD_MANAGEMENT_URL", "http://guest:guest@127.0.0.1:15672")
     # Publisher: how long a caller waits for the broker's confirm before giving up.
     confirm_timeout: float = setting("OFFLOAD_CONFIRM_TIMEOUT", 5.0, minimum=0.05)
     # Fire-and-forget buffer (analytics): messages held while unconfirmed or unsent.

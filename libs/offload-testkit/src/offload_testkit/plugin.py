@@ -61,7 +61,6 @@ def core_config(amqp_url: str, rabbitmq_broker: PrivateBroker) -> CoreConfig:
     return dataclasses.replace(
         CoreConfig(),
         amqp_url=amqp_url,
-        management_url=rabbitmq_broker.management_url_with_credentials(),
         confirm_timeout=3.0,
         delay_tiers=(0.2, 0.5, 1.0),
         grace_period=5.0,
