@@ -13,6 +13,7 @@ from offload_core.settings import without_none
 # (who reads it, module, class): every table of settings in the stack.
 TABLES = (
     ("every service", "offload_core.config", "CoreConfig"),
+    ("every service (logs)", "offload_core.logs", "LogSettings"),
     ("every service (traces)", "offload_core.tracing", "TracingSettings"),
     ("web", "offload_web.config", "WebConfig"),
     ("web (gunicorn)", "offload_web.config", "WebServerConfig"),
