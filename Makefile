@@ -15,7 +15,7 @@ PACKAGES := libs/offload-core libs/offload-testkit $(wildcard services/*/pyproje
 PACKAGE_DIRS := $(patsubst %/pyproject.toml,%,$(PACKAGES))
 TEST_PATHS := libs $(wildcard services/*/tests) $(wildcard tests)
 
-.PHONY: help dev dev-deps check test e2e kube-binaries kind-node-image release-tools release-local k8s-tools k8s-manifests images keda-image container-test lint format system-deps venv bench-core bench-tracing bench-web bench-mailer bench-stats bench-slow-clients bench-autoscaler bench-keda chaos clean
+.PHONY: help dev dev-deps check check-deps lint-python lint-shell test e2e kube-binaries kind-node-image release-tools release-local k8s-tools k8s-manifests images keda-image container-test lint format system-deps venv bench-core bench-tracing bench-web bench-mailer bench-stats bench-slow-clients bench-autoscaler bench-keda chaos clean
 
 help:
 	@echo "make dev         run the whole stack locally (installs what it needs)"
@@ -51,11 +51,15 @@ $(BIN)/.installed: requirements/constraints.txt requirements/dev.in $(wildcard l
 
 venv: $(BIN)/.installed
 
-lint: system-deps venv
+lint: system-deps venv lint-python lint-shell
+
+lint-shell:
+	shellcheck scripts/*.sh deploy/docker/*/*.sh deploy/kind-node/network/offload-* deploy/kind-node/files/usr/local/bin/* tests/e2e/clusters/kind-bin/docker .ci/run
+
+lint-python: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy libs/*/src $(wildcard services/*/src) tests/chaos tests/e2e/clusters
-	shellcheck scripts/*.sh deploy/docker/*/*.sh deploy/kind-node/network/offload-* deploy/kind-node/files/usr/local/bin/* tests/e2e/clusters/kind-bin/docker .ci/run
 
 format: venv
 	$(BIN)/ruff check --fix .
@@ -90,10 +94,14 @@ test: system-deps venv lint k8s-tools kube-binaries release-tools
 	$(WITH_RABBITMQ) $(BIN)/pytest -p no:logging -m "not containers and not e2e" $(TEST_PATHS)
 
 # The daily loop: what a change to a service or the core most often breaks, against the
-# same private broker, in minutes. The cross-service, chart, cluster and slow tests are
-# `make test`'s (CI runs it).
-check: system-deps venv lint
-	$(WITH_RABBITMQ) $(BIN)/pytest -p no:logging -m "not slow and not containers and not e2e" libs $(wildcard services/*/tests)
+# same private broker and Redis, in minutes; it needs nothing else (scripts/system-deps.sh
+# check). The cross-service, chart, Kubernetes-API, browser and slow tests are `make test`'s
+# (CI runs it, and the pull-request workflow runs this).
+check: check-deps venv lint-python lint-shell
+	$(WITH_RABBITMQ) $(BIN)/pytest -p no:logging -m "not slow and not containers and not e2e and not kube and not browser" libs $(wildcard services/*/tests)
+
+check-deps:
+	@scripts/system-deps.sh check
 
 # The e2e suite: OFFLOAD_E2E_PROVIDER=kind|existing (default kind: a cluster of three nodes
 # from the node image built here, see docs/kind.md).

@@ -2,16 +2,20 @@
 # Install the Debian packages a make target needs (root), or say how (not root).
 #   system-deps.sh dev    the local stack: debootstrap (for the broker's tree,
 #                         scripts/rabbitmq-tree.sh), Python and Prometheus (`make dev`)
+#   system-deps.sh check  the daily loop (`make check`): the broker's tree, Python, Redis
+#                         and shellcheck, nothing more
 #   system-deps.sh test   everything the tests start: Redis, Prometheus, a browser, a
 #                         Kubernetes control plane, a C compiler (the default)
 set -euo pipefail
 
 dev_packages=(debootstrap python3-venv prometheus)
+check_packages=(debootstrap python3-venv redis-server shellcheck)
 test_packages=("${dev_packages[@]}" redis-server chromium prometheus etcd-server iproute2 gcc libc6-dev shellcheck)
 case "${1:-test}" in
   dev) packages=("${dev_packages[@]}") ;;
+  check) packages=("${check_packages[@]}") ;;
   test) packages=("${test_packages[@]}") ;;
-  *) echo "usage: $0 [dev|test]" >&2; exit 2 ;;
+  *) echo "usage: $0 [dev|check|test]" >&2; exit 2 ;;
 esac
 missing=()
 for pkg in "${packages[@]}"; do

@@ -20,7 +20,8 @@ from offload_testkit.k8s_tools import tool
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / ".github" / "workflows" / "e2e.yaml"
 RELEASE_WORKFLOW = ROOT / ".github" / "workflows" / "release.yaml"
-WORKFLOWS = (WORKFLOW, RELEASE_WORKFLOW)
+CHECK_WORKFLOW = ROOT / ".github" / "workflows" / "check.yaml"
+WORKFLOWS = (WORKFLOW, RELEASE_WORKFLOW, CHECK_WORKFLOW)
 
 
 def actionlint(path: Path) -> subprocess.CompletedProcess[str]:

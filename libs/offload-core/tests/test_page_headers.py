@@ -49,6 +49,7 @@ def rendered_dom(url: str, profile: Path) -> str:
     return done.stdout
 
 
+@pytest.mark.browser
 @pytest.mark.parametrize("with_policy", [True, False], ids=["policy", "control-no-policy"])
 def test_an_injected_inline_script_does_not_run(with_policy, tmp_path):
     """With the policy the browser refuses the inline script; the control serves the same page

@@ -98,6 +98,7 @@ def test_page_renders_under_gunicorn_with_escaped_labels_and_no_scripts(stats_ap
     assert requests.get(f"{stats_api}/api/v1/stats", timeout=5).json()["signups"]["total"] == 2
 
 
+@pytest.mark.browser
 def test_page_screenshot_in_headless_chromium(stats_api, tmp_path):
     """Renders /stats in Debian's chromium (installed by scripts/system-deps.sh) and checks the PNG."""
     shot = tmp_path / "stats.png"

@@ -110,3 +110,11 @@ def kube_control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loc
         yield control_plane
     finally:
         control_plane.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that uses the local Kubernetes control plane, directly or through another
+    fixture, is marked `kube`, so `make check` can leave them to `make test`."""
+    for item in items:
+        if "kube_control_plane" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.kube)
