@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Blueprint, Flask, Response, current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from offload_core import page_headers, problems
 from offload_core import status_port as status_port_split
-from offload_core.metrics import render_latest
 from offload_core.settings import from_env
+from offload_core.status_routes import status_blueprint
 from offload_stats import charts, queries
 from offload_stats.config import StatsConfig
 from offload_stats.counting import SERIES
@@ -54,92 +54,107 @@ def _problem(status: int, title: str, detail: str, **extra: Any) -> Response:
     return response
 
 
+def current_store() -> StatsStore:
+    """The app's store (create_app keeps it in the app's extensions)."""
+    return current_app.extensions["offload_stats_store"]
+
+
+api = Blueprint("api", __name__)
+
+
+@api.get("/api/v1/stats")
+def stats_summary() -> Any:
+    return jsonify(queries.summary(current_store()))
+
+
+@api.get("/api/v1/stats/user-agents")
+def user_agents() -> Any:
+    limit = _int_param("limit", 10, 1, 100)
+    items = [{"user_agent": k, "count": v} for k, v in queries.top(current_store(), "user_agent", limit)]
+    return jsonify({"items": items})
+
+
+@api.get("/api/v1/stats/paths")
+def paths() -> Any:
+    limit = _int_param("limit", 10, 1, 100)
+    items = [{"path": k, "count": v} for k, v in queries.top(current_store(), "path", limit)]
+    return jsonify({"items": items})
+
+
+@api.get("/api/v1/stats/timeseries")
+def timeseries() -> Any:
+    metric = _single_param("metric")
+    metric = "requests" if metric is None else metric  # given but empty is an error, like any other
+    if metric not in SERIES:
+        raise BadParameter("metric", f"must be one of {', '.join(SERIES)}")
+    minutes = _int_param("minutes", 60, 1, 1440)
+    return jsonify(
+        {"metric": metric, "minutes": minutes, "points": queries.timeseries(current_store(), metric, minutes)}
+    )
+
+
+@api.get("/openapi.json")
+def openapi() -> Any:
+    from offload_stats.openapi import document
+
+    return jsonify(document())
+
+
+page = Blueprint("page", __name__)
+
+
+@page.get("/stats")
+def stats_page() -> Any:
+    data = queries.summary(current_store())
+    return render_template(
+        "stats.html",
+        summary=data,
+        fruits=charts.bars(sorted(data["signups"]["by_fruit"].items(), key=lambda kv: -kv[1])),
+        agents=charts.bars(queries.top(current_store(), "user_agent", 8)),
+        paths=charts.bars(queries.top(current_store(), "path", 8)),
+        requests=charts.columns(queries.timeseries(current_store(), "requests", 60)),
+        signups=charts.columns(queries.timeseries(current_store(), "signups", 60)),
+    )
+
+
+def readiness() -> tuple[dict[str, Any], int]:
+    """Ready while the store answers."""
+    try:
+        current_store().ping()
+    except Exception as exc:  # the store's own error says what is wrong: in the log only
+        log.warning("not ready: the store does not answer: %s", exc)
+        return {"status": "not ready", "store": "unreachable"}, 503
+    return {"status": "ready"}, 200
+
+
+def bad_parameter(exc: BadParameter) -> Any:
+    return _problem(400, "Invalid parameter", str(exc), errors=[{"name": exc.name, "reason": exc.reason}])
+
+
+def http_error(exc: HTTPException) -> Any:
+    response = _problem(exc.code or 500, exc.name, exc.description or exc.name)
+    for name, value in exc.get_headers():  # e.g. Allow on a 405 (RFC 9110)
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response
+
+
+def unexpected(exc: Exception) -> Any:
+    log.exception("unexpected error")
+    return _problem(503, "Store unavailable", "the stats store did not answer; try again shortly")
+
+
 def create_app(store: StatsStore | None = None, status_port: int | None = None) -> Flask:
     """The read API; `status_port`: gunicorn's second port, the only one that serves
     /metrics, /healthz and /readyz (None: every path on the one port)."""
-    store = store or open_store(from_env(StatsConfig).store_url)
     app = Flask(__name__)
+    app.extensions["offload_stats_store"] = store or open_store(from_env(StatsConfig).store_url)
     status_port_split.install(app, status_port)
     app.json.sort_keys = False  # type: ignore[attr-defined]  # Flask types app.json as the provider base class
     page_headers.install(app)
-
-    @app.get("/api/v1/stats")
-    def stats_summary() -> Any:
-        return jsonify(queries.summary(store))
-
-    @app.get("/api/v1/stats/user-agents")
-    def user_agents() -> Any:
-        limit = _int_param("limit", 10, 1, 100)
-        items = [{"user_agent": k, "count": v} for k, v in queries.top(store, "user_agent", limit)]
-        return jsonify({"items": items})
-
-    @app.get("/api/v1/stats/paths")
-    def paths() -> Any:
-        limit = _int_param("limit", 10, 1, 100)
-        return jsonify({"items": [{"path": k, "count": v} for k, v in queries.top(store, "path", limit)]})
-
-    @app.get("/api/v1/stats/timeseries")
-    def timeseries() -> Any:
-        metric = _single_param("metric")
-        metric = "requests" if metric is None else metric  # given but empty is an error, like any other
-        if metric not in SERIES:
-            raise BadParameter("metric", f"must be one of {', '.join(SERIES)}")
-        minutes = _int_param("minutes", 60, 1, 1440)
-        return jsonify(
-            {"metric": metric, "minutes": minutes, "points": queries.timeseries(store, metric, minutes)}
-        )
-
-    @app.get("/stats")
-    def page() -> Any:
-        data = queries.summary(store)
-        return render_template(
-            "stats.html",
-            summary=data,
-            fruits=charts.bars(sorted(data["signups"]["by_fruit"].items(), key=lambda kv: -kv[1])),
-            agents=charts.bars(queries.top(store, "user_agent", 8)),
-            paths=charts.bars(queries.top(store, "path", 8)),
-            requests=charts.columns(queries.timeseries(store, "requests", 60)),
-            signups=charts.columns(queries.timeseries(store, "signups", 60)),
-        )
-
-    @app.get("/openapi.json")
-    def openapi() -> Any:
-        from offload_stats.openapi import document
-
-        return jsonify(document())
-
-    @app.get("/healthz")
-    def healthz() -> Any:
-        return jsonify({"status": "ok"})
-
-    @app.get("/readyz")
-    def readyz() -> Any:
-        try:
-            store.ping()
-        except Exception as exc:  # the store's own error says what is wrong: in the log only
-            log.warning("not ready: the store does not answer: %s", exc)
-            return jsonify({"status": "not ready", "store": "unreachable"}), 503
-        return jsonify({"status": "ready"})
-
-    @app.get("/metrics")
-    def metrics() -> Any:
-        return Response(render_latest(), mimetype="text/plain; version=0.0.4")
-
-    @app.errorhandler(BadParameter)
-    def bad_parameter(exc: BadParameter) -> Any:
-        return _problem(400, "Invalid parameter", str(exc), errors=[{"name": exc.name, "reason": exc.reason}])
-
-    @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException) -> Any:
-        response = _problem(exc.code or 500, exc.name, exc.description or exc.name)
-        for name, value in exc.get_headers():  # e.g. Allow on a 405 (RFC 9110)
-            if name.lower() != "content-type":
-                response.headers[name] = value
-        return response
-
-    @app.errorhandler(Exception)
-    def unexpected(exc: Exception) -> Any:
-        log.exception("unexpected error")
-        return _problem(503, "Store unavailable", "the stats store did not answer; try again shortly")
-
+    for blueprint in (api, page, status_blueprint(readiness)):
+        app.register_blueprint(blueprint)
+    app.register_error_handler(BadParameter, bad_parameter)
+    app.register_error_handler(HTTPException, http_error)
+    app.register_error_handler(Exception, unexpected)
     return app

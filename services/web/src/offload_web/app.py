@@ -17,11 +17,12 @@ from offload_core import page_headers, tracing
 from offload_core import status_port as status_port_split
 from offload_core.config import CoreConfig
 from offload_core.publisher import Publisher
+from offload_core.status_routes import status_blueprint
 from offload_core.topology import stack_topology
 from offload_web import analytics, bookkeeping, errors, readiness, throttle
 from offload_web.api import api
 from offload_web.config import WebConfig
-from offload_web.ops import ops
+from offload_web.ops import readiness as web_readiness
 from offload_web.pages import pages
 from offload_web.publishing import SignupPublisher
 
@@ -60,7 +61,7 @@ def create_app(
     errors.init_app(app)
     throttle.init_app(app, web_config)
     page_headers.install(app)
-    for blueprint in (pages, api, ops):
+    for blueprint in (pages, api, status_blueprint(web_readiness)):
         app.register_blueprint(blueprint)
     CSRFProtect(app).exempt(api)
     if web_config.analytics:

@@ -1,25 +1,16 @@
-"""What operators and Kubernetes ask of the web: liveness, readiness, metrics."""
+"""The web's readiness, for the core's status routes (offload_core.status_routes)."""
 
 from __future__ import annotations
 
 import os
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import current_app
 
-from offload_core.metrics import render_latest
 from offload_web.publishing import signups
 
-ops = Blueprint("ops", __name__)
 
-
-@ops.get("/healthz")
-def healthz() -> Any:
-    return jsonify({"status": "ok"})
-
-
-@ops.get("/readyz")
-def readyz() -> Any:
+def readiness() -> tuple[dict[str, Any], int]:
     """Ready when every worker of the pod has its publisher connected (readiness.py); a web
     outside gunicorn (tests, a single process) answers for its own publisher."""
     publisher = signups().publisher
@@ -27,9 +18,9 @@ def readyz() -> Any:
     if pod is not None:  # this worker's own state first, without waiting for its recorder
         pod.record(os.getpid(), publisher.ready)
     if pod is None and publisher.ready:
-        return jsonify({"status": "ready"})
+        return {"status": "ready"}, 200
     if pod is not None and pod.ready:
-        return jsonify({"status": "ready", "workers": pod.workers})
+        return {"status": "ready", "workers": pod.workers}, 200
     # The broker's error text (host names, ports, credentials' user) stays in the logs: this
     # port is the public one.
     answer: dict[str, Any] = {
@@ -40,9 +31,4 @@ def readyz() -> Any:
         answer.update(workers=pod.workers, ready_workers=pod.ready_workers())
         if publisher.ready:
             answer["broker"] = "this worker is connected; others are not yet"
-    return jsonify(answer), 503
-
-
-@ops.get("/metrics")
-def metrics() -> Any:
-    return Response(render_latest(), mimetype="text/plain; version=0.0.4")
+    return answer, 503
