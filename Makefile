@@ -86,7 +86,7 @@ kind-node-image: kube-binaries
 release-tools:
 	@scripts/release-tools.sh
 
-# k8s/base/offload.yaml from the chart (a test fails when it is stale).
+# k8s/base from the chart, a file per component (a test fails when it is stale).
 k8s-manifests: k8s-tools
 	$(BIN)/python scripts/render_k8s.py
 
