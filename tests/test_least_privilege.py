@@ -25,7 +25,7 @@ GRANTS = service_grants(stack_topology())
 
 def run_topology_step(admin_url: str, delay_tiers: tuple[float, ...]) -> str:
     done = subprocess.run(
-        [sys.executable, "-m", "offload_core.topology", "declare"],
+        [sys.executable, "-m", "offload_core.topology_step", "declare"],
         env={
             "OFFLOAD_AMQP_URL": admin_url,
             "OFFLOAD_DELAY_TIERS": ",".join(str(d) for d in delay_tiers),

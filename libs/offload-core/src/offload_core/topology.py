@@ -6,21 +6,18 @@
 
 Every service declares the whole topology at start, so the order services start in
 does not matter and a new consumer is one more WorkQueue here; where the services' broker
-users may not declare (grants.py), `offload-topology declare` does it once as the
-administrator and the services run with OFFLOAD_DECLARE_TOPOLOGY off. Declarations are
+users may not declare (grants.py), `offload-topology declare` (topology_step.py) does it
+once as the administrator and the services run with OFFLOAD_DECLARE_TOPOLOGY off. Declarations are
 idempotent as long as the arguments do not change; delay queues carry their delay in
 their name so a new tier is a new queue, not a conflicting redeclaration.
 """
 
 from __future__ import annotations
 
-import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.channel import Channel
 
@@ -237,56 +234,3 @@ def declare(url: str, topology: Topology) -> None:
         topology.declare(connection.channel())
     finally:
         connection.close()
-
-
-def main(argv: list[str] | None = None) -> int:
-    """offload-topology declare: the topology step, run as the broker's administrator
-    (OFFLOAD_AMQP_URL) where the services' own users may not declare (grants.py)."""
-    import argparse
-    import logging
-
-    from offload_core.config import ConfigError, CoreConfig
-
-    parser = argparse.ArgumentParser(prog="offload-topology", description=main.__doc__)
-    parser.add_argument("command", choices=["declare"])
-    parser.add_argument(
-        "--wait",
-        type=float,
-        default=0.0,
-        metavar="SECONDS",
-        help="retry an unreachable broker for this long (a step that starts beside the broker)",
-    )
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
-    logging.getLogger("pika").setLevel(logging.CRITICAL)  # its tracebacks say no more than ours
-    try:
-        config = CoreConfig.from_env(service_name="topology")
-    except ConfigError as error:
-        print(f"offload-topology: {error}", file=sys.stderr)
-        return 2
-    topology = stack_topology(config.delay_tiers, config.delivery_limit)
-    deadline = time.monotonic() + args.wait
-    while True:
-        try:
-            declare(config.amqp_url, topology)
-            break
-        except pika.exceptions.AMQPConnectionError as error:
-            if time.monotonic() >= deadline:
-                print(f"offload-topology: the broker is unreachable: {error!r}", file=sys.stderr)
-                return 1
-            print(f"offload-topology: the broker is unreachable ({error!r}), retrying", file=sys.stderr)
-            time.sleep(2)
-        except pika.exceptions.AMQPError as error:
-            # Refused or a conflicting declaration: waiting would not change it.
-            print(f"offload-topology: declaring failed: {error!r}", file=sys.stderr)
-            return 1
-    print(
-        f"offload-topology: declared {len(topology.queues)} work queues, their parking queues and "
-        f"{len(topology.delay_tiers)} delay tiers each, and the exchanges "
-        f"{EVENTS_EXCHANGE}, {RETRY_EXCHANGE}, {DEAD_EXCHANGE}"
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
