@@ -124,14 +124,7 @@ appears in a manifest; with an external broker they come whole from its Secret.
 {{- end }}
 {{- else if $root.Values.rabbitmq.builtin }}
 {{- /* The user's own Secret names one user: every service shares it and declares. */}}
-- name: RABBITMQ_USERNAME
-  valueFrom:
-    secretKeyRef: {name: {{ $secret }}, key: username}
-- name: RABBITMQ_PASSWORD
-  valueFrom:
-    secretKeyRef: {name: {{ $secret }}, key: password}
-- name: OFFLOAD_AMQP_URL
-  value: "amqp://$(RABBITMQ_USERNAME):$(RABBITMQ_PASSWORD)@{{ $host }}:5672/%2F"
+{{ include "offload.brokerAdminEnv" $root }}
 - name: OFFLOAD_MANAGEMENT_URL
   value: "http://$(RABBITMQ_USERNAME):$(RABBITMQ_PASSWORD)@{{ $host }}:15672"
 {{- else }}
