@@ -501,6 +501,17 @@ class Management:
         return {q["name"]: q for q in self.get("queues/%2F") if q.get("type") == "quorum"}
 
 
+def mailers_holding_work(management: Management) -> int:
+    """Waits until mailers hold messages of the mailer queue unacknowledged (a fault then
+    lands on work in flight); how many they hold."""
+    return wait_for(
+        lambda: (held := management.quorum_queues()[MAILER_QUEUE]["messages_unacknowledged"]) > 0 and held,
+        timeout=60,
+        interval=0.2,
+        what=f"mailers holding work in {MAILER_QUEUE}",
+    )
+
+
 def topology_queues() -> set[str]:
     topology = stack_topology()
     names = set()
@@ -627,13 +638,7 @@ def test_a_rolling_restart_of_the_broker_under_load(cluster, release, admin):
         }
         counted_before = requests.get(f"{stats}/api/v1/stats", timeout=10).json()
         with SignupLoad(web, BROKER_LOAD_RATE) as load:
-            wait_for(
-                lambda: management.quorum_queues()[MAILER_QUEUE]["messages_unacknowledged"] > 0,
-                timeout=60,
-                interval=0.2,
-                what=f"mailers holding work in {MAILER_QUEUE}",
-            )
-            held = management.quorum_queues()[MAILER_QUEUE]["messages_unacknowledged"]
+            held = mailers_holding_work(management)
             web_connections = sum(web_connections_by_node(management).values())
             # What `kubectl rollout restart` writes.
             stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -696,13 +701,7 @@ def test_a_broker_node_holding_web_connections_crashes_under_load(cluster, relea
         require_whole_cluster(management, "before the crash")
         counted_before = requests.get(f"{stats}/api/v1/stats", timeout=10).json()
         with SignupLoad(web, BROKER_LOAD_RATE) as load:
-            wait_for(
-                lambda: management.quorum_queues()[MAILER_QUEUE]["messages_unacknowledged"] > 0,
-                timeout=60,
-                interval=0.2,
-                what=f"mailers holding work in {MAILER_QUEUE}",
-            )
-            held = management.quorum_queues()[MAILER_QUEUE]["messages_unacknowledged"]
+            held = mailers_holding_work(management)
             leader = management.quorum_queues()[MAILER_QUEUE]["leader"]
             on_node = web_connections_by_node(management)
             if not on_node:
