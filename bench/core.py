@@ -9,26 +9,25 @@ Prints `bench <name>: <value> <unit>` and `ratio <name>: <value>` lines:
 - no-op consumption msgs/s: the core runner (worker threads, acks via the I/O loop) vs a
   raw pika consume + ack loop, same prefetch. Both clocks stop when the connection has
   closed after the last ack, so every ack has reached the broker.
+- the opt-in OFFLOAD_FEWER_SYSCALLS (offload_core.fewer_syscalls): the core publisher and
+  runner again with it on, against the same runs with it off.
 Goals: pipelined vs confirm-each >= 3, runner vs raw pika >= 0.5, 8 threads vs pipelined
-raw pika with 8 in flight >= 0.8. Raw pika runs as users get it, one send() per frame; the core's connections
-join their buffered frames into one send (offload_core.pika_writes).
+raw pika with 8 in flight >= 0.8. Raw pika and the core's default both run pika as users get
+it, one send() per frame.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pika
 
-from offload_core import pika_writes
 from offload_core.config import CoreConfig
 from offload_core.publisher import Publisher
 from offload_core.runner import Runner
@@ -39,16 +38,6 @@ from offload_testkit.rabbitmq import PrivateBroker
 
 QUEUE = "bench.work"
 TOPOLOGY = Topology((WorkQueue(QUEUE, ("signup.created.*",)),), delay_tiers=(1.0,))
-
-
-@contextlib.contextmanager
-def pikas_own_writes() -> Iterator[None]:
-    """Raw pika as users get it: its own transport loop, one send() per frame."""
-    pika_writes.uninstall()
-    try:
-        yield
-    finally:
-        pika_writes.install()
 
 
 def purge(url: str) -> None:
@@ -213,17 +202,22 @@ def main() -> int:
             purge(url)
             core_pipe = bench_core_pipelined(config, args.publish_count * 2)
             purge(url)
-            with pikas_own_writes():
-                pika_pub = bench_pika_confirm_each(url, args.publish_count // 4)
-                purge(url)
-                pika_pipe = bench_pika_pipelined(url, args.publish_count * 2)
-                purge(url)
-                # As many in flight as the core's 8 callers keep: the like-for-like baseline.
-                pika_window_8 = bench_pika_pipelined(url, args.publish_count, window=8)
-                purge(url)
+            pika_pub = bench_pika_confirm_each(url, args.publish_count // 4)
+            purge(url)
+            pika_pipe = bench_pika_pipelined(url, args.publish_count * 2)
+            purge(url)
+            # As many in flight as the core's 8 callers keep: the like-for-like baseline.
+            pika_window_8 = bench_pika_pipelined(url, args.publish_count, window=8)
+            purge(url)
             core_run = bench_core_runner(config, args.consume_count)
-            with pikas_own_writes():
-                pika_run = bench_pika_consume(config, args.consume_count)
+            pika_run = bench_pika_consume(config, args.consume_count)
+            # The opt-in, last: the publisher it builds switches the process over.
+            fewer = dataclasses.replace(config, fewer_syscalls=True)
+            fewer_pub = bench_core_publisher(fewer, args.publish_count, threads=8)
+            purge(url)
+            fewer_pipe = bench_core_pipelined(fewer, args.publish_count * 2)
+            purge(url)
+            fewer_run = bench_core_runner(fewer, args.consume_count)
             assert ready_count(url, QUEUE) == 0
         finally:
             broker.stop()
@@ -240,6 +234,12 @@ def main() -> int:
     print(f"bench core_runner_noop: {core_run:.0f} msgs/s")
     print(f"bench pika_consume_ack_noop: {pika_run:.0f} msgs/s")
     print(f"ratio core_runner_vs_raw_pika: {core_run / pika_run:.2f}")
+    print(f"bench core_publisher_8_threads_fewer_syscalls: {fewer_pub:.0f} msgs/s")
+    print(f"bench core_publisher_pipelined_fewer_syscalls: {fewer_pipe:.0f} msgs/s")
+    print(f"bench core_runner_noop_fewer_syscalls: {fewer_run:.0f} msgs/s")
+    print(f"ratio fewer_syscalls_vs_default_publisher_8_threads: {fewer_pub / core_pub:.2f}")
+    print(f"ratio fewer_syscalls_vs_default_publisher_pipelined: {fewer_pipe / core_pipe:.2f}")
+    print(f"ratio fewer_syscalls_vs_default_runner: {fewer_run / core_run:.2f}")
     return 0
 
 

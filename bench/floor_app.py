@@ -10,10 +10,13 @@ from typing import Any
 
 from flask import Flask, jsonify, request
 
+from offload_core import fewer_syscalls
+from offload_core.config import CoreConfig
 from offload_core.ids import random_uuid
 from offload_web.signups import validate_signup
 
 app = Flask(__name__)
+fewer_syscalls.apply(CoreConfig.from_env().fewer_syscalls)  # ids made as the web makes them
 
 
 @app.post("/api/v1/signups")

@@ -18,7 +18,9 @@ By default the web servers run on CPU 0 and the broker and the load generators o
 other CPUs: the web tier gets cores of its own, as its pods do when the chart deploys it
 with the broker elsewhere. `--shared-cores` lets everything share every core instead; the
 broker's CPU per signup then comes out of the web's throughput. `--worker-class` runs every
-server (ours and the floor) with that gunicorn worker (default: the web's default).
+server (ours and the floor) with that gunicorn worker (default: the web's default), and
+`--fewer-syscalls` every server with OFFLOAD_FEWER_SYSCALLS=on (offload_core.fewer_syscalls;
+the floor then makes its ids as the web does with it on).
 
 Each side also gets its CPU per request, split by process tree (web server, broker, wrk),
 and `ratio ..._cpu_limit`: off-side CPU over on-side CPU per request on the saturated
@@ -143,6 +145,9 @@ def main() -> int:
     parser.add_argument(
         "--worker-class", choices=("gthread", "gevent"), help="gunicorn worker of every server"
     )
+    parser.add_argument(
+        "--fewer-syscalls", action="store_true", help="every server with OFFLOAD_FEWER_SYSCALLS=on"
+    )
     args = parser.parse_args()
     cpus = sorted(os.sched_getaffinity(0))
     pinned = not args.shared_cores and len(cpus) >= 2
@@ -160,6 +165,8 @@ def main() -> int:
         post.write_text(WRK_POST)
         url = broker.amqp_url(broker.create_vhost("bench"))
         worker = {"OFFLOAD_WEB_WORKER_CLASS": args.worker_class} if args.worker_class else {}
+        if args.fewer_syscalls:
+            worker["OFFLOAD_FEWER_SYSCALLS"] = "on"
         # Three servers up at once, each changing one switch: publishing for the signup
         # (analytics on in both), the analytics middleware for the page (publishing on in both);
         # and the floor.
@@ -171,7 +178,7 @@ def main() -> int:
             web_server(url, workdir, "analytics-off", OFFLOAD_WEB_ANALYTICS="off", **worker)
         )
         floor = stack.enter_context(floor_server(workdir, "floor", **worker))
-        print(f"worker: {args.worker_class or 'the web default'}")
+        print(f"worker: {args.worker_class or 'the web default'}, fewer syscalls: {args.fewer_syscalls}")
 
         if pinned:
             pin(broker_pid(broker), load_cpus)

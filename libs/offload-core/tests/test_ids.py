@@ -1,11 +1,31 @@
-"""offload_core.ids: version 4 UUIDs as uuid.uuid4() makes them, never repeated across a fork."""
+"""offload_core.ids: version 4 UUIDs as uuid.uuid4() makes them, never repeated across a fork
+when read in blocks, and uuid.uuid4() itself by default."""
 
 from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
+
+import pytest
 
 from offload_core import ids
+
+
+@pytest.fixture(autouse=True)
+def in_blocks() -> Iterator[None]:
+    ids.read_in_blocks(True)
+    yield
+    ids.read_in_blocks(False)
+
+
+def test_by_default_ids_are_uuid4s_own(monkeypatch):
+    ids.read_in_blocks(False)
+    made = uuid.UUID(int=4, version=4)
+    monkeypatch.setattr(uuid, "uuid4", lambda: made)
+    assert ids.random_uuid() is made
+    ids.read_in_blocks(True)
+    assert ids.random_uuid() is not made
 
 
 def test_ids_are_version_4_rfc_4122_uuids_and_distinct_across_blocks():

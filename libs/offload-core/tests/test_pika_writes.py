@@ -1,15 +1,16 @@
-"""The core's connections send their buffered frames joined (offload_core.pika_writes),
-counted at the socket against a real broker; and pika's own loop, one send per frame, as
-the negative control."""
+"""With OFFLOAD_FEWER_SYSCALLS on, the core's connections send their buffered frames joined
+(offload_core.pika_writes), counted at the socket against a real broker; by default, and as
+the negative control, pika's own loop makes one send per frame."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 import pytest
 from pika.adapters.utils.io_services_utils import _AsyncTransportBase
 
-from offload_core import pika_writes
+from offload_core import fewer_syscalls
 from offload_core.topology import Topology, WorkQueue
 from offload_testkit.amqp import ready_count
 from offload_testkit.messages import publish_all, signup, started_publisher
@@ -44,16 +45,24 @@ def publish_signups(core_config, amqp_url, sends: list[int]) -> int:
     return calls
 
 
-def test_pipelined_publishes_leave_in_far_fewer_sends_than_frames(core_config, amqp_url, sends):
-    calls = publish_signups(core_config, amqp_url, sends)
+@pytest.fixture(autouse=True)
+def as_pika_ships() -> Iterator[None]:
+    yield
+    fewer_syscalls.apply(False)
+
+
+def test_with_fewer_syscalls_pipelined_publishes_leave_in_far_fewer_sends_than_frames(
+    core_config, amqp_url, sends
+):
+    calls = publish_signups(dataclasses.replace(core_config, fewer_syscalls=True), amqp_url, sends)
+    assert fewer_syscalls.enabled()
     assert calls < MESSAGES / 2, f"{calls} sends for {FRAMES} frames"
 
 
-def test_with_pikas_own_loop_every_frame_is_a_send(core_config, amqp_url, sends):
-    """Negative control: pika's _produce back in place; the same count sees one send a frame."""
-    pika_writes.uninstall()
-    try:
-        calls = publish_signups(core_config, amqp_url, sends)
-    finally:
-        pika_writes.install()
+def test_by_default_every_frame_is_a_send(core_config, amqp_url, sends):
+    """Negative control and the default: pika's own _produce; the same count sees one send
+    a frame."""
+    fewer_syscalls.apply(True)  # a publisher with the default config puts pika's loop back
+    calls = publish_signups(core_config, amqp_url, sends)
+    assert not fewer_syscalls.enabled()
     assert calls >= FRAMES, f"{calls} sends for {FRAMES} frames"

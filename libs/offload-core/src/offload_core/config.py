@@ -66,6 +66,9 @@ class CoreConfig:
     # Off where the topology step (offload-topology, run as the broker's administrator)
     # declares everything and this service's broker user may configure nothing (grants.py).
     declare_topology: bool = setting("OFFLOAD_DECLARE_TOPOLOGY", True)
+    # Opt-in, process-wide: joined socket writes and block-read ids (fewer_syscalls.py),
+    # which pay only where a system call is dear (docs/benchmarks.md).
+    fewer_syscalls: bool = setting("OFFLOAD_FEWER_SYSCALLS", False)
 
     def topology_to_declare(self, topology: Topology) -> Topology | None:
         """What a session declares before it is ready: `topology`, or nothing when another

@@ -8,9 +8,9 @@ most of a confirmed publish's CPU. `_produce` below joins what is buffered first
 it with one call, or a few when the socket's buffer fills: the same bytes in the same order.
 Partial sends and would-block are handled as pika handles them (its caller,
 `_on_socket_writable`, treats EAGAIN and errors). pika offers no setting for this, so the
-method is replaced, once, when the core's session module is imported. TLS connections keep
-pika's own loop (`_AsyncSSLTransport._produce`). `install` refuses a pika whose transport
-does not have the method this replaces.
+method is replaced process-wide, and only when `OFFLOAD_FEWER_SYSCALLS` asks for it
+(`fewer_syscalls`). TLS connections keep pika's own loop (`_AsyncSSLTransport._produce`).
+`install` refuses a pika whose transport does not have the method this replaces.
 """
 
 from __future__ import annotations
@@ -45,5 +45,9 @@ def install() -> None:
 
 
 def uninstall() -> None:
-    """pika's own one-send-per-frame loop again (tests' negative control)."""
+    """pika's own one-send-per-frame loop, as pika ships it."""
     _TRANSPORT._produce = PIKA_PRODUCE
+
+
+def installed() -> bool:
+    return _TRANSPORT._produce is _produce_joined

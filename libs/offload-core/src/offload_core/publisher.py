@@ -39,7 +39,7 @@ from opentelemetry.trace import Span
 from pika.adapters.select_connection import IOLoop
 from pika.channel import Channel
 
-from offload_core import metrics, tracing
+from offload_core import fewer_syscalls, metrics, tracing
 from offload_core.brokers import BrokerNodes
 from offload_core.config import CoreConfig
 from offload_core.contracts import Contracts, default_contracts
@@ -146,6 +146,8 @@ class Publisher:
         self.topology = topology
         self.contracts = contracts or default_contracts()
         self.name = name
+        # Every core connection of a process goes through a publisher (a runner holds one).
+        fewer_syscalls.apply(config.fewer_syscalls)
         self._nodes = BrokerNodes(
             config.amqp_url,
             connection_name=f"{config.service_name}:{name}",

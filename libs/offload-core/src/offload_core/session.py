@@ -23,13 +23,9 @@ import pika
 from pika.adapters.select_connection import IOLoop, SelectConnection
 from pika.channel import Channel
 
-from offload_core import pika_writes
 from offload_core.backoff import reconnect_delay, worth_logging
 from offload_core.brokers import BrokerNodes
 from offload_core.topology import Topology
-
-# Every connection the core opens sends its buffered frames with one call (see pika_writes).
-pika_writes.install()
 
 ConfirmCallback = Callable[[Any], None]
 ReturnCallback = Callable[[Channel, Any, pika.BasicProperties, bytes], None]
