@@ -94,7 +94,7 @@ class Running:
             dataclasses.replace(CoreConfig(), amqp_url=broker.amqp_url(self.vhost)), TOPOLOGY
         )
         self.publisher.start().wait_ready(10)
-        self.pool = CountingPool(spec.target_command, dict(spec.target_env))
+        self.pool = CountingPool(spec.target.command, dict(spec.target.env))
         self.autoscaler = Autoscaler([ScaledObjectController.create(spec, self.pool, time.monotonic())])
         self.thread = threading.Thread(target=self.autoscaler.run, daemon=True)
         self.thread.start()

@@ -15,24 +15,24 @@ CASES = [
     (
         [str(BIN / "offload-mailer")],
         {"OFFLOAD_PREFETCH": "ten"},
-        "OFFLOAD_PREFETCH='ten' is not a whole number",
+        "OFFLOAD_PREFETCH must be a whole number, not 'ten'",
     ),
-    ([str(BIN / "offload-mailer")], {"OFFLOAD_SMTP_SECURITY": "ssl"}, "must be none, starttls or tls"),
+    ([str(BIN / "offload-mailer")], {"OFFLOAD_SMTP_SECURITY": "ssl"}, "must be one of none, starttls, tls"),
     ([str(BIN / "offload-stats-runner")], {"OFFLOAD_STATS_BATCH_SIZE": "0"}, "must be at least 1"),
     (
         [str(BIN / "offload-autoscaler")],
         {"OFFLOAD_AUTOSCALER_STATUS_PORT": "http"},
-        "OFFLOAD_AUTOSCALER_STATUS_PORT='http' is not a whole number",
+        "OFFLOAD_AUTOSCALER_STATUS_PORT must be a whole number, not 'http'",
     ),
     (
         [str(BIN / "gunicorn"), "-c", "python:offload_web.gunicorn_conf", "offload_web.wsgi:app"],
         {"OFFLOAD_WEB_WORKERS": "two"},
-        "OFFLOAD_WEB_WORKERS='two' is not a whole number",
+        "OFFLOAD_WEB_WORKERS must be a whole number, not 'two'",
     ),
     (
         [str(BIN / "gunicorn"), "-c", "python:offload_stats.gunicorn_conf", "offload_stats.wsgi:app"],
         {"OFFLOAD_STATS_THREADS": "-1"},
-        "OFFLOAD_STATS_THREADS='-1' must be at least 1",
+        "OFFLOAD_STATS_THREADS must be at least 1, not '-1'",
     ),
 ]
 

@@ -227,7 +227,7 @@ def test_the_rendered_autoscaler_config_is_accepted_by_the_autoscaler(monkeypatc
     specs = {s.name: s for s in parse_config(yaml.safe_load(config["data"]["autoscaler.yaml"]))}
     assert set(specs) == {"mailer", "stats-runner"}
     mailer = specs["mailer"]
-    assert (mailer.target_kind, mailer.target_name) == ("Deployment", "r-offload-mailer")
+    assert (mailer.target.kind, mailer.target.name) == ("Deployment", "r-offload-mailer")
     assert (mailer.min_replicas, mailer.max_replicas, mailer.cooldown_period) == (1, 4, 120)
     [trigger] = mailer.triggers
     assert (trigger.protocol, trigger.mode, trigger.operation, trigger.value) == (

@@ -52,13 +52,15 @@ def test_each_type_is_read_from_its_text():
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"X_COUNT": "seven"}, "X_COUNT='seven' is not a whole number"),
-        ({"X_COUNT": "0"}, "X_COUNT='0' must be at least 1"),
-        ({"X_RATIO": "half"}, "X_RATIO='half' is not a number"),
-        ({"X_ENABLED": "maybe"}, "X_ENABLED='maybe' must be on or off"),
-        ({"X_LANES": "high,middle"}, "X_LANES='high,middle' must be high or low"),
-        ({"X_MODE": "d"}, "X_MODE='d' must be a, b or c"),
-        ({"X_PAIRS": "3"}, "X_PAIRS='3' must be even"),
+        ({"X_COUNT": "seven"}, "X_COUNT must be a whole number, not 'seven'"),
+        ({"X_COUNT": "2.5"}, "X_COUNT must be a whole number, not '2.5'"),
+        ({"X_COUNT": "0"}, "X_COUNT must be at least 1, not '0'"),
+        ({"X_RATIO": "half"}, "X_RATIO must be a number, not 'half'"),
+        ({"X_RATIO": "nan"}, "X_RATIO must be a number, not 'nan'"),
+        ({"X_ENABLED": "maybe"}, "X_ENABLED must be true or false (on or off), not 'maybe'"),
+        ({"X_LANES": "high,middle"}, "X_LANES must be one of high, low, not 'high,middle'"),
+        ({"X_MODE": "d"}, "X_MODE must be one of a, b, c, not 'd'"),
+        ({"X_PAIRS": "3"}, "X_PAIRS must be even, not '3'"),
     ],
 )
 def test_a_bad_value_is_an_error_naming_the_variable_and_the_value(env, message):
@@ -84,5 +86,7 @@ def test_the_core_reads_its_table_and_names_its_service():
     config = CoreConfig.from_env({"OFFLOAD_DELAY_TIERS": "1,2", "OFFLOAD_PREFETCH": "50"}, service_name="web")
     assert (config.delay_tiers, config.prefetch, config.service_name) == ((1.0, 2.0), 50, "web")
     assert CoreConfig.from_env({"OFFLOAD_SERVICE_NAME": "web-2"}, service_name="web").service_name == "web-2"
-    with pytest.raises(ConfigError, match="OFFLOAD_DELAY_TIERS='5,1' must list positive, increasing"):
+    with pytest.raises(
+        ConfigError, match="OFFLOAD_DELAY_TIERS must list positive, increasing delays in seconds, not '5,1'"
+    ):
         CoreConfig.from_env({"OFFLOAD_DELAY_TIERS": "5,1"})

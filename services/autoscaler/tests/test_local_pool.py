@@ -66,7 +66,7 @@ def spec_for(rabbitmq_broker, vhost, tmp_path, slow: float, **overrides):
 
 class Running:
     def __init__(self, spec) -> None:
-        self.pool = LocalProcessPool(spec.target_command, dict(spec.target_env))
+        self.pool = LocalProcessPool(spec.target.command, dict(spec.target.env))
         self.controller = ScaledObjectController.create(spec, self.pool, time.monotonic())
         self.autoscaler = Autoscaler([self.controller])
         self.history: list[int] = []

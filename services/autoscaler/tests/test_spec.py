@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 
-from offload_autoscaler.spec import SpecError, parse_config
+from offload_autoscaler.spec import SpecError, parse_config, parse_scaled_object
+from offload_core.fields import declare
+from offload_core.settings import ConfigError, from_env
 
 GOOD = {
     "scaleTargetRef": {"name": "mailer"},
@@ -213,3 +217,41 @@ def test_credentials_may_come_from_env_or_file_because_they_are_declared_as_cred
     }
     [scaled] = parse_config(config(triggers=[{"type": "rabbitmq", "metadata": metadata}]))
     assert scaled.triggers[0].host == "http://reader:@127.0.0.1:15672"
+
+
+@dataclass(frozen=True)
+class Switch:
+    enabled: bool = declare("X_ENABLED", False)
+
+
+def test_settings_and_the_scaledobject_spec_parse_a_boolean_alike():
+    """The same word means the same in an environment variable and in a ScaledObject."""
+    for word, meant in (("on", True), ("true", True), ("off", False), ("False", False)):
+        assert from_env(Switch, {"X_ENABLED": word}).enabled is meant
+        raw = {
+            "scaleTargetRef": {"name": "m"},
+            "paused": word,
+            "triggers": [
+                {"type": "rabbitmq", "metadata": {"queueName": "q", "value": 1, "host": "http://h"}}
+            ],
+        }
+        assert parse_scaled_object(raw, "so").paused is meant
+    with pytest.raises(ConfigError, match="X_ENABLED must be true or false"):
+        from_env(Switch, {"X_ENABLED": "maybe"})
+    with pytest.raises(SpecError, match=r"so\.paused must be true or false"):
+        parse_scaled_object(raw | {"paused": "maybe"}, "so")
+
+
+def test_a_target_other_than_an_apps_v1_deployment_is_refused():
+    raw = GOOD | {"scaleTargetRef": {"name": "m", "apiVersion": "argoproj.io/v1alpha1"}}
+    with pytest.raises(SpecError, match=r"scaleTargetRef\.apiVersion must be one of apps/v1"):
+        parse_scaled_object(raw, "so")
+    assert parse_scaled_object(GOOD | {"scaleTargetRef": {"name": "m", "apiVersion": "apps/v1"}}, "so")
+
+
+def test_an_inline_password_of_the_wrong_kind_is_not_shown():
+    metadata = GOOD["triggers"][0]["metadata"] | {"username": "u", "password": 123456789}
+    with pytest.raises(SpecError) as caught:
+        parse_scaled_object(GOOD | {"triggers": [{"type": "rabbitmq", "metadata": metadata}]}, "so")
+    assert "password must be a non-empty string" in str(caught.value)
+    assert "123456789" not in str(caught.value)

@@ -101,9 +101,9 @@ def test_starttls_required_but_not_offered_sends_nothing_in_clear(
         ({"OFFLOAD_SMTP_USERNAME": "mailer"}, "would send the password in clear text"),
         (
             {"OFFLOAD_SMTP_SECURITY": "tls", "OFFLOAD_SMTP_CA_FILE": "/nonexistent/ca.pem"},
-            "OFFLOAD_SMTP_CA_FILE='/nonexistent/ca.pem' is not a readable file",
+            "OFFLOAD_SMTP_CA_FILE must be a readable file, not '/nonexistent/ca.pem'",
         ),
-        ({"OFFLOAD_SMTP_SECURITY": "ssl"}, "must be none, starttls or tls"),
+        ({"OFFLOAD_SMTP_SECURITY": "ssl"}, "must be one of none, starttls, tls"),
     ],
 )
 def test_unsafe_or_broken_tls_settings_are_refused_at_start(env, message):

@@ -21,7 +21,7 @@ def split_urls(raw: str) -> tuple[str, ...]:
     """The node URLs in `raw`, in order; a ValueError names what is wrong with one."""
     urls = tuple(part.strip() for part in raw.split(SEPARATOR) if part.strip())
     if not urls:
-        raise ValueError("no broker URL given")
+        raise ValueError("must name at least one broker URL")
     for url in urls:
         scheme = urlsplit(url).scheme
         if scheme not in ("amqp", "amqps"):

@@ -10,8 +10,8 @@ Each field of a frozen dataclass names its variable, its default and what it acc
 
 An unset or empty variable keeps the default. A value that does not parse, is out of
 bounds or is not among the choices is a ConfigError that names the variable; a secret's
-value is never repeated. The type comes from the annotation (str, int, float, bool,
-tuple[str, ...], tuple[float, ...], or `X | None`); `parse` takes over for anything else.
+value is never repeated. Fields, types and parsing are the core's one field reader
+(`fields.py`), which the autoscaler's ScaledObject spec reads through too.
 
 Why not pydantic-settings: it would add pydantic to every image for a dozen flat fields,
 and its errors name the field and echo the input, where ours must name the variable and
@@ -22,17 +22,25 @@ from __future__ import annotations
 
 import os
 import sys
-import types
-import typing
 from collections.abc import Callable, Mapping
-from dataclasses import MISSING, Field, field, fields
+from dataclasses import MISSING
 from pathlib import Path
 from typing import Any, TypeVar
 
-Config = TypeVar("Config")
+from offload_core.fields import (
+    REQUIRED,
+    FieldSpec,
+    convert,
+    declare,
+    declared,
+    problem,
+    type_hints,
+    without_none,
+)
 
-TRUE = ("1", "true", "on", "yes")
-FALSE = ("0", "false", "off", "no")
+__all__ = ["ConfigError", "from_env", "from_env_or_exit", "parse_store_url", "setting", "without_none"]
+
+Config = TypeVar("Config")
 
 
 class ConfigError(ValueError):
@@ -51,29 +59,33 @@ def setting(
 ) -> Any:
     """A dataclass field read from `variable`. `parse` raises ValueError with what the
     value must be; a `secret` may also come from the file named by `variable`_FILE."""
-    metadata = {
-        "variable": variable,
-        "minimum": minimum,
-        "choices": choices,
-        "parse": parse,
-        "secret": secret,
-    }
-    if default_factory is not None:
-        return field(default_factory=default_factory, metadata=metadata)
-    return field(default=default, metadata=metadata)
+    return declare(
+        variable,
+        default,
+        default_factory=default_factory,
+        minimum=minimum,
+        choices=choices,
+        parse=parse,
+        secret=secret,
+    )
 
 
 def from_env(cls: type[Config], env: Mapping[str, str] | None = None, **fixed: Any) -> Config:
     """An instance of `cls` from `env` (os.environ by default); `fixed` values are not read."""
     env = os.environ if env is None else env
-    hints = typing.get_type_hints(cls)
+    hints = type_hints(cls)
     values: dict[str, Any] = {}
-    for f in fields(cls):  # type: ignore[arg-type]  # cls is a dataclass; TypeVar hides it
-        if f.name in fixed or "variable" not in f.metadata:
+    for f, spec in declared(cls):
+        if f.name in fixed:
             continue
-        raw = _raw(f, env)
+        raw = _raw(spec, env)
+        if not raw and spec.default is REQUIRED:
+            raise ConfigError(f"{spec.name} is required")
         if raw:
-            values[f.name] = _value(f, hints[f.name], raw)
+            try:
+                values[f.name] = convert(spec, hints[f.name], raw)
+            except ValueError as exc:
+                raise ConfigError(problem(spec.name, spec, raw, exc)) from None
     return cls(**values, **fixed)
 
 
@@ -93,9 +105,9 @@ def parse_store_url(raw: str) -> str:
     return raw
 
 
-def _raw(f: Field[Any], env: Mapping[str, str]) -> str:
-    variable = f.metadata["variable"]
-    if f.metadata["secret"]:
+def _raw(spec: FieldSpec, env: Mapping[str, str]) -> str:
+    variable = spec.name
+    if spec.secret:
         path = env.get(f"{variable}_FILE", "").strip()
         if path:
             try:
@@ -104,58 +116,3 @@ def _raw(f: Field[Any], env: Mapping[str, str]) -> str:
                 raise ConfigError(f"{variable}_FILE={path!r} cannot be read: {exc.strerror}") from None
         return env.get(variable, "")
     return env.get(variable, "").strip()
-
-
-def _value(f: Field[Any], hint: Any, raw: str) -> Any:
-    variable, minimum, choices = f.metadata["variable"], f.metadata["minimum"], f.metadata["choices"]
-    shown = "(hidden)" if f.metadata["secret"] else repr(raw)
-    try:
-        if f.metadata["parse"] is not None:
-            value = f.metadata["parse"](raw)
-        else:
-            value = _parse(without_none(hint), raw)
-    except ValueError as exc:
-        raise ConfigError(f"{variable}={shown} {exc}") from None
-    if choices is not None:
-        wanted = value if isinstance(value, tuple) else (value,)
-        if not wanted or any(v not in choices for v in wanted):
-            listed = ", ".join(choices[:-1]) + " or " + choices[-1] if len(choices) > 1 else choices[0]
-            raise ConfigError(f"{variable}={shown} must be {listed}")
-    if minimum is not None and value < minimum:
-        raise ConfigError(f"{variable}={shown} must be at least {minimum:g}")
-    return value
-
-
-def without_none(hint: Any) -> Any:
-    """`X` from `X | None`."""
-    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
-        rest = [a for a in typing.get_args(hint) if a is not type(None)]
-        if len(rest) == 1:
-            return rest[0]
-    return hint
-
-
-def _parse(hint: Any, raw: str) -> Any:
-    if hint is bool:
-        if raw.lower() in TRUE:
-            return True
-        if raw.lower() in FALSE:
-            return False
-        raise ValueError("must be on or off")
-    if hint is int:
-        try:
-            return int(raw)
-        except ValueError:
-            raise ValueError("is not a whole number") from None
-    if hint is float:
-        try:
-            return float(raw)
-        except ValueError:
-            raise ValueError("is not a number") from None
-    if hint is str:
-        return raw
-    if typing.get_origin(hint) is tuple:
-        item = typing.get_args(hint)[0]
-        parts = [part.strip() for part in raw.split(",") if part.strip()]
-        return tuple(_parse(item, part) for part in parts)
-    raise TypeError(f"no parser for {hint}: give the setting a parse function")

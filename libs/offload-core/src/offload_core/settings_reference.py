@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import importlib
 import typing
-from dataclasses import MISSING, fields
+from dataclasses import MISSING
 
-from offload_core.settings import without_none
+from offload_core.fields import REQUIRED, FieldSpec, declared, without_none
 
 # (who reads it, module, class): every table of settings in the stack.
 TABLES = (
@@ -24,13 +24,13 @@ TABLES = (
 )
 
 
-def _default(f: typing.Any) -> str:
+def _default(f: typing.Any, spec: FieldSpec) -> str:
+    if spec.default is REQUIRED:
+        return "(required)"
     if f.default is not MISSING:
         value = f.default
-    elif f.default_factory is not MISSING:
-        return "(this host's name)"
     else:
-        return "(required)"
+        return "(this host's name)"  # the only default_factory
     if value is None:
         return "(unset)"
     if isinstance(value, bool):
@@ -42,24 +42,23 @@ def _default(f: typing.Any) -> str:
     return str(value)
 
 
-def _accepts(f: typing.Any, hint: typing.Any) -> str:
-    meta = f.metadata
+def _accepts(spec: FieldSpec, hint: typing.Any) -> str:
     parts = []
     hint = without_none(hint)
     listed = typing.get_origin(hint) is tuple
-    if meta["choices"]:
-        parts.append(("comma-separated, each " if listed else "") + " or ".join(meta["choices"]))
-    elif meta["parse"] is not None:
-        parts.append((meta["parse"].__doc__ or "").strip().split("\n")[0] or "see the service")
+    if spec.choices:
+        parts.append(("comma-separated, each " if listed else "") + " or ".join(spec.choices))
+    elif spec.parse is not None:
+        parts.append((spec.parse.__doc__ or "").strip().split("\n")[0] or "see the service")
     else:
         name = "comma-separated list" if listed else getattr(hint, "__name__", str(hint))
         parts.append(
             {"bool": "on or off", "int": "whole number", "float": "number", "str": "text"}.get(name, name)
         )
-    if meta["minimum"] is not None:
-        parts.append(f"at least {meta['minimum']:g}")
-    if meta["secret"]:
-        parts.append(f"or a file named by {meta['variable']}_FILE")
+    if spec.minimum is not None:
+        parts.append(f"at least {spec.minimum:g}")
+    if spec.secret:
+        parts.append(f"or a file named by {spec.name}_FILE")
     return ", ".join(p for p in parts if p)
 
 
@@ -78,10 +77,9 @@ def render() -> str:
     for who, module, name in TABLES:
         cls = getattr(importlib.import_module(module), name)
         hints = typing.get_type_hints(cls)
-        for f in fields(cls):
-            if "variable" in f.metadata:
-                row = (f"`{f.metadata['variable']}`", who, f"`{_default(f)}`", _accepts(f, hints[f.name]))
-                lines.append("| " + " | ".join(row) + " |")
+        for f, spec in declared(cls):
+            row = (f"`{spec.name}`", who, f"`{_default(f, spec)}`", _accepts(spec, hints[f.name]))
+            lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 
 

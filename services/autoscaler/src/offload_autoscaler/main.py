@@ -75,10 +75,10 @@ def main() -> None:
     now = time.monotonic()
     for spec in specs:
         target: ScaleTarget
-        if spec.target_kind == "LocalProcessPool":
-            target = LocalProcessPool(spec.target_command, dict(spec.target_env))
+        if spec.target.kind == "LocalProcessPool":
+            target = LocalProcessPool(spec.target.command, dict(spec.target.env))
         else:
-            target = KubernetesDeployment(spec.target_name, namespace)
+            target = KubernetesDeployment(spec.target.name, namespace)
         targets.append(target)
         controllers.append(ScaledObjectController.create(spec, target, now))
     elector = LeaderElector(LeaseLock(election)) if election is not None else None

@@ -17,7 +17,7 @@ LANES = tuple(MAILER_QUEUE_BY_LANE)
 def _readable_file(raw: str) -> str:
     """the path of a readable file"""
     if not Path(raw).is_file():
-        raise ValueError("is not a readable file")
+        raise ValueError("must be a readable file")
     return raw
 
 
