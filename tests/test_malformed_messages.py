@@ -10,7 +10,8 @@ import json
 import pika
 import pytest
 
-from offload_core.envelope import PARK_REASON_HEADER, Envelope
+from offload_core.envelope import Envelope
+from offload_core.headers import PARK_REASON_HEADER
 from offload_core.topology import declare, stack_topology
 from offload_testkit.amqp import take, wait_for
 from offload_testkit.messages import signup

@@ -12,7 +12,7 @@ from prometheus_client import REGISTRY
 
 from offload_core import publisher as publisher_module
 from offload_core import session as session_module
-from offload_core.envelope import ENQUEUED_AT_HEADER
+from offload_core.headers import ENQUEUED_AT_HEADER
 from offload_core.publisher import Publisher, PublishError, PublishNacked, PublishTimeout, Unroutable
 from offload_core.topology import Topology, WorkQueue
 from offload_testkit.amqp import ready_count, take, wait_for

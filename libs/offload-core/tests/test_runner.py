@@ -17,7 +17,7 @@ import pika
 import pytest
 from prometheus_client import REGISTRY
 
-from offload_core.envelope import ATTEMPT_HEADER, PARK_REASON_HEADER
+from offload_core.headers import ATTEMPT_HEADER, PARK_REASON_HEADER
 from offload_core.runner import Message, Park, Retry, Runner
 from offload_testkit.amqp import ready_count, take, wait_for
 from offload_testkit.messages import signup

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from offload_core.envelope import ATTEMPT_HEADER, ENQUEUED_AT_HEADER, PARK_REASON_HEADER, PARKED_FROM_HEADER
+from offload_core.headers import ATTEMPT_HEADER, ENQUEUED_AT_HEADER, PARK_REASON_HEADER, PARKED_FROM_HEADER
 from offload_core.settlement import (
     ACKED,
     Outcome,

@@ -12,7 +12,7 @@ import time
 import pytest
 import redis
 
-from offload_core.envelope import PARK_REASON_HEADER
+from offload_core.headers import PARK_REASON_HEADER
 from offload_testkit import sent_window
 from offload_testkit.amqp import ready_count, take, wait_for
 from offload_testkit.messages import publish_all, signup

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from offload_core.config import ConfigError
-from offload_core.envelope import PARK_REASON_HEADER
+from offload_core.headers import PARK_REASON_HEADER
 from offload_mailer.config import MailerConfig
 from offload_testkit.amqp import take, wait_for
 from offload_testkit.messages import signup

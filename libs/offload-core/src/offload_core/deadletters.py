@@ -24,12 +24,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 
 from offload_core.brokers import blocking_connection
 from offload_core.config import CoreConfig
-from offload_core.envelope import ATTEMPT_HEADER, PARK_REASON_HEADER
-
-DROPPED_ON_REPLAY = ("x-death", "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason",
-                     "x-last-death-exchange", "x-last-death-queue", "x-last-death-reason",
-                     "x-offload-parked-at-ms", "x-offload-parked-from", "x-offload-last-error",
-                     PARK_REASON_HEADER, ATTEMPT_HEADER)  # fmt: skip
+from offload_core.headers import DEATH_HEADER, PARK_REASON_HEADER, PARKING_TRAIL_HEADERS
 
 
 @dataclass
@@ -43,7 +38,7 @@ class Parked:
         headers = self.properties.headers or {}
         if PARK_REASON_HEADER in headers:
             return str(headers[PARK_REASON_HEADER])
-        deaths = headers.get("x-death") or []
+        deaths = headers.get(DEATH_HEADER) or []
         return f"dead-lettered by the broker: {deaths[0].get('reason')}" if deaths else "unknown"
 
     def summary(self) -> dict[str, Any]:
@@ -115,7 +110,9 @@ def run(argv: Sequence[str] | None = None, out: Any = sys.stdout) -> int:
                 print(json.dumps(shown, indent=2, default=str, ensure_ascii=False), file=out)
             elif args.command == "replay":
                 headers = {
-                    k: v for k, v in (parked.properties.headers or {}).items() if k not in DROPPED_ON_REPLAY
+                    k: v
+                    for k, v in (parked.properties.headers or {}).items()
+                    if k not in PARKING_TRAIL_HEADERS
                 }
                 parked.properties.headers = headers
                 # Default exchange, routing key = queue: back to exactly that work queue.

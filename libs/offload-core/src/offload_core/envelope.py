@@ -16,13 +16,10 @@ import orjson
 import pika
 
 from offload_core.contracts import ContractError, Contracts, default_contracts
+from offload_core.headers import ENQUEUED_AT_HEADER
 from offload_core.ids import random_uuid
 
 CONTENT_TYPE = "application/json"
-ENQUEUED_AT_HEADER = "x-enqueued-at-ms"
-ATTEMPT_HEADER = "x-offload-attempt"
-PARK_REASON_HEADER = "x-offload-park-reason"
-PARKED_FROM_HEADER = "x-offload-parked-from"
 # Bodies above this are refused on publish and parked on consume: a message is a fact,
 # not a payload store.
 MAX_BODY_BYTES = 256 * 1024

@@ -44,12 +44,12 @@ from offload_core.brokers import BrokerNodes
 from offload_core.config import CoreConfig
 from offload_core.contracts import Contracts, default_contracts
 from offload_core.envelope import MAX_BODY_BYTES, Envelope
+from offload_core.headers import LANE_HEADER
 from offload_core.session import AmqpSession, SessionKeeper, SessionSetup
 from offload_core.topology import DEAD_EXCHANGE, EVENTS_EXCHANGE, RETRY_EXCHANGE, Topology, routing_key
 
 log = logging.getLogger("offload.publisher")
 
-LANE_HEADER = "x-offload-lane"
 # Fire-and-forget messages do not wake the I/O thread one by one: it sends them every
 # FLUSH_INTERVAL, or at once when this many are waiting. A wake-up per web request cost a
 # pipe write and a GIL hand-off each, which showed up as lost page throughput.

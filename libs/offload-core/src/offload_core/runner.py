@@ -36,8 +36,9 @@ from offload_core import metrics, outcomes, tracing
 from offload_core.brokers import BrokerNodes
 from offload_core.config import CoreConfig
 from offload_core.contracts import ContractError, Contracts, default_contracts
-from offload_core.envelope import ENQUEUED_AT_HEADER, Envelope, decode
-from offload_core.publisher import LANE_HEADER, Publisher, PublishError
+from offload_core.envelope import Envelope, decode
+from offload_core.headers import ENQUEUED_AT_HEADER, LANE_HEADER
+from offload_core.publisher import Publisher, PublishError
 from offload_core.session import AmqpSession, SessionKeeper, SessionSetup
 from offload_core.settlement import (
     Outcome,

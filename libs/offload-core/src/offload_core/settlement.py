@@ -19,11 +19,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from offload_core.envelope import ATTEMPT_HEADER, ENQUEUED_AT_HEADER, PARK_REASON_HEADER, PARKED_FROM_HEADER
+from offload_core.headers import (
+    ATTEMPT_HEADER,
+    DEATH_HEADER,
+    ENQUEUED_AT_HEADER,
+    LAST_ERROR_HEADER,
+    PARK_REASON_HEADER,
+    PARKED_AT_HEADER,
+    PARKED_FROM_HEADER,
+)
 from offload_core.topology import DEAD_EXCHANGE, RETRY_EXCHANGE, Topology, delay_queue_name
-
-LAST_ERROR_HEADER = "x-offload-last-error"
-PARKED_AT_HEADER = "x-offload-parked-at-ms"
 
 
 class Retry(Exception):
@@ -114,7 +119,7 @@ def move_for(
     if verdict.outcome is Outcome.RETRIED:
         attempt = attempt_of(headers)
         delay = topology.delay_for_attempt(attempt)
-        moved.pop("x-death", None)
+        moved.pop(DEATH_HEADER, None)
         moved[ATTEMPT_HEADER] = attempt + 1
         moved[LAST_ERROR_HEADER] = verdict.reason[:500]
         # Time on queue counts from when the message is due again, not from the chosen delay.
