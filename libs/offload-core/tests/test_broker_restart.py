@@ -103,7 +103,7 @@ def test_a_message_refused_while_the_broker_is_down_is_never_sent_later(
     try:
         assert publisher.wait_ready(10)
         if withdrawal != "on":
-            publisher._withdraw = lambda outgoing: False  # type: ignore[method-assign]  # the mechanism switched off on purpose
+            publisher._outbox.withdraw = lambda outgoing: False  # type: ignore[method-assign]  # the mechanism switched off on purpose
         rabbitmq_broker.stop()
         wait_for(lambda: not publisher.ready, what="publisher sees the broker gone")
         refused = signup()

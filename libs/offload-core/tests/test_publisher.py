@@ -10,6 +10,7 @@ import pytest
 from pika import BasicProperties as pika_properties
 from prometheus_client import REGISTRY
 
+from offload_core import outgoing as outgoing_module
 from offload_core import publisher as publisher_module
 from offload_core import session as session_module
 from offload_core.headers import ENQUEUED_AT_HEADER
@@ -148,7 +149,7 @@ def _wake_only_when_no_confirm_is_due(publisher: Publisher) -> None:
     wake = publisher._wake
 
     def wake_when_idle() -> None:
-        if not publisher._unconfirmed:
+        if not publisher._confirms:
             wake()
 
     publisher._wake = wake_when_idle  # type: ignore[method-assign]  # the mechanism switched off on purpose
@@ -172,8 +173,9 @@ def test_a_caller_is_written_at_once_while_other_confirms_are_due(
         assert publisher.wait_ready(10)
         if switch_off is not None:
             switch_off(publisher)
-        due = publisher_module._Outgoing("", "nowhere", b"", pika_properties(), fire_and_forget=False)
-        publisher._unconfirmed[10**9] = due
+        due = outgoing_module.Outgoing("", "nowhere", b"", pika_properties(), fire_and_forget=False)
+        assert publisher._confirms is not None
+        publisher._confirms._unconfirmed[10**9] = due  # a tag the channel never reaches
         if written:
             publisher.publish(signup(), timeout=5)
         else:
@@ -251,12 +253,8 @@ def _republish_everything(publisher: Publisher) -> None:
     """Negative control: the behaviour the publisher must not have, every unconfirmed
     message published again on the next connection, whatever its caller was told."""
 
-    def requeue() -> None:
-        pending = [publisher._unconfirmed[t] for t in sorted(publisher._unconfirmed)]
-        publisher._unconfirmed.clear()
-        for outgoing in pending:
-            outgoing.state = publisher_module.QUEUED
-        publisher._outbox.extendleft(reversed(pending))
+    def requeue(pending: list[outgoing_module.Outgoing]) -> None:
+        publisher._outbox.put_first(pending)
 
     publisher._requeue_unconfirmed = requeue  # type: ignore[method-assign]  # the mechanism switched off on purpose
 
@@ -290,7 +288,7 @@ def test_a_message_unconfirmed_when_the_connection_drops_fails_at_once_and_is_no
             proxy.swallow_to_client = True
         unconfirmed = signup()
         future = publisher.publish_async(unconfirmed)
-        wait_for(lambda: future.outgoing.state == publisher_module.WRITTEN, what="message written")
+        wait_for(lambda: future.outgoing.state == outgoing_module.WRITTEN, what="message written")
         if lost == "after the broker took it":
             wait_for(lambda: ready_count(amqp_url, "t.signups") == 1, what="the broker routed it")
         started = time.monotonic()

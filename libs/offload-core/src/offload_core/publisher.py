@@ -24,14 +24,12 @@ counted, flushed on close.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import logging
 import threading
 import time
 from concurrent.futures import Future, InvalidStateError
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
 from typing import Any
 
 import pika
@@ -41,10 +39,12 @@ from pika.channel import Channel
 
 from offload_core import fewer_syscalls, metrics, tracing
 from offload_core.brokers import BrokerNodes
+from offload_core.coalescer import Coalescer
 from offload_core.config import CoreConfig
 from offload_core.contracts import Contracts, default_contracts
 from offload_core.envelope import MAX_BODY_BYTES, Envelope
 from offload_core.headers import LANE_HEADER
+from offload_core.outgoing import Confirmation, Confirms, Outbox, Outgoing, settle
 from offload_core.session import AmqpSession, SessionKeeper, SessionSetup
 from offload_core.topology import DEAD_EXCHANGE, EVENTS_EXCHANGE, RETRY_EXCHANGE, Topology, routing_key
 
@@ -94,45 +94,6 @@ class ConnectionLost(PublishError):
     """The connection dropped after the message was written and before its confirm."""
 
 
-# Where an outgoing message is. QUEUED -> WRITTEN on the I/O thread, QUEUED -> WITHDRAWN by
-# a caller that stopped waiting; both under the publisher's lock, so exactly one wins.
-QUEUED, WRITTEN, WITHDRAWN = "queued", "written", "withdrawn"
-
-
-class Confirmation(Future[None]):
-    """Resolves when the broker confirms; `Publisher.wait` withdraws it if it times out unsent."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.outgoing: _Outgoing | None = None
-
-
-@dataclass(eq=False)
-class _Outgoing:
-    exchange: str
-    routing_key: str
-    body: bytes
-    properties: pika.BasicProperties
-    fire_and_forget: bool
-    future: Confirmation = field(default_factory=Confirmation)
-    created: float = field(default_factory=time.monotonic)
-    state: str = QUEUED
-
-    def __post_init__(self) -> None:
-        self.future.outgoing = self
-
-
-def _settle(future: Future[None], error: BaseException | None = None) -> None:
-    """Resolve a future once; a second resolution (race with a timeout) is ignored."""
-    try:
-        if error is None:
-            future.set_result(None)
-        else:
-            future.set_exception(error)
-    except InvalidStateError:
-        pass
-
-
 class Publisher:
     def __init__(
         self,
@@ -148,21 +109,11 @@ class Publisher:
         self.name = name
         # Every core connection of a process goes through a publisher (a runner holds one).
         fewer_syscalls.apply(config.fewer_syscalls)
-        self._nodes = BrokerNodes(
-            config.amqp_url,
-            connection_name=f"{config.service_name}:{name}",
-            heartbeat=config.heartbeat,
-            blocked_connection_timeout=config.blocked_connection_timeout,
-        )
-        self._outbox: collections.deque[_Outgoing] = collections.deque()
-        self._unconfirmed: dict[int, _Outgoing] = {}  # delivery tag -> message, of the current session
-        self._returned: set[str] = set()
-        self._next_tag = 0
-        self._lock = threading.Lock()
-        self._buffered = 0  # fire-and-forget messages not yet confirmed
-        self._flush_scheduled = False
+        self._outbox = Outbox(budget=config.buffer_size)
+        self._confirms: Confirms | None = None  # the live session's; None between sessions
         self._ioloop: IOLoop | None = None
         self._keeper: SessionKeeper | None = None
+        self._wake_up: Coalescer | None = None  # one scheduled flush for many callers
         self._ready = threading.Event()
         self._closing = False
         self._thread: threading.Thread | None = None
@@ -191,12 +142,19 @@ class Publisher:
             for result in ("confirmed", "nacked", "unroutable", "timeout"):
                 metrics.PUBLISHED.labels(exchange, result)
         self._ioloop = IOLoop()
+        self._wake_up = Coalescer(self._ioloop, self._flush)
         setup = SessionSetup(
             confirms=True, topology=self.topology, on_confirm=self._on_confirm, on_return=self._on_return
         )
+        nodes = BrokerNodes(
+            self.config.amqp_url,
+            connection_name=f"{self.config.service_name}:{self.name}",
+            heartbeat=self.config.heartbeat,
+            blocked_connection_timeout=self.config.blocked_connection_timeout,
+        )
         self._keeper = SessionKeeper(
             self._ioloop,
-            self._nodes,
+            nodes,
             setup,
             max_delay=self.config.reconnect_max_delay,
             who="publisher",
@@ -222,7 +180,7 @@ class Publisher:
             return
         self._closing = True
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and (self._outbox or self._unconfirmed):
+        while time.monotonic() < deadline and (self._outbox or self._confirms):
             self._wake()
             time.sleep(0.01)
         assert self._ioloop is not None and self._keeper is not None
@@ -259,11 +217,12 @@ class Publisher:
     ) -> bool:
         """Fire and forget: buffer the message and return at once; False if it was dropped."""
         outgoing = self._prepare(envelope, lane, correlation_id, fire_and_forget=True)
-        with self._lock:
-            if self._closing or self._buffered >= self.config.buffer_size:
-                metrics.PUBLISHER_DROPPED.labels("buffer_full" if not self._closing else "shutdown").inc()
-                return False
-            self._buffered += 1
+        if self._closing:
+            metrics.PUBLISHER_DROPPED.labels("shutdown").inc()
+            return False
+        if not self._outbox.hold():
+            metrics.PUBLISHER_DROPPED.labels("buffer_full").inc()
+            return False
         self._submit(outgoing, wake=len(self._outbox) >= FLUSH_BACKLOG)
         return True
 
@@ -277,7 +236,7 @@ class Publisher:
         timeout: float | None = None,
     ) -> None:
         """Publish prepared bytes (retry and park paths of the runner) and wait for the confirm."""
-        outgoing = _Outgoing(exchange, routing_key_, body, properties, fire_and_forget=False)
+        outgoing = Outgoing(exchange, routing_key_, body, properties, fire_and_forget=False)
         self.wait(self._submit(outgoing), timeout)
 
     def wait(self, future: Future[None], timeout: float | None) -> None:
@@ -288,7 +247,7 @@ class Publisher:
             future.result(timeout)
         except FutureTimeout:
             outgoing = future.outgoing if isinstance(future, Confirmation) else None
-            withdrawn = outgoing is not None and self._withdraw(outgoing)
+            withdrawn = outgoing is not None and self._outbox.withdraw(outgoing)
             if not withdrawn and future.done():
                 future.result(0)  # settled between the timeout and now: that answer stands
                 return
@@ -305,17 +264,9 @@ class Publisher:
                     future.set_exception(error)
             raise error from None
 
-    def _withdraw(self, outgoing: _Outgoing) -> bool:
-        """True if `outgoing` was still queued: it is now withdrawn and will never be sent."""
-        with self._lock:
-            if outgoing.state == QUEUED:
-                outgoing.state = WITHDRAWN
-                return True
-            return False
-
     def _prepare(
         self, envelope: Envelope, lane: str | None, correlation_id: str | None, *, fire_and_forget: bool
-    ) -> _Outgoing:
+    ) -> Outgoing:
         message_type = self.contracts.get(envelope.type, envelope.version)
         lane = lane or message_type.default_lane
         if lane not in message_type.lanes:
@@ -328,17 +279,17 @@ class Publisher:
         key = routing_key(envelope.type, lane)
         span = tracing.start_producer(EVENTS_EXCHANGE, key, envelope.id, headers)
         properties = envelope.properties(correlation_id=correlation_id, headers=headers)
-        outgoing = _Outgoing(EVENTS_EXCHANGE, key, body, properties, fire_and_forget)
+        outgoing = Outgoing(EVENTS_EXCHANGE, key, body, properties, fire_and_forget)
         if tracing.enabled():
             outgoing.future.add_done_callback(lambda future: _end_publish_span(span, future))
         return outgoing
 
-    def _submit(self, outgoing: _Outgoing, *, wake: bool = True) -> Future[None]:
+    def _submit(self, outgoing: Outgoing, *, wake: bool = True) -> Future[None]:
         if self._closing and not outgoing.fire_and_forget:
             raise PublisherClosed("publisher is closed")
         if self._thread is None:
             raise PublisherClosed("publisher was not started")
-        self._outbox.append(outgoing)
+        self._outbox.put(outgoing)
         # A caller waiting for its confirm is written at once, even while other confirms are
         # due: leaving it for the flush that follows the next confirm added a round trip to
         # its wait (docs/benchmarks.md, "Waking the I/O thread for every caller").
@@ -349,12 +300,8 @@ class Publisher:
         return outgoing.future
 
     def _wake(self) -> None:
-        # One scheduled flush serves every message queued before it runs.
-        with self._lock:
-            if self._flush_scheduled or self._ioloop is None:
-                return
-            self._flush_scheduled = True
-        self._ioloop.add_callback_threadsafe(self._flush)
+        if self._wake_up is not None:
+            self._wake_up.request()
 
     # -- I/O thread ------------------------------------------------------------------
 
@@ -365,7 +312,7 @@ class Publisher:
         self._ioloop.start()
 
     def _on_ready(self, session: AmqpSession) -> None:
-        self._next_tag = 0
+        self._confirms = Confirms(session)
         self._ready.set()
         metrics.PUBLISHER_CONNECTED.set(1)
         log.info("publisher connected", extra={"fields": {"broker": session.broker}})
@@ -377,73 +324,54 @@ class Publisher:
         self._ioloop.call_later(FLUSH_INTERVAL, self._periodic_flush)
 
     def _flush(self) -> None:
-        with self._lock:
-            self._flush_scheduled = False
-        # A caller waiting for a confirm brings a distant reconnect attempt closer. The
-        # outbox is read as a snapshot (one C-level copy under the GIL): callers append.
+        # A caller waiting for a confirm brings a distant reconnect attempt closer.
         assert self._keeper is not None
-        if self._keeper.live is None and not all(o.fire_and_forget for o in list(self._outbox)):
+        if self._keeper.live is None and self._outbox.someone_waits():
             self._keeper.bring_forward(DEMAND_RECONNECT_INTERVAL)
         self._flush_now()
 
     def _flush_now(self) -> None:
-        session = self._live
-        if session is None or not self._outbox:
+        session, confirms = self._live, self._confirms
+        if session is None or confirms is None or confirms.session is not session or not self._outbox:
             return
         channel = session.channel
         assert channel is not None
-        # Under the lock: a caller withdrawing a message either sees it written or stops it.
-        with self._lock:
-            while self._outbox:
-                outgoing = self._outbox.popleft()
-                if outgoing.state != QUEUED or outgoing.future.done():
-                    continue
-                try:
-                    channel.basic_publish(
-                        outgoing.exchange,
-                        outgoing.routing_key,
-                        outgoing.body,
-                        outgoing.properties,
-                        mandatory=True,
-                    )
-                except Exception as exc:  # channel or connection went away under us
-                    log.warning(
-                        "publish failed, will retry on reconnect", extra={"fields": {"error": repr(exc)}}
-                    )
-                    self._outbox.appendleft(outgoing)
-                    return
-                outgoing.state = WRITTEN
-                self._next_tag += 1
-                self._unconfirmed[self._next_tag] = outgoing
+
+        def send(outgoing: Outgoing) -> None:
+            channel.basic_publish(
+                outgoing.exchange, outgoing.routing_key, outgoing.body, outgoing.properties, mandatory=True
+            )
+            confirms.written(outgoing)
+
+        failure = self._outbox.write(send)
+        if failure is not None:
+            log.warning("publish failed, will retry on reconnect", extra={"fields": {"error": repr(failure)}})
 
     def _on_return(
         self, _channel: Channel, method: Any, properties: pika.BasicProperties, _body: bytes
     ) -> None:
         # The broker returns an unroutable mandatory message before it confirms it.
-        if properties.message_id:
-            self._returned.add(properties.message_id)
+        if properties.message_id and self._confirms is not None:
+            self._confirms.returned(properties.message_id)
 
     def _on_confirm(self, frame: Any) -> None:
+        confirms = self._confirms
+        if confirms is None:
+            return
         method = frame.method
-        tag, multiple = method.delivery_tag, method.multiple
         nacked = isinstance(method, pika.spec.Basic.Nack)
-        tags = [t for t in self._unconfirmed if t <= tag] if multiple else [tag]
         now = time.monotonic()
-        resend: list[_Outgoing] = []
-        for t in tags:
-            outgoing = self._unconfirmed.pop(t, None)
-            if outgoing is None:
-                continue
+        resend: list[Outgoing] = []
+        for outgoing in confirms.answered(method.delivery_tag, method.multiple):
             if nacked and outgoing.fire_and_forget and not self._closing:
                 # Nobody waits for it: it goes again, first, on the fresh channel (the
                 # events it carries are deduplicated by id downstream).
                 metrics.PUBLISHED.labels(outgoing.exchange, "nacked").inc()
-                outgoing.state = QUEUED
                 resend.append(outgoing)
             else:
-                self._resolve(outgoing, nacked, now)
+                self._resolve(confirms, outgoing, nacked, now)
         if nacked:
-            self._outbox.extendleft(reversed(resend))
+            self._outbox.put_first(resend)
             self._replace_after_nack()
             return
         # Fire-and-forget messages queued since the last flush leave with this one, before
@@ -462,11 +390,8 @@ class Publisher:
             log.warning("broker refused a message: reconnecting for a fresh channel")
             session.close()
 
-    def _resolve(self, outgoing: _Outgoing, nacked: bool, now: float) -> None:
-        message_id = outgoing.properties.message_id
-        returned = message_id in self._returned
-        if returned:
-            self._returned.discard(message_id)
+    def _resolve(self, confirms: Confirms, outgoing: Outgoing, nacked: bool, now: float) -> None:
+        returned = confirms.was_returned(outgoing)
         error: PublishError | None
         if nacked:
             result, error = "nacked", PublishNacked(f"broker refused {outgoing.routing_key}")
@@ -480,22 +405,22 @@ class Publisher:
             metrics.PUBLISH_CONFIRM.labels(outgoing.exchange).observe(now - outgoing.created)
         metrics.PUBLISHED.labels(outgoing.exchange, result).inc()
         if outgoing.fire_and_forget:
-            with self._lock:
-                self._buffered -= 1
+            self._outbox.release()
             if error is not None:
                 metrics.PUBLISHER_DROPPED.labels(result).inc()
                 log.warning("fire-and-forget message dropped", extra={"fields": {"reason": str(error)}})
-        _settle(outgoing.future, error)
+        settle(outgoing.future, error)
 
     def _on_lost(self, _session: AmqpSession, _reason: Exception) -> None:
         self._ready.clear()
         metrics.PUBLISHER_CONNECTED.set(0)
-        self._requeue_unconfirmed()
+        confirms, self._confirms = self._confirms, None
+        if confirms is not None:
+            self._requeue_unconfirmed(confirms.take_all())
 
-    def _requeue_unconfirmed(self) -> None:
-        pending = [self._unconfirmed[t] for t in sorted(self._unconfirmed)]
-        self._unconfirmed.clear()
-        self._returned.clear()
+    def _requeue_unconfirmed(self, pending: list[Outgoing]) -> None:
+        """What the lost session left unanswered: its callers are told, fire-and-forget
+        messages go again first."""
         again = [outgoing for outgoing in pending if not outgoing.fire_and_forget]
         if again and not self._closing:
             log.warning(
@@ -503,21 +428,16 @@ class Publisher:
                 extra={"fields": {"unconfirmed": len(again)}},
             )
         for outgoing in again:
-            _settle(outgoing.future, ConnectionLost(LOST_BEFORE_CONFIRM))
-        # Fire-and-forget ones go out again first, in their original order.
-        resend = [outgoing for outgoing in pending if outgoing.fire_and_forget]
-        for outgoing in resend:
-            outgoing.state = QUEUED
-        self._outbox.extendleft(reversed(resend))
+            settle(outgoing.future, ConnectionLost(LOST_BEFORE_CONFIRM))
+        self._outbox.put_first(outgoing for outgoing in pending if outgoing.fire_and_forget)
 
     def _fail_everything(self, error: PublishError) -> None:
-        leftovers = list(self._outbox) + list(self._unconfirmed.values())
-        self._outbox.clear()
-        self._unconfirmed.clear()
+        confirms, self._confirms = self._confirms, None
+        leftovers = self._outbox.take_all() + ([] if confirms is None else confirms.take_all())
         for outgoing in leftovers:
             if outgoing.fire_and_forget and not outgoing.future.done():
                 metrics.PUBLISHER_DROPPED.labels("shutdown").inc()
-            _settle(outgoing.future, error)
+            settle(outgoing.future, error)
 
 
 def _end_publish_span(span: Span, future: Future[None]) -> None:

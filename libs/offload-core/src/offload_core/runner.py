@@ -17,7 +17,6 @@ and ack, close, exit 0.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import logging
 import signal
@@ -34,6 +33,7 @@ from pika.channel import Channel
 
 from offload_core import metrics, outcomes, tracing
 from offload_core.brokers import BrokerNodes
+from offload_core.coalescer import Handoff
 from offload_core.config import CoreConfig
 from offload_core.contracts import ContractError, Contracts, default_contracts
 from offload_core.envelope import Envelope, decode
@@ -95,8 +95,19 @@ BatchHandler = Callable[[list[Message]], Mapping[str, str] | None]
 
 
 @dataclass(eq=False)
-class _Delivery:
+class _Consuming:
+    """One consuming session: its consumer tags (tag -> queue) and how many of its
+    deliveries are not yet acked or nacked (I/O thread). A new one per session, so what a
+    lost session held ends with it."""
+
     session: AmqpSession
+    consumer_tags: dict[str, str] = field(default_factory=dict)
+    unsettled: int = 0
+
+
+@dataclass(eq=False)
+class _Delivery:
+    consuming: _Consuming  # the session it came on
     delivery_tag: int
     queue: str
     body: bytes
@@ -194,12 +205,9 @@ class Runner:
             batch_wait=batch_wait,
             name="offload-runner-worker",
         )
-        self._settlements = _Handoff(self._ioloop, self._settle_on_io)
-        self._consumer_tags: dict[str, str] = {}
-        self._unsettled = 0  # delivered on the current session, not yet acked or nacked (I/O thread)
-        self._stopping = False
-        self._deadline = 0.0
-        self._consuming = threading.Event()
+        self._settlements: Handoff[tuple[_Delivery, bool]] = Handoff(self._ioloop, self._settle_on_io)
+        self._consuming: _Consuming | None = None  # the live session's; None between sessions
+        self._stop_by: float | None = None  # once stopping: when the grace period ends
 
     # -- public --------------------------------------------------------------------
 
@@ -209,7 +217,7 @@ class Runner:
 
     @property
     def ready(self) -> bool:
-        return self._consuming.is_set() and self.publisher.ready
+        return self._consuming is not None and self.publisher.ready
 
     def run(self, *, install_signal_handlers: bool = True) -> int:
         """Consume until stopped; returns the process exit code."""
@@ -254,33 +262,37 @@ class Runner:
 
     # -- the session (I/O thread) -------------------------------------------------------
 
+    @property
+    def _live(self) -> _Consuming | None:
+        """The consuming session if it is still usable: what deliveries belong to."""
+        consuming = self._consuming
+        return consuming if consuming is not None and consuming.session is self._keeper.live else None
+
     def _start_consuming(self, session: AmqpSession) -> None:
         assert session.channel is not None
-        if self._stopping:
+        if self._stop_by is not None:
             self._keeper.stop()
             return
+        consuming = _Consuming(session)
         for queue in self.queues:
-            tag = session.channel.basic_consume(queue, self._on_message)
-            self._consumer_tags[tag] = queue
-        self._consuming.set()
+            consuming.consumer_tags[session.channel.basic_consume(queue, self._on_message)] = queue
+        self._consuming = consuming
         log.info("consuming", extra={"fields": {"queues": self.queues, "broker": session.broker}})
 
     def _on_lost(self, _session: AmqpSession, _reason: Exception) -> None:
         # The broker puts the lost session's unacked deliveries back on their queues.
-        self._consuming.clear()
-        self._consumer_tags.clear()
-        self._unsettled = 0
+        self._consuming = None
 
     def _on_message(
         self, _channel: Channel, method: Any, properties: pika.BasicProperties, body: bytes
     ) -> None:
-        session = self._keeper.current
-        assert session is not None
-        queue = self._consumer_tags.get(method.consumer_tag, "?")
-        self._unsettled += 1
+        consuming = self._consuming
+        assert consuming is not None
+        queue = consuming.consumer_tags.get(method.consumer_tag, "?")
+        consuming.unsettled += 1
         metrics.IN_FLIGHT.labels(queue).inc()
         self._pool.submit(
-            _Delivery(session, method.delivery_tag, queue, body, properties, method.redelivered)
+            _Delivery(consuming, method.delivery_tag, queue, body, properties, method.redelivered)
         )
 
     def _settle(self, delivery: _Delivery, *, ack: bool) -> None:
@@ -290,11 +302,12 @@ class Runner:
 
     def _settle_on_io(self, settlement: tuple[_Delivery, bool]) -> None:
         delivery, ack = settlement
-        if delivery.session is not self._keeper.live:
+        consuming = delivery.consuming
+        if consuming is not self._live:
             return  # its session is gone; the broker has already put it back
-        channel = delivery.session.channel
+        channel = consuming.session.channel
         assert channel is not None
-        self._unsettled -= 1
+        consuming.unsettled -= 1
         if ack:
             channel.basic_ack(delivery.delivery_tag)
         else:
@@ -303,28 +316,29 @@ class Runner:
     # -- shutdown (I/O thread) ---------------------------------------------------------
 
     def _begin_shutdown(self) -> None:
-        if self._stopping:
+        if self._stop_by is not None:
             return
-        self._stopping = True
-        self._deadline = time.monotonic() + self.config.grace_period
+        self._stop_by = time.monotonic() + self.config.grace_period
         log.info(
             "stop requested: cancelling consumers, finishing in-flight work",
             extra={"fields": {"grace_period_s": self.config.grace_period}},
         )
-        session = self._keeper.live
-        if session is not None and session.channel is not None:
-            for tag in list(self._consumer_tags):
-                session.channel.basic_cancel(tag)
+        consuming = self._live
+        if consuming is not None and consuming.session.channel is not None:
+            for tag in list(consuming.consumer_tags):
+                consuming.session.channel.basic_cancel(tag)
         self._check_drained()
 
     def _check_drained(self) -> None:
-        if self._keeper.live is not None and self._unsettled > 0:
-            if time.monotonic() < self._deadline:
+        consuming = self._live
+        if consuming is not None and consuming.unsettled > 0:
+            assert self._stop_by is not None
+            if time.monotonic() < self._stop_by:
                 self._ioloop.call_later(0.05, self._check_drained)
                 return
             log.warning(
                 "grace period over: unfinished messages go back to the queue",
-                extra={"fields": {"unsettled": self._unsettled}},
+                extra={"fields": {"unsettled": consuming.unsettled}},
             )
         self._keeper.stop()
 
@@ -332,9 +346,9 @@ class Runner:
 
     def _work(self, batch: list[_Delivery]) -> None:
         by_queue: dict[str, list[_Delivery]] = {}
-        live = None if self._stopping else self._keeper.live
+        live = None if self._stop_by is not None else self._live
         for delivery in batch:
-            if delivery.session is not live:
+            if delivery.consuming is not live:
                 # Delivered but not started: give it back for another runner.
                 if delivery.claim():
                     self._give_back(delivery)
@@ -507,30 +521,3 @@ def _persistent_copy(properties: pika.BasicProperties, headers: dict[str, Any]) 
         correlation_id=properties.correlation_id,
         headers=headers,
     )
-
-
-class _Handoff:
-    """Items from worker threads to the I/O loop. One wake-up of the loop carries every
-    item queued before it runs: a wake-up per item costs a pipe write and a loop turn
-    each, and capped throughput."""
-
-    def __init__(self, ioloop: IOLoop, handle: Callable[[Any], None]) -> None:
-        self._ioloop = ioloop
-        self._handle = handle
-        self._items: collections.deque[Any] = collections.deque()
-        self._lock = threading.Lock()
-        self._scheduled = False
-
-    def put(self, item: Any) -> None:
-        self._items.append(item)
-        with self._lock:
-            if self._scheduled:
-                return
-            self._scheduled = True
-        self._ioloop.add_callback_threadsafe(self._drain)
-
-    def _drain(self) -> None:
-        with self._lock:
-            self._scheduled = False
-        while self._items:
-            self._handle(self._items.popleft())

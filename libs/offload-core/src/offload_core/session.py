@@ -171,7 +171,6 @@ class SessionKeeper:
         self._on_stopped = on_stopped
         self._next: ScheduledAttempt | None = None
         self._last_attempt_at = 0.0
-        self._log = logging.getLogger(f"offload.{who}")
 
     @property
     def live(self) -> AmqpSession | None:
@@ -238,11 +237,12 @@ class SessionKeeper:
         delay = reconnect_delay(self.failures, self._max_delay)
         fields: dict[str, object] = {"reason": repr(reason), "broker": session.broker}
         fields["retry_in_s"] = round(delay, 2)
+        log = logging.getLogger(f"offload.{self._who}")
         if session.was_ready:
-            self._log.warning(f"{self._who} lost the broker, reconnecting", extra={"fields": fields})
+            log.warning(f"{self._who} lost the broker, reconnecting", extra={"fields": fields})
         elif worth_logging(self.failures):
             fields["attempts"] = self.failures
-            self._log.warning(f"{self._who} cannot reach the broker, reconnecting", extra={"fields": fields})
+            log.warning(f"{self._who} cannot reach the broker, reconnecting", extra={"fields": fields})
         self._schedule(delay)
 
     def _schedule(self, delay: float) -> None:
