@@ -1,11 +1,22 @@
-"""The runner's one observer: every settled message becomes a metric and a log line."""
+"""The runner's one observer: what happens to a message on its way through the runner
+becomes metrics, trace spans and log lines here, and only here.
+
+The runner calls one hook per step (delivered, picked up, handled, settled, and the ways a
+message leaves unhandled), as dramatiq's Prometheus middleware hangs off its worker's
+before/after hooks; the runner itself touches no metric, span or message log line.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from offload_core import metrics
+from opentelemetry.trace import INVALID_SPAN, Span
+
+from offload_core import metrics, tracing
 from offload_core.settlement import Outcome, Verdict
 
 log = logging.getLogger("offload.runner")
@@ -23,6 +34,7 @@ class Settled:
     attempt: int
     time_on_queue: float | None  # seconds; None when the publisher did not stamp it
     duration: float  # seconds in the handler (or until the hard time limit)
+    span: Span = INVALID_SPAN  # the message's CONSUMER span, ended here
 
 
 def declare_series(queue: str, lanes: list[str]) -> None:
@@ -36,12 +48,70 @@ def declare_series(queue: str, lanes: list[str]) -> None:
         metrics.MESSAGES.labels(queue, outcome.value)
 
 
-def picked_up(queue: str, lane: str, time_on_queue: float | None) -> None:
+def delivered(queue: str) -> None:
+    metrics.IN_FLIGHT.labels(queue).inc()
+
+
+def released(queue: str) -> None:
+    """Acked or given back: no longer in flight."""
+    metrics.IN_FLIGHT.labels(queue).dec()
+
+
+def picked_up(
+    queue: str, lane: str, headers: Mapping[str, Any], message_id: str | None, time_on_queue: float | None
+) -> Span:
+    """A worker took the message up: its time on queue, and its CONSUMER span (returned)."""
     if time_on_queue is not None:
         metrics.TIME_ON_QUEUE.labels(queue, lane).observe(time_on_queue)
+    return tracing.start_consumer(queue, headers, message_id, time_on_queue)
+
+
+def handler_span(queue: str, spans: list[Span], *, batched: bool) -> contextlib.AbstractContextManager[Any]:
+    """A handler of one message runs in its CONSUMER span; a batch handler in a span of
+    its own linked to each of them."""
+    return tracing.batch_span(queue, spans) if batched else tracing.within(spans[0])
+
+
+def handler_failed(queue: str, message_ids: list[str]) -> None:
+    """An exception other than Retry or Park (called from its except block)."""
+    log.exception("handler failed", extra={"fields": {"message_ids": message_ids[:10], "queue": queue}})
+
+
+def handled(queue: str, duration: float) -> None:
+    metrics.HANDLER_DURATION.labels(queue).observe(duration)
+
+
+def abandoned_by_worker(span: Span) -> None:
+    """The worker finished after the watchdog had settled its message."""
+    tracing.end(span, outcome="abandoned", error="hard time limit exceeded")
+
+
+def over_time_limit(queue: str, message_id: str | None, limit: float) -> None:
+    metrics.RUNNER_ABANDONED.labels(queue).inc()
+    log.error(
+        "handler exceeded the hard time limit; settling its message without it",
+        extra={"fields": {"queue": queue, "message_id": message_id, "limit_s": limit}},
+    )
+
+
+def not_moved(queue: str, error: Exception, span: Span) -> None:
+    """The broker did not take the retry or park publish: the message goes back instead."""
+    log.error(
+        "could not move message, returning it to the queue",
+        extra={"fields": {"queue": queue, "error": str(error)}},
+    )
+    tracing.end(span, outcome=Outcome.REQUEUED.value, error=str(error))
 
 
 def settled(event: Settled) -> None:
+    """A message's end on this runner: its count, its log line (carrying its trace id),
+    and the end of its span."""
+    with tracing.within(event.span):
+        _count_and_log(event)
+    tracing.end(event.span, outcome=event.verdict.outcome.value, error=event.verdict.reason)
+
+
+def _count_and_log(event: Settled) -> None:
     outcome = event.verdict.outcome
     metrics.MESSAGES.labels(event.queue, outcome.value).inc()
     level = logging.INFO if outcome is Outcome.ACKED else logging.WARNING

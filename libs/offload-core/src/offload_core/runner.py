@@ -17,7 +17,6 @@ and ack, close, exit 0.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import signal
 import threading
@@ -31,7 +30,7 @@ from opentelemetry.trace import INVALID_SPAN, Span
 from pika.adapters.select_connection import IOLoop
 from pika.channel import Channel
 
-from offload_core import metrics, outcomes, tracing
+from offload_core import outcomes
 from offload_core.brokers import BrokerNodes
 from offload_core.coalescer import Handoff
 from offload_core.config import CoreConfig
@@ -290,14 +289,14 @@ class Runner:
         assert consuming is not None
         queue = consuming.consumer_tags.get(method.consumer_tag, "?")
         consuming.unsettled += 1
-        metrics.IN_FLIGHT.labels(queue).inc()
+        outcomes.delivered(queue)
         self._pool.submit(
             _Delivery(consuming, method.delivery_tag, queue, body, properties, method.redelivered)
         )
 
     def _settle(self, delivery: _Delivery, *, ack: bool) -> None:
         """From any thread: ack or give back `delivery` on the I/O thread."""
-        metrics.IN_FLIGHT.labels(delivery.queue).dec()
+        outcomes.released(delivery.queue)
         self._settlements.put((delivery, ack))
 
     def _settle_on_io(self, settlement: tuple[_Delivery, bool]) -> None:
@@ -367,9 +366,10 @@ class Runner:
         lane = str(headers.get(LANE_HEADER, "normal"))
         enqueued_ms = headers.get(ENQUEUED_AT_HEADER)
         time_on_queue = max(0.0, time.time() - enqueued_ms / 1000) if isinstance(enqueued_ms, int) else None
-        outcomes.picked_up(delivery.queue, lane, time_on_queue)
+        span = outcomes.picked_up(
+            delivery.queue, lane, headers, delivery.properties.message_id, time_on_queue
+        )
         attempt = attempt_of(headers)
-        span = tracing.start_consumer(delivery.queue, headers, delivery.properties.message_id, time_on_queue)
         try:
             envelope = decode(delivery.body, delivery.properties, self.contracts)
         except ContractError as exc:
@@ -394,21 +394,19 @@ class Runner:
         singled_out: Mapping[str, str] = {}
         try:
             if messages:
-                with _handler_span(route, deliveries[0].queue, [t.span for t in taken]):
+                spans = [t.span for t in taken]
+                with outcomes.handler_span(deliveries[0].queue, spans, batched=route.batched):
                     singled_out = route.handler(messages) or {}
         except Exception as exc:
             error = exc
             if not isinstance(exc, Retry | Park):
-                ids = [m.id for m in messages][:10]
-                log.exception(
-                    "handler failed", extra={"fields": {"message_ids": ids, "queue": deliveries[0].queue}}
-                )
+                outcomes.handler_failed(deliveries[0].queue, [m.id for m in messages])
         duration = time.monotonic() - started
-        metrics.HANDLER_DURATION.labels(deliveries[0].queue).observe(duration)
+        outcomes.handled(deliveries[0].queue, duration)
         batch_verdict = verdict_of(error)
         for t in taken:
             if not t.delivery.claim():
-                tracing.end(t.span, outcome="abandoned", error="hard time limit exceeded")
+                outcomes.abandoned_by_worker(t.span)
                 continue  # the watchdog settled it when the hard time limit passed
             message_id = None if t.message is None else t.message.id
             verdict = message_verdict(
@@ -429,11 +427,7 @@ class Runner:
                 properties = _persistent_copy(delivery.properties, move.headers)
                 self.publisher.publish_raw(move.exchange, move.routing_key, delivery.body, properties)
             except PublishError as exc:
-                log.error(
-                    "could not move message, returning it to the queue",
-                    extra={"fields": {"queue": delivery.queue, "error": str(exc)}},
-                )
-                tracing.end(taken.span, outcome=Outcome.REQUEUED.value, error=str(exc))
+                outcomes.not_moved(delivery.queue, exc, taken.span)
                 self._give_back(delivery)
                 return
         self._settle(delivery, ack=True)
@@ -446,11 +440,6 @@ class Runner:
         )
 
     def _report(self, taken: _Taken, verdict: Verdict, duration: float) -> None:
-        with tracing.within(taken.span):  # the outcome line carries the trace id
-            self._report_outcome(taken, verdict, duration)
-        tracing.end(taken.span, outcome=verdict.outcome.value, error=verdict.reason)
-
-    def _report_outcome(self, taken: _Taken, verdict: Verdict, duration: float) -> None:
         p = taken.delivery.properties
         outcomes.settled(
             outcomes.Settled(
@@ -462,6 +451,7 @@ class Runner:
                 attempt=taken.attempt,
                 time_on_queue=taken.time_on_queue,
                 duration=duration,
+                span=taken.span,
             )
         )
 
@@ -474,17 +464,7 @@ class Runner:
             for delivery in overdue.items:
                 if not delivery.claim():
                     continue
-                metrics.RUNNER_ABANDONED.labels(delivery.queue).inc()
-                log.error(
-                    "handler exceeded the hard time limit; settling its message without it",
-                    extra={
-                        "fields": {
-                            "queue": delivery.queue,
-                            "message_id": delivery.properties.message_id,
-                            "limit_s": limit,
-                        }
-                    },
-                )
+                outcomes.over_time_limit(delivery.queue, delivery.properties.message_id, limit)
                 taken = _Taken(delivery, attempt_of(delivery.headers), None, None)
                 verdict = settle(
                     Verdict(Outcome.RETRIED, f"hard time limit of {limit:g}s exceeded"),
@@ -496,12 +476,6 @@ class Runner:
                     target=self._carry_out, args=(taken, verdict, now - overdue.started), daemon=True
                 ).start()
         self._ioloop.call_later(min(1.0, limit / 4), self._check_time_limits)
-
-
-def _handler_span(route: _Route, queue: str, spans: list[Span]) -> contextlib.AbstractContextManager[Any]:
-    """A handler of one message runs in its CONSUMER span; a batch handler in a span of
-    its own linked to each of them."""
-    return tracing.batch_span(queue, spans) if route.batched else tracing.within(spans[0])
 
 
 def _one_at_a_time(handler: Handler) -> BatchHandler:
