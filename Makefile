@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STATE := .state
+# Every pinned tool version (KEDA_VERSION, KUBERNETES_VERSION, ...), once.
+include tools/versions.env
 
 # Every private broker of the tests, benchmarks and chaos runs is RabbitMQ 4.0 from Debian
 # trixie, a tree built once into the cache (scripts/rabbitmq-tree.sh) and named to the test
@@ -129,8 +131,7 @@ images:
 	  docker build -q --build-arg BASE_IMAGE=$(BASE_IMAGE) -f deploy/docker/$$part/Dockerfile -t offload-$$part:$(IMAGE_TAG) . || exit 1; \
 	done
 
-# KEDA, pinned in scripts/keda-build.sh: binaries cached in /var/cache/offload, one image.
-KEDA_VERSION := v2.21.0
+# KEDA at KEDA_VERSION (tools/versions.env): binaries cached in /var/cache/offload, one image.
 KEDA_CACHE ?= /var/cache/offload/keda-$(KEDA_VERSION)
 keda-image:
 	@scripts/docker-engine.sh

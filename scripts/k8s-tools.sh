@@ -1,29 +1,20 @@
 #!/usr/bin/env bash
-# Kubernetes tooling for the chart checks, built from the Go module proxy at pinned versions
-# (no binary downloads, no registry): helm, kubeconform, kustomize, skaffold, actionlint (for the
-# GitHub workflow), and JSON schemas for kubeconform
-# generated from Kubernetes' own OpenAPI document and the KEDA, prometheus-operator and RabbitMQ
-# Cluster Operator CRDs.
+# Kubernetes tooling for the chart checks, built from the Go module proxy at the versions of
+# tools/versions.env (no binary downloads, no registry): helm, kubeconform, kustomize,
+# skaffold, actionlint (for the GitHub workflow), and JSON schemas for kubeconform generated
+# from Kubernetes' own OpenAPI document and the KEDA, prometheus-operator and RabbitMQ Cluster
+# Operator CRDs.
 # Everything lands in $OFFLOAD_TOOLS (default /var/cache/offload/k8s-tools) and is reused.
 set -euo pipefail
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
 
-HELM_VERSION=v3.22.0
-KUBECONFORM_VERSION=v0.7.0
-KUSTOMIZE_VERSION=v5.8.1            # v5.8.2+ need Go 1.27
-KUBERNETES_VERSION=v1.35.4        # the OpenAPI document the manifests are checked against
-KEDA_VERSION=v2.21.0
-PROMETHEUS_OPERATOR_VERSION=v0.85.0
-RABBITMQ_OPERATOR_VERSION=v2.16.0  # deploy/rabbitmq-cluster-operator
-SKAFFOLD_VERSION=v2.16.1          # its newest config schema: skaffold/v4beta13
-ACTIONLINT_VERSION=v1.7.7
-
-TOOLS=${OFFLOAD_TOOLS:-/var/cache/offload/k8s-tools}
+TOOLS=${OFFLOAD_TOOLS:-$CACHE_DIR/k8s-tools}
 BIN=$TOOLS/bin
 SCHEMAS=$TOOLS/schemas/kubernetes-$KUBERNETES_VERSION
 mkdir -p "$BIN"
 # checkov (a manifest linter from PyPI) in a venv of its own: its pins clash with ours.
-CHECKOV_VENV=${OFFLOAD_CHECKOV_VENV:-/var/cache/offload/checkov-venv}
-REPO=$(cd "$(dirname "$0")/.." && pwd)
+CHECKOV_VENV=${OFFLOAD_CHECKOV_VENV:-$CACHE_DIR/checkov-venv}
 if ! cmp -s "$REPO/requirements/checkov-constraints.txt" "$CHECKOV_VENV/.constraints" 2>/dev/null; then
   echo "k8s-tools: installing checkov into $CHECKOV_VENV"
   python3 -m venv "$CHECKOV_VENV"
@@ -31,57 +22,56 @@ if ! cmp -s "$REPO/requirements/checkov-constraints.txt" "$CHECKOV_VENV/.constra
   cp "$REPO/requirements/checkov-constraints.txt" "$CHECKOV_VENV/.constraints"
 fi
 
-stamp="$TOOLS/.versions"
-want="$HELM_VERSION $KUBECONFORM_VERSION $KUSTOMIZE_VERSION $KUBERNETES_VERSION $KEDA_VERSION $PROMETHEUS_OPERATOR_VERSION $RABBITMQ_OPERATOR_VERSION $SKAFFOLD_VERSION $ACTIONLINT_VERSION schemas-4 skaffold-bin"
-if [[ -f $stamp && "$(cat "$stamp")" == "$want" && -x $BIN/helm && -x $BIN/kubeconform && -x $BIN/kustomize && -x $BIN/actionlint && -x $BIN/skaffold ]]; then
-  exit 0
-fi
+build_tools() {
+  use_go k8s-tools
+  # helm reports the Kubernetes version of its client-go as the default cluster version; the
+  # release build sets it with -X, and without it `helm template` assumes v1.20.
+  local major=1 minor=37 ldflags build k8s keda promop rabbitop skaffold
+  ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+  for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+    ldflags+=" -X $pkg.k8sVersionMajor=$major -X $pkg.k8sVersionMinor=$minor"
+  done
+  echo "k8s-tools: building helm $HELM_VERSION and kubeconform $KUBECONFORM_VERSION"
+  GOBIN=$BIN go install -ldflags "$ldflags" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  GOBIN=$BIN go install -ldflags "-s -w" "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION"
+  echo "k8s-tools: building kustomize $KUSTOMIZE_VERSION"
+  GOBIN=$BIN go install -ldflags "-s -w" "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION"
+  echo "k8s-tools: building actionlint $ACTIONLINT_VERSION"
+  GOBIN=$BIN go install -ldflags "-s -w" "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION"
 
-command -v go >/dev/null || { echo "k8s-tools: Go is needed (https://go.dev/dl/)" >&2; exit 1; }
-export GOFLAGS=-mod=mod
+  echo "k8s-tools: schemas from Kubernetes $KUBERNETES_VERSION, KEDA $KEDA_VERSION, prometheus-operator $PROMETHEUS_OPERATOR_VERSION, RabbitMQ Cluster Operator $RABBITMQ_OPERATOR_VERSION"
+  k8s=$(module_dir "k8s.io/kubernetes@$KUBERNETES_VERSION")
+  keda=$(module_dir "github.com/kedacore/keda/v2@$KEDA_VERSION")
+  promop=$(module_dir "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION")
+  rabbitop=$(module_dir "github.com/rabbitmq/cluster-operator/v2@$RABBITMQ_OPERATOR_VERSION")
+  rm -rf "$SCHEMAS"
+  "${SCHEMA_PYTHON:-python3}" "$REPO/scripts/kube_schemas.py" "$SCHEMAS" \
+    --openapi "$k8s/api/openapi-spec/swagger.json" \
+    --crds "$keda/config/crd/bases/keda.sh_scaledobjects.yaml" \
+           "$keda/config/crd/bases/keda.sh_triggerauthentications.yaml" \
+           "$promop/example/prometheus-operator-crd/monitoring.coreos.com_podmonitors.yaml" \
+           "$promop/example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml" \
+           "$promop/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml" \
+           "$rabbitop/config/crd/bases/rabbitmq.com_rabbitmqclusters.yaml"
+  # skaffold's published config schemas ship in its module (docs-v2/content/en/schemas).
+  skaffold=$(module_dir "github.com/GoogleContainerTools/skaffold/v2@$SKAFFOLD_VERSION")
+  mkdir -p "$TOOLS/schemas/skaffold"
+  cp "$skaffold"/docs-v2/content/en/schemas/v4beta*.json "$TOOLS/schemas/skaffold/"
+  # skaffold itself, from the same module. Its go.mod has replace directives, which
+  # `go install pkg@version` refuses, so it is built in a writable copy of the module.
+  echo "k8s-tools: building skaffold $SKAFFOLD_VERSION (about 5 minutes on two cores, once)"
+  build=$(mktemp -d)
+  cp -r "$skaffold"/. "$build"
+  chmod -R u+w "$build"
+  (cd "$build" && go build -trimpath -o "$BIN/skaffold" \
+    -ldflags "-s -w -X github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/version.version=$SKAFFOLD_VERSION" \
+    ./cmd/skaffold)
+  rm -rf "$build"
+}
 
-# helm reports the Kubernetes version of its client-go as the default cluster version; the
-# release build sets it with -X, and without it `helm template` assumes v1.20.
-major=1; minor=37
-ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
-for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
-  ldflags+=" -X $pkg.k8sVersionMajor=$major -X $pkg.k8sVersionMinor=$minor"
+# One stamp for the set: the tools, the schemas (bump "schemas-N" when kube_schemas.py
+# changes what it writes) and skaffold's binary.
+for tool in helm kubeconform kustomize actionlint skaffold; do
+  [[ -x $BIN/$tool ]] || rm -f "$TOOLS/.versions"
 done
-echo "k8s-tools: building helm $HELM_VERSION and kubeconform $KUBECONFORM_VERSION"
-GOBIN=$BIN go install -ldflags "$ldflags" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
-GOBIN=$BIN go install -ldflags "-s -w" "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION"
-echo "k8s-tools: building kustomize $KUSTOMIZE_VERSION"
-GOBIN=$BIN go install -ldflags "-s -w" "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION"
-echo "k8s-tools: building actionlint $ACTIONLINT_VERSION"
-GOBIN=$BIN go install -ldflags "-s -w" "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION"
-
-echo "k8s-tools: schemas from Kubernetes $KUBERNETES_VERSION, KEDA $KEDA_VERSION, prometheus-operator $PROMETHEUS_OPERATOR_VERSION, RabbitMQ Cluster Operator $RABBITMQ_OPERATOR_VERSION"
-module_dir() { go mod download -json "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])'; }
-k8s=$(module_dir "k8s.io/kubernetes@$KUBERNETES_VERSION")
-keda=$(module_dir "github.com/kedacore/keda/v2@$KEDA_VERSION")
-promop=$(module_dir "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION")
-rabbitop=$(module_dir "github.com/rabbitmq/cluster-operator/v2@$RABBITMQ_OPERATOR_VERSION")
-rm -rf "$SCHEMAS"
-"${SCHEMA_PYTHON:-python3}" "$(dirname "$0")/kube_schemas.py" "$SCHEMAS" \
-  --openapi "$k8s/api/openapi-spec/swagger.json" \
-  --crds "$keda/config/crd/bases/keda.sh_scaledobjects.yaml" \
-         "$keda/config/crd/bases/keda.sh_triggerauthentications.yaml" \
-         "$promop/example/prometheus-operator-crd/monitoring.coreos.com_podmonitors.yaml" \
-         "$promop/example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml" \
-         "$promop/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml" \
-         "$rabbitop/config/crd/bases/rabbitmq.com_rabbitmqclusters.yaml"
-# skaffold's published config schemas ship in its module (docs-v2/content/en/schemas).
-skaffold=$(module_dir "github.com/GoogleContainerTools/skaffold/v2@$SKAFFOLD_VERSION")
-mkdir -p "$TOOLS/schemas/skaffold"
-cp "$skaffold"/docs-v2/content/en/schemas/v4beta*.json "$TOOLS/schemas/skaffold/"
-# skaffold itself, from the same module. Its go.mod has replace directives, which
-# `go install pkg@version` refuses, so it is built in a writable copy of the module.
-echo "k8s-tools: building skaffold $SKAFFOLD_VERSION (about 5 minutes on two cores, once)"
-build=$(mktemp -d)
-cp -r "$skaffold"/. "$build"
-chmod -R u+w "$build"
-(cd "$build" && go build -trimpath -o "$BIN/skaffold" \
-  -ldflags "-s -w -X github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/version.version=$SKAFFOLD_VERSION" \
-  ./cmd/skaffold)
-rm -rf "$build"
-echo "$want" > "$stamp"
+build_once "$TOOLS/.versions" "$HELM_VERSION $KUBECONFORM_VERSION $KUSTOMIZE_VERSION $KUBERNETES_VERSION $KEDA_VERSION $PROMETHEUS_OPERATOR_VERSION $RABBITMQ_OPERATOR_VERSION $SKAFFOLD_VERSION $ACTIONLINT_VERSION schemas-4 skaffold-bin" build_tools

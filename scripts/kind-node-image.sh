@@ -1,34 +1,37 @@
 #!/usr/bin/env bash
-# The kind node image offload-kind-node:$KUBERNETES_VERSION, built here without a registry
+# The kind node image offload-kind-node:$KUBERNETES_VERSION (also tagged :latest, the tag
+# k8s/kind-cluster.yaml names, so no version is spelled there), built here without a registry
 # (deploy/kind-node): Debian (offload-base) with systemd, containerd 2 and the node binaries of
 # scripts/kube-binaries.sh, and the control-plane images kubeadm runs, built from the same
 # binaries and tagged with the names kubeadm asks for. Rebuilt only when the recipe, the
 # binaries or the base image change (a digest of them is the image's label).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
+cd "$REPO"
 
-KUBERNETES_VERSION=v1.35.4
-# The kind release that knows Kubernetes 1.35 (its kubeadm v1beta4 config), built with the
-# image; the e2e suite runs it from $BIN.
-KIND_VERSION=v0.33.0
-# kubeadm v1.35's DefaultEtcdVersion, CoreDNSVersion and PauseVersion: the tags it runs.
-ETCD_TAG=3.6.6-0
-COREDNS_TAG=v1.13.1
+# The tags kubeadm runs: its DefaultEtcdVersion, CoreDNSVersion and PauseVersion.
+ETCD_TAG=${ETCD_VERSION#v}-0
+COREDNS_TAG=$COREDNS_VERSION
 PAUSE_TAG=3.10.1
 REGISTRY=registry.k8s.io
 IMAGE=${OFFLOAD_KIND_NODE_IMAGE:-offload-kind-node:$KUBERNETES_VERSION}
-BIN=${OFFLOAD_KUBE_CACHE:-/var/cache/offload/kubernetes-$KUBERNETES_VERSION}/bin
+LATEST=${IMAGE%:*}:latest
+BIN=${OFFLOAD_KUBE_CACHE:-$CACHE_DIR/kubernetes-$KUBERNETES_VERSION}/bin
 BASE_IMAGE=offload-base:bookworm
+
+# kind itself, built with the image; the e2e suite runs it from $BIN.
+build_kind() {
+  echo "kind-node-image: building kind $KIND_VERSION"
+  use_go kind-node-image
+  CGO_ENABLED=0 GOBIN=$BIN go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kind@$KIND_VERSION"
+}
 
 scripts/docker-engine.sh
 scripts/kube-binaries.sh
 OFFLOAD_BASE_IMAGE=$BASE_IMAGE scripts/base-image.sh >/dev/null
-if [[ ! -x $BIN/kind || "$(cat "$BIN/.built-kind" 2>/dev/null)" != "$KIND_VERSION" ]]; then
-  echo "kind-node-image: building kind $KIND_VERSION"
-  GOFLAGS=-mod=mod GOTOOLCHAIN=local CGO_ENABLED=0 GOBIN=$BIN \
-    go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kind@$KIND_VERSION"
-  echo "$KIND_VERSION" > "$BIN/.built-kind"
-fi
+[[ -x $BIN/kind ]] || rm -f "$BIN/.built-kind"
+build_once "$BIN/.built-kind" "$KIND_VERSION" build_kind
 
 recipe=$( (
   sha256sum scripts/kind-node-image.sh  # the component images are defined here
@@ -39,6 +42,7 @@ recipe=$( (
 ) | sha256sum | cut -c1-16)
 if [[ "$(docker image inspect --format '{{index .Config.Labels "offload.recipe"}}' "$IMAGE" 2>/dev/null)" == "$recipe" ]]; then
   echo "kind node image $IMAGE is up to date"
+  docker tag "$IMAGE" "$LATEST"
   exit 0
 fi
 
@@ -87,5 +91,5 @@ images+=(offload-kind-network:v1)
 docker save -o "$context/images/control-plane.tar" "${images[@]}"
 
 docker build -q --build-arg KUBERNETES_VERSION="$KUBERNETES_VERSION" --build-arg BASE_IMAGE="$BASE_IMAGE" \
-  --label offload.recipe="$recipe" -t "$IMAGE" "$context" >/dev/null
+  --label offload.recipe="$recipe" -t "$IMAGE" -t "$LATEST" "$context" >/dev/null
 echo "built kind node image $IMAGE in $((SECONDS - started)) s"

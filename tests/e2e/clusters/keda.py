@@ -20,9 +20,10 @@ from kubernetes import client, utils
 from offload_testkit.amqp import wait_for
 from offload_testkit.k8s_tools import tool
 from offload_testkit.kube import api_client
+from offload_testkit.versions import pinned
 from tests.e2e.clusters.providers import ROOT, Cluster, run
 
-KEDA_VERSION = "v2.21.0"
+KEDA_VERSION = pinned("KEDA_VERSION")
 KEDA_CACHE = Path(os.environ.get("OFFLOAD_KEDA_CACHE", f"/var/cache/offload/keda-{KEDA_VERSION}"))
 KEDA_IMAGE = f"offload-keda:{KEDA_VERSION}"
 KEDA_NAMESPACE = "keda"

@@ -24,8 +24,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from offload_testkit.processes import ServiceProcess, free_port
+from offload_testkit.versions import pinned
 
-KUBE_BIN = Path(os.environ.get("OFFLOAD_KUBE_BIN", "/var/cache/offload/kubernetes-v1.35.4/bin"))
+KUBE_BIN = Path(
+    os.environ.get("OFFLOAD_KUBE_BIN", f"/var/cache/offload/kubernetes-{pinned('KUBERNETES_VERSION')}/bin")
+)
 # The address the API server advertises as the `kubernetes` Service's endpoint: it must not
 # be a loopback address, and nothing reaches it (there are no pods).
 ADVERTISE_ADDRESS = "10.244.0.1"
