@@ -14,13 +14,7 @@ BIN=$TOOLS/bin
 SCHEMAS=$TOOLS/schemas/kubernetes-$KUBERNETES_VERSION
 mkdir -p "$BIN"
 # checkov (a manifest linter from PyPI) in a venv of its own: its pins clash with ours.
-CHECKOV_VENV=${OFFLOAD_CHECKOV_VENV:-$CACHE_DIR/checkov-venv}
-if ! cmp -s "$REPO/requirements/checkov-constraints.txt" "$CHECKOV_VENV/.constraints" 2>/dev/null; then
-  echo "k8s-tools: installing checkov into $CHECKOV_VENV"
-  python3 -m venv "$CHECKOV_VENV"
-  "$CHECKOV_VENV/bin/pip" install -q -c "$REPO/requirements/checkov-constraints.txt" -r "$REPO/requirements/checkov.in"
-  cp "$REPO/requirements/checkov-constraints.txt" "$CHECKOV_VENV/.constraints"
-fi
+python_tool_venv k8s-tools "${OFFLOAD_CHECKOV_VENV:-$CACHE_DIR/checkov-venv}" checkov
 
 build_tools() {
   use_go k8s-tools

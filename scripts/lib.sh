@@ -49,6 +49,20 @@ go_build_wrapped() {
   rm -rf "$src"
 }
 
+# python_tool_venv WHO VENV NAME: a venv of its own for a Python tool whose pins clash with
+# ours (requirements/NAME.in under requirements/NAME-constraints.txt), installed again only
+# when those constraints change.
+python_tool_venv() {
+  local who=$1 venv=$2 name=$3
+  local constraints=$REPO/requirements/$name-constraints.txt
+  if ! cmp -s "$constraints" "$venv/.constraints" 2>/dev/null; then
+    echo "$who: installing $name into $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q -c "$constraints" -r "$REPO/requirements/$name.in"
+    cp "$constraints" "$venv/.constraints"
+  fi
+}
+
 # module_dir MODULE@VERSION: where the module proxy's copy of it was unpacked.
 module_dir() {
   go mod download -json "$1" | awk -F'"' '$2 == "Dir" {print $4}'

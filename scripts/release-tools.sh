@@ -13,13 +13,7 @@ source "$(dirname "$0")/lib.sh"
 
 BIN=${OFFLOAD_RELEASE_TOOLS:-$CACHE_DIR/release-tools}/bin
 mkdir -p "$BIN"
-AUDIT_VENV=${OFFLOAD_PIP_AUDIT_VENV:-$CACHE_DIR/pip-audit-venv}
-if ! cmp -s "$REPO/requirements/pip-audit-constraints.txt" "$AUDIT_VENV/.constraints" 2>/dev/null; then
-  echo "release-tools: installing pip-audit into $AUDIT_VENV"
-  python3 -m venv "$AUDIT_VENV"
-  "$AUDIT_VENV/bin/pip" install -q -c "$REPO/requirements/pip-audit-constraints.txt" -r "$REPO/requirements/pip-audit.in"
-  cp "$REPO/requirements/pip-audit-constraints.txt" "$AUDIT_VENV/.constraints"
-fi
+python_tool_venv release-tools "${OFFLOAD_PIP_AUDIT_VENV:-$CACHE_DIR/pip-audit-venv}" pip-audit
 
 # tool NAME VERSION MODULE PACKAGE: $BIN/NAME, built unless its stamp names VERSION.
 tool() {

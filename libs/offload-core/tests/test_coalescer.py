@@ -10,6 +10,7 @@ import pytest
 from pika.adapters.select_connection import IOLoop
 
 from offload_core.coalescer import Coalescer, Handoff
+from offload_testkit.loops import counted_wake_ups, held
 
 
 @pytest.fixture
@@ -18,11 +19,8 @@ def held_loop() -> Iterator[tuple[IOLoop, threading.Event]]:
     loop = IOLoop()
     thread = threading.Thread(target=loop.start, daemon=True)
     thread.start()
-    held, release = threading.Event(), threading.Event()
-    loop.add_callback_threadsafe(lambda: (held.set(), release.wait(10)))
-    assert held.wait(10)
-    yield loop, release
-    release.set()
+    with held(loop) as release:
+        yield loop, release
     loop.add_callback_threadsafe(loop.stop)
     thread.join(10)
 
@@ -60,19 +58,10 @@ def test_control_a_run_per_request_without_the_coalescer(held_loop):
 def test_a_handoff_delivers_every_item_in_order_in_one_wake_up(held_loop):
     loop, release = held_loop
     handled: list[int] = []
-    wake_ups = 0
-    schedule = loop.add_callback_threadsafe
-
-    def counted(callback):  # type: ignore[no-untyped-def]
-        nonlocal wake_ups
-        wake_ups += 1
-        schedule(callback)
-
-    loop.add_callback_threadsafe = counted  # type: ignore[method-assign]  # counted on purpose
     handoff: Handoff[int] = Handoff(loop, handled.append)
-    for i in range(100):
-        handoff.put(i)
-    loop.add_callback_threadsafe = schedule  # type: ignore[method-assign]
+    with counted_wake_ups(loop) as wake_ups:
+        for i in range(100):
+            handoff.put(i)
     release.set()
     drained(loop)
-    assert handled == list(range(100)) and wake_ups == 1
+    assert handled == list(range(100)) and wake_ups.count == 1

@@ -17,6 +17,7 @@ from offload_core.headers import ENQUEUED_AT_HEADER
 from offload_core.publisher import Publisher, PublishError, PublishNacked, PublishTimeout, Unroutable
 from offload_core.topology import Topology, WorkQueue
 from offload_testkit.amqp import ready_count, take, wait_for
+from offload_testkit.loops import counted_wake_ups, held
 from offload_testkit.messages import signup, started_publisher
 from offload_testkit.processes import free_port
 from offload_testkit.tcp_proxy import TcpProxy
@@ -205,29 +206,16 @@ def test_callers_queued_while_the_io_thread_is_busy_share_one_wake_up(
     publisher = Publisher(core_config, TOPOLOGY).start()
     if switch_off is not None:
         switch_off(publisher)
-    held, release = threading.Event(), threading.Event()
     try:
         assert publisher.wait_ready(10)
-        ioloop = publisher._ioloop
-        assert ioloop is not None
-        ioloop.add_callback_threadsafe(lambda: (held.set(), release.wait(10)))
-        assert held.wait(10)
-        scheduled = 0
-        schedule = ioloop.add_callback_threadsafe
-
-        def counting_schedule(callback):  # type: ignore[no-untyped-def]
-            nonlocal scheduled
-            scheduled += 1
-            schedule(callback)
-
-        ioloop.add_callback_threadsafe = counting_schedule  # type: ignore[method-assign]  # counted on purpose
-        futures = [publisher.publish_async(signup()) for _ in range(50)]
-        assert scheduled == wake_ups
-        release.set()
-        for future in futures:
-            publisher.wait(future, 10)
+        with held(publisher._ioloop) as release:
+            with counted_wake_ups(publisher._ioloop) as scheduled:
+                futures = [publisher.publish_async(signup()) for _ in range(50)]
+            assert scheduled.count == wake_ups
+            release.set()
+            for future in futures:
+                publisher.wait(future, 10)
     finally:
-        release.set()
         publisher.close()
     assert len(take(amqp_url, "t.signups", expect=50)) == 50
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import MISSING
 from pathlib import Path
 from typing import Any, TypeVar
@@ -47,27 +47,11 @@ class ConfigError(ValueError):
     """A setting has a value the service cannot use; the message names the variable."""
 
 
-def setting(
-    variable: str,
-    default: Any = MISSING,
-    *,
-    default_factory: Callable[[], Any] | None = None,
-    minimum: float | None = None,
-    choices: tuple[str, ...] | None = None,
-    parse: Callable[[str], Any] | None = None,
-    secret: bool = False,
-) -> Any:
-    """A dataclass field read from `variable`. `parse` raises ValueError with what the
-    value must be; a `secret` may also come from the file named by `variable`_FILE."""
-    return declare(
-        variable,
-        default,
-        default_factory=default_factory,
-        minimum=minimum,
-        choices=choices,
-        parse=parse,
-        secret=secret,
-    )
+def setting(variable: str, default: Any = MISSING, **accepts: Any) -> Any:
+    """A dataclass field read from `variable` (`fields.declare`'s default_factory, minimum,
+    choices, parse, secret). `parse` raises ValueError with what the value must be; a
+    `secret` may also come from the file named by `variable`_FILE."""
+    return declare(variable, default, **accepts)
 
 
 def from_env(cls: type[Config], env: Mapping[str, str] | None = None, **fixed: Any) -> Config:
