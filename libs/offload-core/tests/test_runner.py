@@ -17,7 +17,8 @@ import pika
 import pytest
 from prometheus_client import REGISTRY
 
-from offload_core.headers import ATTEMPT_HEADER, PARK_REASON_HEADER
+from offload_core.headers import ATTEMPT_HEADER, ENQUEUED_AT_HEADER, PARK_REASON_HEADER
+from offload_core.metrics import QUEUE_BUCKETS
 from offload_core.runner import Message, Park, Retry, Runner
 from offload_testkit.amqp import ready_count, take, wait_for
 from offload_testkit.messages import signup
@@ -296,3 +297,50 @@ def test_a_broker_that_is_not_there_is_logged_on_the_first_and_every_tenth_attem
     lines = [r for r in collected.records if "reconnecting" in r.getMessage()]
     assert [r.getMessage() for r in lines] == ["runner cannot reach the broker, reconnecting"] * 2
     assert [r.fields["attempts"] for r in lines] == [1, 11]
+
+
+HELD = 2.0  # seconds a message waits on its queue before any runner consumes
+TOQ = "offload_message_time_on_queue_seconds"
+
+
+def held_message_reading(core_config, publisher, monkeypatch, *, stamp_on_delivery: bool):  # type: ignore[no-untyped-def]
+    """Leave one message HELD seconds on its queue with no consumer, then run it: the time
+    on queue the histogram took (its sum's growth), how long it really waited until its
+    handler ran, and the lowest bucket that grew."""
+    if stamp_on_delivery:  # a runner that timed messages from their arrival
+        take = Runner._take
+
+        def stamped_on_delivery(self, delivery):  # type: ignore[no-untyped-def]
+            delivery.properties.headers = {**delivery.headers, ENQUEUED_AT_HEADER: int(time.time() * 1000)}
+            return take(self, delivery)
+
+        monkeypatch.setattr(Runner, "_take", stamped_on_delivery)
+    labels = {"queue": QUEUE, "lane": "high"}
+
+    def buckets() -> dict[float, float]:
+        return {le: sample(f"{TOQ}_bucket", le=str(le), **labels) for le in QUEUE_BUCKETS}
+
+    sum_before, buckets_before = sample(f"{TOQ}_sum", **labels), buckets()
+    published_at = time.time()
+    publisher.publish(signup())
+    wait_for(lambda: time.time() - published_at >= HELD, timeout=HELD + 5, what=f"{HELD}s on the queue")
+    handled_at: list[float] = []
+    with RunnerThread(core_config, lambda m: handled_at.append(time.time())):
+        wait_for(lambda: handled_at, what="the held message handled")
+    grew = [le for le, count in buckets().items() if count > buckets_before[le]]
+    return sample(f"{TOQ}_sum", **labels) - sum_before, handled_at[0] - published_at, min(grew)
+
+
+def test_time_on_queue_is_the_time_a_message_waited(core_config, publisher, monkeypatch):
+    """A message left HELD seconds on its queue is observed as having waited at least HELD
+    and no longer than until its handler ran, in the bucket that holds that value."""
+    read, waited, bucket = held_message_reading(core_config, publisher, monkeypatch, stamp_on_delivery=False)
+    assert HELD <= read <= waited + 0.05, f"time on queue read {read:.3f}s after {waited:.3f}s"
+    assert bucket == min(le for le in QUEUE_BUCKETS if read <= le)
+
+
+def test_control_timed_from_delivery_the_held_message_reads_about_zero(core_config, publisher, monkeypatch):
+    """Negative control: timed from its delivery, the same message reads about 0 and lands
+    in the lowest buckets, so the check above would fail."""
+    read, waited, bucket = held_message_reading(core_config, publisher, monkeypatch, stamp_on_delivery=True)
+    assert waited >= HELD and read < 0.5 and bucket < 1.0, (read, bucket)
