@@ -220,6 +220,24 @@ def test_leader_election_adds_its_own_lease_and_standby_replicas():
     assert default["spec"]["replicas"] == 1 and default["spec"]["strategy"] == {"type": "Recreate"}
 
 
+def test_expected_wait_seconds_switches_a_runner_to_the_wait_time_mode(monkeypatch):
+    """With mailer.autoscaling.expectedWaitSeconds the mailer's trigger is ExpectedWaitTime
+    (the autoscaler's parser accepts it); the stats runner, left at 0, keeps QueueLength.
+    KEDA has no such mode: asking for it with engine=keda fails the render, saying so."""
+    docs = render(mailer__autoscaling__expectedWaitSeconds="5", mailer__autoscaling__initialThroughput="8")
+    config = by_kind(docs, "ConfigMap")["r-offload-autoscaler"]
+    monkeypatch.setenv("OFFLOAD_MANAGEMENT_URL", "http://u:p@rabbitmq:15672")
+    specs = {s.name: s for s in parse_config(yaml.safe_load(config["data"]["autoscaler.yaml"]))}
+    [mailer], [stats] = specs["mailer"].triggers, specs["stats-runner"].triggers
+    assert (mailer.mode, mailer.value, mailer.initial_throughput) == ("ExpectedWaitTime", 5, 8.0)
+    assert (stats.mode, stats.value) == ("QueueLength", 1000)
+    keda = helm(
+        "template", "r", str(CHART), "--set", "autoscaling.engine=keda",
+        "--set", "mailer.autoscaling.expectedWaitSeconds=5",
+    )  # fmt: skip
+    assert keda.returncode != 0 and "expectedWaitSeconds needs autoscaling.engine=offload" in keda.stderr
+
+
 def test_the_rendered_autoscaler_config_is_accepted_by_the_autoscaler(monkeypatch):
     """The ConfigMap goes through the autoscaler's own parser, as at its start in the cluster."""
     config = by_kind(render(mailer__lanes="{high}"), "ConfigMap")["r-offload-autoscaler"]

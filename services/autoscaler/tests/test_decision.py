@@ -24,6 +24,7 @@ from offload_autoscaler.spec import (
     ScalingRules,
     parse_scaled_object,
 )
+from offload_autoscaler.wait_time import QueueFlow, Throughput
 
 HOST = "http://guest:guest@127.0.0.1:15672"
 
@@ -385,3 +386,58 @@ def test_a_success_resets_the_failure_count():
     loop.step(seen(20), 2)
     assert loop.state.failures == (0,)
     assert not loop.step([FAILED], 3).fallback  # one failure again: not past the threshold
+
+
+# -- ExpectedWaitTime (wait_time.py through decide) -------------------------------------------
+
+
+def wait_spec(**overrides):
+    metadata = {"mode": "ExpectedWaitTime", "value": "10", "initialThroughput": "10"}
+    return spec(metadata=metadata, maxReplicaCount=50, **overrides)
+
+
+def flowing(ready=0, unacked=0, publish=0.0, ack=0.0):
+    flow = QueueFlow(ready, unacked, publish, ack)
+    return [Observation(float(ready + unacked), unacked, flow=flow)]
+
+
+def test_expected_wait_time_asks_the_hpa_for_the_replicas_that_meet_the_target():
+    behavior = {
+        "scaleUp": {
+            "stabilizationWindowSeconds": 0,
+            "policies": [{"type": "Pods", "value": 100, "periodSeconds": 15}],
+        }
+    }
+    loop = Loop(wait_spec(advanced={"horizontalPodAutoscalerConfig": {"behavior": behavior}}), current=2)
+    # Saturated: 300 ready, 20/s arriving, 2 replicas settling 4/s each.
+    decision = loop.step(flowing(ready=300, unacked=20, publish=20.0, ack=8.0), 0)
+    assert decision.state.throughputs == (Throughput(4.0, measured=True),)
+    assert decision.desired == 13  # (20 + 300 / 10) / 4
+
+
+def test_expected_wait_time_keeps_its_estimate_between_polls():
+    loop = Loop(wait_spec(), current=2)
+    loop.step(flowing(ready=300, unacked=20, publish=20.0, ack=8.0), 0)
+    quiet = loop.step(flowing(ready=0, unacked=1, publish=1.0, ack=1.0), 1)
+    assert quiet.state.throughputs == (Throughput(4.0, measured=True),)
+
+
+def test_expected_wait_time_activates_on_an_arrival_rate_alone():
+    assert Loop(wait_spec(), current=0).step(flowing(publish=0.5), 0).desired == 1
+    assert Loop(wait_spec(), current=0).step(flowing(), 0).desired == 0
+
+
+def test_the_same_backlog_read_as_queue_length_asks_for_what_value_guesses():
+    """QueueLength with value 10 ("10 messages per replica") asks for 32 replicas for the
+    backlog the wait-time mode sizes at 13: the guess, not the throughput, decides."""
+    behavior = {
+        "scaleUp": {
+            "stabilizationWindowSeconds": 0,
+            "policies": [{"type": "Pods", "value": 100, "periodSeconds": 15}],
+        }
+    }
+    loop = Loop(
+        spec(maxReplicaCount=50, advanced={"horizontalPodAutoscalerConfig": {"behavior": behavior}}),
+        current=2,
+    )
+    assert loop.step(seen(320, unacked=20), 0).desired == 32

@@ -168,3 +168,41 @@ def test_each_process_gets_the_lowest_free_slot_in_its_env(tmp_path):
         )
     finally:
         pool.close(timeout=5)
+
+
+def test_expected_wait_time_sizes_the_pool_from_the_throughput_it_measures(
+    rabbitmq_broker, amqp_vhost, fill, tmp_path
+):
+    """ExpectedWaitTime on the real management API: a backlog of 90 at a 3 s target, with a
+    first guess of 100 messages/s per replica (one replica would do), is measured at about
+    10/s per replica (0.1 s per message) once the pool is saturated, which asks for more
+    runners; when the queue drains, the pool goes back to zero."""
+    fill(90)
+    metadata = {
+        "protocol": "http",
+        "mode": "ExpectedWaitTime",
+        "queueName": "t.work",
+        "value": "3",
+        "initialThroughput": "100",
+        "vhostName": amqp_vhost,
+        "host": rabbitmq_broker.management_url_with_credentials(),
+    }
+    spec = spec_for(
+        rabbitmq_broker, amqp_vhost, tmp_path, slow=0.1, triggers=[{"type": "rabbitmq", "metadata": metadata}]
+    )
+    with Running(spec) as running:
+        wait_for(lambda: running.replicas() >= 1, timeout=20, what="woken by the backlog")
+
+        def measured() -> bool:
+            estimate = running.controller.state.throughputs[0]
+            return estimate is not None and estimate.measured
+
+        wait_for(measured, timeout=30, what="a saturated poll measured the throughput")
+        estimate = running.controller.state.throughputs[0]
+        assert estimate is not None and 2.0 <= estimate.per_replica <= 30.0, estimate
+        done = tmp_path / "done.txt"
+        wait_for(
+            lambda: done.exists() and len(done.read_text().splitlines()) >= 90, timeout=60, what="all handled"
+        )
+        wait_for(lambda: running.replicas() == 0, timeout=30, what="back to zero after cooldown")
+    assert max(running.history) >= 2

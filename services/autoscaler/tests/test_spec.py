@@ -255,3 +255,12 @@ def test_an_inline_password_of_the_wrong_kind_is_not_shown():
         parse_scaled_object(GOOD | {"triggers": [{"type": "rabbitmq", "metadata": metadata}]}, "so")
     assert "password must be a non-empty string" in str(caught.value)
     assert "123456789" not in str(caught.value)
+
+
+def test_expected_wait_time_reads_its_initial_throughput_and_needs_the_management_api():
+    metadata = {"mode": "ExpectedWaitTime", "queueName": "q", "value": 5, "host": "http://h"}
+    [scaled] = parse_config(config(triggers=[{"type": "rabbitmq", "metadata": metadata}]))
+    assert (scaled.triggers[0].mode, scaled.triggers[0].initial_throughput) == ("ExpectedWaitTime", 1.0)
+    amqp = metadata | {"host": "amqp://h", "initialThroughput": "20"}
+    with pytest.raises(SpecError, match="mode ExpectedWaitTime needs protocol http"):
+        parse_config(config(triggers=[{"type": "rabbitmq", "metadata": amqp}]))

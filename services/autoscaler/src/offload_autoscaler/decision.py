@@ -19,7 +19,10 @@ Deliberate differences, each for a reason a user can check:
   and are unaffected; without one, "at most double, or 4" applies per poll;
 - KEDA keeps lastActiveTime in the ScaledObject status across restarts; this state lives in
   memory, so a target found running at the first poll waits out cooldownPeriod (or
-  initialCooldownPeriod if longer) before going to zero: a restart never cuts it at once.
+  initialCooldownPeriod if longer) before going to zero: a restart never cuts it at once;
+- one trigger mode KEDA does not have, ExpectedWaitTime (`wait_time.py`): its metric is the
+  replicas that keep a new message's wait under `value`, times `value`, so the HPA step
+  asks for exactly those; its throughput estimate is kept in the state between polls.
 
 No I/O here: the controller feeds in what it observed and applies what comes out.
 """
@@ -29,9 +32,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from offload_autoscaler import hpa
+from offload_autoscaler import hpa, wait_time
 from offload_autoscaler.hpa import Recommendation, ScaleEvent
 from offload_autoscaler.spec import ScaledObject, Trigger
+from offload_autoscaler.wait_time import QueueFlow, Throughput
 
 # Rate-limit periods are minutes at most; an hour of scale events is plenty.
 EVENT_HISTORY_SECONDS = 3600.0
@@ -41,12 +45,14 @@ EVENT_HISTORY_SECONDS = 3600.0
 class Observation:
     """One trigger's reading: `value` in the trigger's unit, or `error` if it could not be read.
 
-    `messages` is the queue depth beside a rate (MessageRate mode counts either for activation)."""
+    `messages` is the queue depth beside a rate (MessageRate mode counts either for activation);
+    `flow` is what ExpectedWaitTime reads (counts and rates)."""
 
     value: float | None
     unacked: int = 0
     error: str | None = None
     messages: float | None = None
+    flow: QueueFlow | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,8 @@ class State:
     recommendations: tuple[Recommendation, ...] | None = None
     # Changes the HPA step made (storeScaleEvent); KEDA's own 0 <-> 1 are not among them.
     scale_events: tuple[ScaleEvent, ...] = ()
+    # Per trigger: ExpectedWaitTime's throughput estimate (None for the other modes).
+    throughputs: tuple[Throughput | None, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -105,15 +113,42 @@ def fallback_replicas(spec: ScaledObject, current: int) -> int:
     return replicas
 
 
+@dataclass(frozen=True)
+class TriggerMetrics:
+    """Every trigger's metric, and what this reading leaves for the next one."""
+
+    metrics: list[TriggerMetric]
+    failures: tuple[int, ...]
+    throughputs: tuple[Throughput | None, ...]
+
+
+def wait_time_metric(
+    trigger: Trigger, flow: QueueFlow, previous: Throughput | None, current: int
+) -> tuple[TriggerMetric, Throughput]:
+    """ExpectedWaitTime's metric: the replicas needed (wait_time.py) times `value`."""
+    estimate = wait_time.updated_throughput(previous or Throughput(trigger.initial_throughput), flow, current)
+    needed = wait_time.replicas_needed(flow, estimate, trigger.value)
+    usage = hpa.milli(wait_time.metric_value(needed, trigger.value))
+    return TriggerMetric(usage, wait_time.is_active(flow, trigger.activation_value), None, False), estimate
+
+
 def trigger_metrics(
-    spec: ScaledObject, failures: Sequence[int], observations: Sequence[Observation], current: int
-) -> tuple[list[TriggerMetric], tuple[int, ...]]:
-    """KEDA's metric and activity per trigger (getScalerState + GetMetricsWithFallback), and
-    the failure counts after this reading."""
+    spec: ScaledObject, state: State, observations: Sequence[Observation], current: int
+) -> TriggerMetrics:
+    """KEDA's metric and activity per trigger (getScalerState + GetMetricsWithFallback), the
+    failure counts after this reading, and the throughput estimates."""
     metrics: list[TriggerMetric] = []
     counts: list[int] = []
+    throughputs: list[Throughput | None] = []
     for index, (trigger, observation) in enumerate(zip(spec.triggers, observations, strict=True)):
-        failed_before = failures[index] if index < len(failures) else 0
+        failed_before = state.failures[index] if index < len(state.failures) else 0
+        previous = state.throughputs[index] if index < len(state.throughputs) else None
+        throughputs.append(previous)
+        if observation.error is None and observation.flow is not None:
+            counts.append(0)
+            metric, throughputs[-1] = wait_time_metric(trigger, observation.flow, previous, current)
+            metrics.append(metric)
+            continue
         if observation.error is None and observation.value is not None:
             counts.append(0)
             usage = hpa.milli(observation.value)
@@ -129,7 +164,7 @@ def trigger_metrics(
             metrics.append(TriggerMetric(usage, True, None, True))
         else:
             metrics.append(TriggerMetric(None, False, error, False))
-    return metrics, tuple(counts)
+    return TriggerMetrics(metrics, tuple(counts), tuple(throughputs))
 
 
 def decide(
@@ -142,8 +177,9 @@ def decide(
     if state.replicas_at_start is None:
         state = replace(state, replicas_at_start=current)
 
-    metrics, failures = trigger_metrics(spec, state.failures, observations, current)
-    state = replace(state, failures=failures)
+    read = trigger_metrics(spec, state, observations, current)
+    metrics = read.metrics
+    state = replace(state, failures=read.failures, throughputs=read.throughputs)
     active = any(m.active for m in metrics)
     errors = [m.error for m in metrics if m.error is not None]
     fallback = any(m.fallback for m in metrics)

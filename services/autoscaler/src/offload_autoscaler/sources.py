@@ -15,6 +15,7 @@ import requests
 
 from offload_autoscaler.decision import Observation
 from offload_autoscaler.spec import Trigger
+from offload_autoscaler.wait_time import QueueFlow
 
 PAGE_SIZE = 500
 
@@ -34,6 +35,16 @@ def _number(item: dict[str, Any], *path: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ReadError(f"queue {item.get('name')!r}: field {'.'.join(path)} is {value!r}, not a number")
     return float(value)
+
+
+def _rate(item: dict[str, Any], stat: str) -> float:
+    """message_stats.<stat>_details.rate; 0 for a queue that never saw a message."""
+    if "message_stats" not in item and _number(item, "messages") == 0:
+        return 0.0
+    stats = item.get("message_stats")
+    if isinstance(stats, dict) and f"{stat}_details" not in stats and stat != "publish":
+        return 0.0  # no message settled yet: RabbitMQ adds the field with the first one
+    return _number(item, "message_stats", f"{stat}_details", "rate")
 
 
 def _aggregate(values: list[float], operation: str) -> float:
@@ -100,14 +111,18 @@ class ManagementApiSource:
             unacked = int(sum(_number(i, "messages_unacknowledged") for i in items))
             field = "messages_ready" if trigger.exclude_unacknowledged else "messages"
             depth = _aggregate([_number(i, field) for i in items], trigger.operation)
+            if trigger.mode == "ExpectedWaitTime":
+                # The queues a trigger matches are one pool of work for one Deployment.
+                flow = QueueFlow(
+                    ready=int(sum(_number(i, "messages_ready") for i in items)),
+                    unacked=unacked,
+                    publish_rate=sum(_rate(i, "publish") for i in items),
+                    ack_rate=sum(_rate(i, "ack") for i in items),
+                )
+                return Observation(float(flow.ready + flow.unacked), unacked, flow=flow)
             if trigger.mode != "MessageRate":
                 return Observation(depth, unacked)
-            rates = []
-            for item in items:
-                if "message_stats" not in item and _number(item, "messages") == 0:
-                    rates.append(0.0)  # a queue that never saw a publish has no stats yet
-                else:
-                    rates.append(_number(item, "message_stats", "publish_details", "rate"))
+            rates = [_rate(i, "publish") for i in items]
             # The depth travels with the rate: KEDA counts either for activation.
             return Observation(_aggregate(rates, trigger.operation), unacked, messages=depth)
         except ReadError as exc:

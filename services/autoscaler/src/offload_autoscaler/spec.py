@@ -211,7 +211,8 @@ class Trigger:
     scheme), exactly one of `queue_name` and `queue_regex` is set, and `host` carries the
     credentials (`username` and `password` are then None)."""
 
-    mode: str = key("mode", "QueueLength", choices=("QueueLength", "MessageRate"))
+    # ExpectedWaitTime: `value` is the seconds a message arriving now may wait (wait_time.py).
+    mode: str = key("mode", "QueueLength", choices=("QueueLength", "MessageRate", "ExpectedWaitTime"))
     value: float = key("value", minimum=0.000001)
     activation_value: float = key("activationValue", 0.0)
     protocol: str = key("protocol", "auto", choices=("auto", "http", "amqp"))
@@ -224,6 +225,8 @@ class Trigger:
     host: str = key("host", None, credential=True)
     username: str | None = key("username", None, credential=True)
     password: str | None = key("password", None, credential=True)
+    # ExpectedWaitTime: messages per second one replica settles, until the queue shows it.
+    initial_throughput: float = key("initialThroughput", 1.0, minimum=0.001)
 
     @classmethod
     def read(cls, reader: _Reader) -> Trigger:
@@ -251,9 +254,9 @@ class Trigger:
                     f"{path}.host must start with amqp://, amqps://, http:// or https:// "
                     "when protocol is auto (the default)"
                 )
-        if self.mode == "MessageRate" and protocol != "http":
+        if self.mode in ("MessageRate", "ExpectedWaitTime") and protocol != "http":
             raise SpecError(
-                f"{path}.mode MessageRate needs protocol http (the rate comes from the management API)"
+                f"{path}.mode {self.mode} needs protocol http (its rates come from the management API)"
             )
         queue_name, queue_regex = self.queue_name, None
         if not self.use_regex and queue_name is None:
