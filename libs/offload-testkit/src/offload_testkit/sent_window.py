@@ -40,6 +40,7 @@ def in_window(pid: int, sink: SmtpSink, store: redis.Redis) -> frozenset[str]:
     """Addresses of the frozen mailer's mails that the server has (committed, or received
     and about to be) and the store does not."""
     ports = smtp_ports(pid, sink.port)
+    sink.drain(ports)  # its last mail may still be on its way into the server
     last: dict[int, tuple[str, str]] = {}
     for received in sink.snapshot():
         if received.peer_port in ports:

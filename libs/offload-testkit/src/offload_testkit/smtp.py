@@ -35,6 +35,19 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from offload_testkit.processes import free_port
 
 
+def unread_bytes(server_port: int, client_ports: set[int]) -> int:
+    """Bytes the kernel holds, unread, on the server's IPv4 sockets from these client ports
+    (the rx_queue column of /proc/net/tcp)."""
+    total = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local_port = int(fields[1].rsplit(":", 1)[1], 16)
+        remote_port = int(fields[2].rsplit(":", 1)[1], 16)
+        if local_port == server_port and remote_port in client_ports:
+            total += int(fields[4].split(":")[1], 16)
+    return total
+
+
 @dataclasses.dataclass(frozen=True)
 class Received:
     """One accepted message: who it was for, its Message-ID, the client's port, when (monotonic)."""
@@ -121,6 +134,21 @@ class SmtpSink:
             self.messages.append(message)
             self.received.append(received)
         return "250 2.0.0 OK"
+
+    def drain(self, client_ports: set[int], timeout: float = 10.0) -> None:
+        """Wait until the server has read and handled everything these clients sent: no
+        bytes from them unread in the kernel, then two turns of the server's event loop
+        (a whole DATA already read is handled in one turn, up to its `pending` entry). A
+        frozen client's last mail may still sit in the socket when a busy machine looks."""
+        deadline = time.monotonic() + timeout
+        while unread_bytes(self.port, client_ports) > 0:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the SMTP sink left bytes from {sorted(client_ports)} unread")
+            time.sleep(0.01)
+        controller = self._controller
+        if controller is not None:
+            for _ in range(2):
+                asyncio.run_coroutine_threadsafe(asyncio.sleep(0), controller.loop).result(timeout)
 
     def start(self) -> SmtpSink:
         options: dict[str, Any] = {}
