@@ -12,9 +12,26 @@ from pathlib import Path
 import requests
 from port_for import get_port
 
+# Ports for the tests' servers, below the kernel's ephemeral range (32768 and up by default),
+# where outgoing connections take their source ports. Under pytest-xdist each worker draws
+# from a range of its own: a port one worker picked and whose server is still starting is
+# never picked by another.
+PORTS = (10000, 32000)
+
+
+def port_range(worker: str | None = None) -> tuple[int, int]:
+    """The ports of xdist worker `worker` ("gw0", "gw1", ...; default: this process's)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "") if worker is None else worker
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if not worker.startswith("gw") or count <= 1:
+        return PORTS
+    index = int(worker.removeprefix("gw"))
+    width = (PORTS[1] - PORTS[0]) // count
+    return (PORTS[0] + index * width, PORTS[0] + (index + 1) * width - 1)
+
 
 def free_port(*, other_than: list[int] | None = None) -> int:
-    port = get_port(None, other_than)
+    port = get_port(port_range(), other_than)
     assert port is not None
     return port
 
