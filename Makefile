@@ -191,6 +191,7 @@ chaos: system-deps venv
 
 bench-autoscaler: system-deps venv
 	$(WITH_RABBITMQ) $(BIN)/python bench/autoscaler.py
+	$(WITH_RABBITMQ) $(BIN)/python bench/autoscaler_modes.py
 
 # KEDA and our autoscaler on the same burst, one run (a kind cluster as the e2e suite's; builds KEDA once).
 bench-keda: system-deps venv k8s-tools kind-node-image
