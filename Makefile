@@ -117,7 +117,7 @@ check-deps:
 # The e2e suite: OFFLOAD_E2E_PROVIDER=kind|existing (default kind: a cluster of three nodes
 # from the node image built here, see docs/kind.md).
 e2e: system-deps venv k8s-tools kube-binaries
-	$(BIN)/pytest -p no:logging -m e2e tests/e2e
+	$(WITH_RABBITMQ) $(BIN)/pytest -p no:logging -m e2e tests/e2e
 
 # Images: BASE_IMAGE=python:3.11-slim-bookworm (the Dockerfiles' default) where a registry is
 # reachable; otherwise a Debian base built here with debootstrap (cached in /var/cache/offload).
@@ -157,7 +157,7 @@ release-local: k8s-tools release-tools images
 	@scripts/release-local.sh
 
 container-test: system-deps venv images
-	$(BIN)/pytest -p no:logging -m containers tests/containers
+	$(WITH_RABBITMQ) $(BIN)/pytest -p no:logging -m containers tests/containers
 
 # The whole stack under honcho (Procfile): services wait quietly for the broker, then one
 # "ready" block says where everything is. OFFLOAD_DEV_TRACING=on adds Jaeger (built once).

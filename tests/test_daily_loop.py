@@ -55,3 +55,14 @@ def test_the_pull_request_workflow_runs_make_check():
     assert "pull_request" in workflow[True]  # YAML 1.1 reads the key `on` as True
     steps = workflow["jobs"]["check"]["steps"]
     assert any("make check" in step.get("run", "") for step in steps)
+
+
+def test_every_make_target_that_runs_tests_gives_them_the_rabbitmq_tree():
+    """A test that starts a private broker runs RabbitMQ from the tree the Makefile names;
+    a target without it fell back to whatever RabbitMQ the host had (none on a new machine)."""
+    for target in ("check", "test", "e2e", "container-test"):
+        plan = subprocess.run(
+            ["make", "-n", target], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout
+        runs = [line for line in plan.splitlines() if "bin/pytest" in line]
+        assert runs and all("OFFLOAD_RABBITMQ_TREE=" in line for line in runs), (target, runs)

@@ -99,6 +99,11 @@ class PrivateBroker:
         return (self.tree / home.relative_to("/") if self.tree else home) / ".erlang.cookie"
 
     def start(self) -> None:
+        if self.tree is None and not Path(RABBITMQ_SERVER).exists():
+            raise RuntimeError(
+                "no RabbitMQ to run: set OFFLOAD_RABBITMQ_TREE=$(scripts/rabbitmq-tree.sh), as every "
+                "make target that runs tests does, or install rabbitmq-server on this host"
+            )
         # Nodes register with epmd; if the daemon went away with an earlier node's process
         # group, this node fails to boot with no_epmd_port. `epmd -daemon` is idempotent.
         subprocess.run(self.program("/usr/bin/epmd", "-daemon"), check=False)
