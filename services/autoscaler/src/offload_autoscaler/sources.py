@@ -37,13 +37,15 @@ def _number(item: dict[str, Any], *path: str) -> float:
     return float(value)
 
 
-def _rate(item: dict[str, Any], stat: str) -> float:
-    """message_stats.<stat>_details.rate; 0 for a queue that never saw a message."""
+def _rate(item: dict[str, Any], stat: str, *, added_on_first: bool = False) -> float:
+    """message_stats.<stat>_details.rate; 0 for a queue that never saw a message, and, when
+    RabbitMQ adds the field only with the first such event (`added_on_first`: acks), 0
+    while it is absent."""
     if "message_stats" not in item and _number(item, "messages") == 0:
         return 0.0
     stats = item.get("message_stats")
-    if isinstance(stats, dict) and f"{stat}_details" not in stats and stat != "publish":
-        return 0.0  # no message settled yet: RabbitMQ adds the field with the first one
+    if added_on_first and isinstance(stats, dict) and f"{stat}_details" not in stats:
+        return 0.0
     return _number(item, "message_stats", f"{stat}_details", "rate")
 
 
@@ -117,7 +119,7 @@ class ManagementApiSource:
                     ready=int(sum(_number(i, "messages_ready") for i in items)),
                     unacked=unacked,
                     publish_rate=sum(_rate(i, "publish") for i in items),
-                    ack_rate=sum(_rate(i, "ack") for i in items),
+                    ack_rate=sum(_rate(i, "ack", added_on_first=True) for i in items),
                 )
                 return Observation(float(flow.ready + flow.unacked), unacked, flow=flow)
             if trigger.mode != "MessageRate":
