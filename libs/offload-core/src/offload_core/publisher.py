@@ -45,7 +45,7 @@ from offload_core.contracts import Contracts, default_contracts
 from offload_core.envelope import MAX_BODY_BYTES, Envelope
 from offload_core.headers import LANE_HEADER
 from offload_core.outgoing import Confirmation, Confirms, Outbox, Outgoing, settle
-from offload_core.session import AmqpSession, SessionKeeper, SessionSetup
+from offload_core.session import AmqpSession, SessionKeeper, SessionOwner, SessionSetup
 from offload_core.topology import DEAD_EXCHANGE, EVENTS_EXCHANGE, RETRY_EXCHANGE, Topology, routing_key
 
 log = logging.getLogger("offload.publisher")
@@ -156,11 +156,10 @@ class Publisher:
             self._ioloop,
             nodes,
             setup,
+            SessionOwner(
+                "publisher", on_ready=self._on_ready, on_lost=self._on_lost, on_stopped=self._ioloop.stop
+            ),
             max_delay=self.config.reconnect_max_delay,
-            who="publisher",
-            on_ready=self._on_ready,
-            on_lost=self._on_lost,
-            on_stopped=self._ioloop.stop,
         )
         self._thread = threading.Thread(target=self._run, name=f"offload-{self.name}-io", daemon=True)
         self._thread.start()

@@ -38,7 +38,7 @@ from offload_core.contracts import ContractError, Contracts, default_contracts
 from offload_core.envelope import Envelope, decode
 from offload_core.headers import ENQUEUED_AT_HEADER, LANE_HEADER
 from offload_core.publisher import Publisher, PublishError
-from offload_core.session import AmqpSession, SessionKeeper, SessionSetup
+from offload_core.session import AmqpSession, SessionKeeper, SessionOwner, SessionSetup
 from offload_core.settlement import (
     Outcome,
     Park,
@@ -191,11 +191,10 @@ class Runner:
                 config.amqp_url, connection_name=f"{config.service_name}:runner", heartbeat=config.heartbeat
             ),
             SessionSetup(prefetch=config.prefetch, topology=config.topology_to_declare(topology)),
+            SessionOwner(
+                "runner", on_ready=self._start_consuming, on_lost=self._on_lost, on_stopped=self._ioloop.stop
+            ),
             max_delay=config.reconnect_max_delay,
-            who="runner",
-            on_ready=self._start_consuming,
-            on_lost=self._on_lost,
-            on_stopped=self._ioloop.stop,
         )
         self._pool: WorkerPool[_Delivery] = WorkerPool(
             self._work,

@@ -137,12 +137,24 @@ def attempt_on_demand(scheduled_at: float, last_attempt_at: float, min_interval:
     return min(scheduled_at, last_attempt_at + min_interval)
 
 
+@dataclass(frozen=True)
+class SessionOwner:
+    """Who a SessionKeeper keeps sessions for: its name in log lines ("runner",
+    "publisher") and what it hears: `on_ready(session)` for each ready session,
+    `on_lost(session, reason)` when one that was ready ends, and `on_stopped()` once,
+    after `stop()`."""
+
+    who: str
+    on_ready: Callable[[AmqpSession], None]
+    on_lost: Callable[[AmqpSession, Exception], None]
+    on_stopped: Callable[[], None]
+
+
 class SessionKeeper:
     """Keeps one session open for its owner until stopped.
 
-    The owner hears `on_ready(session)` for each ready session, `on_lost(session, reason)`
-    when one that was ready ends, and `on_stopped()` once, after `stop()`. Failed attempts
-    back off with jitter up to `max_delay`; the first failure and every tenth are logged.
+    Failed attempts back off with jitter up to `max_delay`; the first failure and every
+    tenth are logged.
     """
 
     def __init__(
@@ -150,12 +162,9 @@ class SessionKeeper:
         ioloop: IOLoop,
         nodes: BrokerNodes,
         setup: SessionSetup,
+        owner: SessionOwner,
         *,
         max_delay: float,
-        who: str,
-        on_ready: Callable[[AmqpSession], None],
-        on_lost: Callable[[AmqpSession, Exception], None],
-        on_stopped: Callable[[], None],
     ) -> None:
         self.current: AmqpSession | None = None
         self.failures = 0  # attempts failed since the last ready session
@@ -165,10 +174,7 @@ class SessionKeeper:
         self._nodes = nodes
         self._setup = setup
         self._max_delay = max_delay
-        self._who = who
-        self._on_ready = on_ready
-        self._on_lost = on_lost
-        self._on_stopped = on_stopped
+        self._owner = owner
         self._next: ScheduledAttempt | None = None
         self._last_attempt_at = 0.0
 
@@ -186,7 +192,7 @@ class SessionKeeper:
     def open(self) -> None:
         self._next = None
         if self.stopping:
-            self._on_stopped()
+            self._owner.on_stopped()
             return
         self._last_attempt_at = time.monotonic()
         self.current = AmqpSession(
@@ -206,7 +212,7 @@ class SessionKeeper:
         if self.current is not None and not self.current.is_closed:
             self.current.close()
         else:
-            self._on_stopped()
+            self._owner.on_stopped()
 
     def bring_forward(self, min_interval: float) -> None:
         """Someone waits on the broker: open the next session within `min_interval` of the
@@ -224,25 +230,25 @@ class SessionKeeper:
             return
         self.failures = 0
         self.last_error = None
-        self._on_ready(session)
+        self._owner.on_ready(session)
 
     def _closed(self, session: AmqpSession, reason: Exception) -> None:
         self.last_error = repr(reason)
         if session.was_ready:
-            self._on_lost(session, reason)
+            self._owner.on_lost(session, reason)
         if self.stopping:
-            self._on_stopped()
+            self._owner.on_stopped()
             return
         self.failures += 1
         delay = reconnect_delay(self.failures, self._max_delay)
         fields: dict[str, object] = {"reason": repr(reason), "broker": session.broker}
         fields["retry_in_s"] = round(delay, 2)
-        log = logging.getLogger(f"offload.{self._who}")
+        log = logging.getLogger(f"offload.{self._owner.who}")
         if session.was_ready:
-            log.warning(f"{self._who} lost the broker, reconnecting", extra={"fields": fields})
+            log.warning(f"{self._owner.who} lost the broker, reconnecting", extra={"fields": fields})
         elif worth_logging(self.failures):
             fields["attempts"] = self.failures
-            log.warning(f"{self._who} cannot reach the broker, reconnecting", extra={"fields": fields})
+            log.warning(f"{self._owner.who} cannot reach the broker, reconnecting", extra={"fields": fields})
         self._schedule(delay)
 
     def _schedule(self, delay: float) -> None:
