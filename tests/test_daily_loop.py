@@ -66,3 +66,21 @@ def test_every_make_target_that_runs_tests_gives_them_the_rabbitmq_tree():
         ).stdout
         runs = [line for line in plan.splitlines() if "bin/pytest" in line]
         assert runs and all("OFFLOAD_RABBITMQ_TREE=" in line for line in runs), (target, runs)
+
+
+def test_make_test_runs_the_timing_tests_alone_after_the_rest():
+    """`make test` runs most tests on two workers and the `timing` ones (a server held to a
+    deadline under load) afterwards in one process: between them, each test once. The
+    control is the same file collected without the expressions."""
+    plan = subprocess.run(["make", "-n", "test"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    runs = [shlex.split(line.split("&&")[-1]) for line in plan.splitlines() if "bin/pytest" in line]
+    assert len(runs) == 2, runs
+    parallel, alone = (words[words.index("-m") + 1] for words in runs)
+    assert "-n" in runs[0] and "-n" not in runs[1]
+    timed = "services/web/tests/test_slow_clients.py"
+    everything = collected(None, timed)
+    assert everything, "the control collected nothing"
+    assert collected(parallel, timed) == []
+    assert collected(alone, timed) == everything
+    assert collected(alone, "services/web/tests/test_app.py") == []
+    assert collected(parallel, "services/web/tests/test_app.py")

@@ -13,7 +13,7 @@ from offload_testkit.plugin import own_rabbitmq_broker
 
 GOOD = {"name": "Ada", "email": "ada@example.com", "fruit": "kiwi"}
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timing]
 # These tests restart or reconfigure the broker: a node of their own.
 rabbitmq_broker = own_rabbitmq_broker()
 

@@ -18,6 +18,8 @@ from offload_testkit.stack import Service, start_web
 
 from .conftest import web_env
 
+pytestmark = pytest.mark.timing
+
 WORKER_CONNECTIONS = 16
 THREADS = 4
 CROWD = 4 * WORKER_CONNECTIONS  # every connection slot taken four times over
