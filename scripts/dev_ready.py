@@ -82,6 +82,7 @@ def ready_message(seconds: float, tracing: bool, prometheus: bool) -> str:
         f"offload is ready ({seconds:.1f}s):",
         "  web          http://127.0.0.1:8000  (signup form; JSON API under /api/v1)",
         "  stats        http://127.0.0.1:8001/stats  (JSON under /api/v1/stats)",
+        "  welcome mail http://127.0.0.1:8001/api/v1/stats/welcome-delay  (signup to email, p50/p95)",
         f"  mail         {os.environ.get('OFFLOAD_MAILER_OUTBOX', '.state/outbox')}/*.eml",
         f"  broker       {MANAGEMENT}  (RabbitMQ management, guest/guest)",
     ]

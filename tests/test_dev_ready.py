@@ -45,7 +45,14 @@ def test_a_broker_that_never_comes_is_said_once(tmp_path):
 def test_the_ready_block_names_every_service_and_links_graphs_prometheus_accepts():
     message = dev_ready.ready_message(7.4, tracing=True, prometheus=True)
     assert message.startswith("offload is ready (7.4s):")
-    for where in ("http://127.0.0.1:8000", "http://127.0.0.1:8001/stats", "15672", "9090/alerts", "16686"):
+    for where in (
+        "http://127.0.0.1:8000",
+        "http://127.0.0.1:8001/stats",
+        "8001/api/v1/stats/welcome-delay",
+        "15672",
+        "9090/alerts",
+        "16686",
+    ):
         assert where in message
     links = [word for line in message.splitlines() for word in line.split() if "/graph?" in word]
     expressions = [

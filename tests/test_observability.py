@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from offload_stats import queries
 from offload_stats.store import SqliteStatsStore
 from offload_testkit.amqp import ready_count, wait_for
 from offload_testkit.prometheus import PrivatePrometheus, job
@@ -114,6 +115,11 @@ def test_time_on_queue_counts_every_message_and_every_dashboard_panel_has_data(s
         interval=0.5,
         what="stats counting 20 signups, 20 mails and 30 requests",
     )
+    # Each mail.sent carried its signup's acceptance time: stats' signup-to-mail delay counts
+    # all 20 (in the last two minutes, should the sends straddle one).
+    delays = queries.welcome_delays(counts, 2)
+    assert sum(minute.mails for minute in delays) == 20, delays
+    assert all(m.p95_seconds is not None and m.p95_seconds < 30 for m in delays if m.mails), delays
     # Consumed: 20 signups by the mailer; 40 messages by stats from stats.activity, and the 30
     # request reports in however many batches the two web workers sent (one per worker per
     # quarter second at most). The low lane took nothing; its series exists at 0 from the start.

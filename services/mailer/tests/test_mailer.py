@@ -39,6 +39,10 @@ def test_one_email_per_signup_with_both_parts_and_a_mail_sent_event(
     assert message.get_body(("plain",)) is not None and message.get_body(("html",)) is not None
     mail_sent = events(amqp_url, "mail.sent", expect=6)
     assert sorted(e["id"] for e in mail_sent) == sorted(f"mail.sent-{e.id}" for e in sent)
+    # Version 2: each carries its signup's acceptance time, for stats' signup-to-mail delay.
+    accepted = {f"mail.sent-{e.id}": e.occurred_at for e in sent}
+    assert {e["version"] for e in mail_sent} == {2}
+    assert {e["id"]: e["data"]["accepted_at"] for e in mail_sent} == accepted
 
 
 def test_4xx_then_ok_is_delivered_once_after_the_delay(mailers, stack_publisher, smtp_sink, amqp_url):

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import requests
 
+from offload_core.envelope import Envelope
 from offload_stats.api import create_app
 from offload_stats.counting import increments
 from offload_stats.store import SqliteStatsStore
@@ -22,8 +25,20 @@ def filled(tmp_path):
     store = SqliteStatsStore(str(path))
     events = [request_event("/<b>", "firefox"), request_event("/x", "curl"), request_event("/<b>", "curl")]
     events += [signup_accepted(fruit="kiwi"), signup_accepted(fruit="pear", lane="low")]
+    events += [welcome_sent("kiwi-1", after_seconds=3)]
     store.apply([increments(e) for e in events])
     return store, path
+
+
+def welcome_sent(signup_id: str, *, after_seconds: int) -> Envelope:
+    """A mail.sent v2 sent now for a signup accepted `after_seconds` earlier."""
+    now = time.time()
+
+    def iso(t: float) -> str:
+        return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    data = {"signup_id": signup_id, "fruit": "kiwi", "accepted_at": iso(now - after_seconds)}
+    return Envelope("mail.sent", data, version=2, occurred_at=iso(now))
 
 
 def test_summary_lists_and_timeseries(filled):
@@ -35,6 +50,17 @@ def test_summary_lists_and_timeseries(filled):
     assert client.get("/api/v1/stats/paths").json["items"][0] == {"path": "/<b>", "count": 2}
     series = client.get("/api/v1/stats/timeseries?metric=signups&minutes=5").json
     assert len(series["points"]) == 5 and series["points"][-1]["count"] == 2
+    delays = client.get("/api/v1/stats/welcome-delay?minutes=3").json
+    assert delays["minutes"] == 3 and len(delays["points"]) == 3
+    latest = delays["points"][-1]
+    # One mail 3 s after its signup: in the (2 s, 5 s] bucket, read by interpolation.
+    assert latest["mails"] == 1 and 2 < latest["p50_seconds"] <= latest["p95_seconds"] <= 5
+    assert delays["points"][0] == {
+        "minute": delays["points"][0]["minute"],
+        "mails": 0,
+        "p50_seconds": None,
+        "p95_seconds": None,
+    }
 
 
 @pytest.mark.parametrize(
@@ -49,6 +75,8 @@ def test_summary_lists_and_timeseries(filled):
         ("/api/v1/stats/timeseries?minutes=99999", "minutes"),
         ("/api/v1/stats/user-agents?limit=&limit=5", "limit"),
         ("/api/v1/stats/timeseries?metric=requests&metric=signups", "metric"),
+        ("/api/v1/stats/welcome-delay?minutes=0", "minutes"),
+        ("/api/v1/stats/welcome-delay?minutes=x", "minutes"),
     ],
 )
 def test_bad_parameters_are_problem_json_naming_the_parameter(filled, url, name):
@@ -95,6 +123,7 @@ def test_page_renders_under_gunicorn_with_escaped_labels_and_no_scripts(stats_ap
     assert "frame-ancestors 'none'" in policy and "script-src" not in policy
     assert f'<style nonce="{policy.split("nonce-")[1].split(chr(39))[0]}">' in page.text
     assert "/&lt;b&gt;" in page.text
+    assert "Signup to welcome email" in page.text and "1 mail, p50" in page.text
     assert requests.get(f"{stats_api}/api/v1/stats", timeout=5).json()["signups"]["total"] == 2
 
 

@@ -30,6 +30,9 @@ EMAILS = Counter(
 )
 
 
+# The mail.sent this mailer publishes; stats reads this version and the one before.
+MAIL_SENT_VERSION = 2
+
 # How long a worker waits on a twin's claim before handing the message back for later.
 CLAIM_WAIT_SECONDS = 2.0
 
@@ -112,18 +115,26 @@ class WelcomeMailer:
         # The duplicate window: a crash between the server's acceptance above and this write.
         self.store.mark_sent(signup_id)
         EMAILS.labels("sent").inc()
-        self._announce(
-            "mail.sent",
-            message,
-            {"signup_id": signup_id, "fruit": message.data["fruit"], "attempt": message.attempt},
-        )
+        self._announce_sent(message, attempt=message.attempt)
 
     def _skip_as_sent(self, message: Message) -> None:
         # A redelivery of a signup whose email went out: do not send again, but make sure
         # the mail.sent event exists (its id is derived, so stats counts it once).
         EMAILS.labels("duplicate_skipped").inc()
         log.info("already sent, skipping", extra={"fields": {"signup_id": message.id}})
-        self._announce("mail.sent", message, {"signup_id": message.id, "fruit": message.data["fruit"]})
+        self._announce_sent(message)
+
+    def _announce_sent(self, message: Message, *, attempt: int | None = None) -> None:
+        # Version 2 carries when the signup was accepted (its signup.created's time), so
+        # stats can show the time from signup to welcome email.
+        data = {
+            "signup_id": message.id,
+            "fruit": message.data["fruit"],
+            "accepted_at": message.envelope.occurred_at,
+        }
+        if attempt is not None:
+            data["attempt"] = attempt
+        self._announce("mail.sent", message, data, version=MAIL_SENT_VERSION)
 
     def _suppress(self, message: Message, holder: str) -> None:
         # Another signup holds the address: welcomed already, or being welcomed now (and if
@@ -159,7 +170,7 @@ class WelcomeMailer:
         self._announce("mail.failed", message, data)
         raise Park(reason)
 
-    def _announce(self, event_type: str, message: Message, data: dict) -> None:
+    def _announce(self, event_type: str, message: Message, data: dict, *, version: int = 1) -> None:
         # Deterministic id: a repeated announcement is the same event, de-duplicated downstream.
-        event = Envelope(event_type, data, id=derived_id(event_type, message.id))
+        event = Envelope(event_type, data, version=version, id=derived_id(event_type, message.id))
         self.publisher.publish(event, correlation_id=message.correlation_id)

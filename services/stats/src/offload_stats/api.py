@@ -93,6 +93,25 @@ def timeseries() -> Any:
     )
 
 
+@api.get("/api/v1/stats/welcome-delay")
+def welcome_delay() -> Any:
+    minutes = _int_param("minutes", 60, 1, 1440)
+    points = [
+        {
+            "minute": queries.minute_label(point.minute),
+            "mails": point.mails,
+            "p50_seconds": _rounded(point.p50_seconds),
+            "p95_seconds": _rounded(point.p95_seconds),
+        }
+        for point in queries.welcome_delays(current_store(), minutes)
+    ]
+    return jsonify({"minutes": minutes, "points": points})
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 3)
+
+
 @api.get("/openapi.json")
 def openapi() -> Any:
     from offload_stats.openapi import document
@@ -114,6 +133,7 @@ def stats_page() -> Any:
         paths=charts.bars(queries.top(current_store(), "path", 8)),
         requests=charts.columns(queries.timeseries(current_store(), "requests", 60)),
         signups=charts.columns(queries.timeseries(current_store(), "signups", 60)),
+        welcome=charts.delay_columns(queries.welcome_delays(current_store(), 60)),
     )
 
 

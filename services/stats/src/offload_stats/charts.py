@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+from offload_stats.welcome_delay import MinuteDelays
 
 
 @dataclass(frozen=True)
@@ -34,4 +37,33 @@ def columns(points: list[dict], width: float = 600.0, height: float = 120.0) -> 
     for i, point in enumerate(points):
         h = height * point["count"] / peak
         result.append(Column(point["minute"], point["count"], i * step, height - h, h))
+    return result
+
+
+@dataclass(frozen=True)
+class DelayColumn:
+    """One minute of welcome-email delays: a p95 column with the p50 column inside it."""
+
+    label: str
+    x: float
+    p95_y: float
+    p95_height: float
+    p50_y: float
+    p50_height: float
+
+
+def delay_columns(
+    points: Sequence[MinuteDelays], width: float = 600.0, height: float = 120.0
+) -> list[DelayColumn]:
+    peak = max((p.p95_seconds or 0.0 for p in points), default=0.0) or 1.0
+    step = width / max(len(points), 1)
+    result = []
+    for i, point in enumerate(points):
+        if point.p50_seconds is None or point.p95_seconds is None:
+            continue
+        p95 = height * point.p95_seconds / peak
+        p50 = height * point.p50_seconds / peak
+        mails = f"{point.mails} mail" + ("" if point.mails == 1 else "s")
+        label = f"{mails}, p50 {point.p50_seconds:.2f} s, p95 {point.p95_seconds:.2f} s"
+        result.append(DelayColumn(label, i * step, height - p95, p95, height - p50, p50))
     return result

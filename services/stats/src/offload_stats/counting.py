@@ -8,6 +8,7 @@ from datetime import datetime
 
 from offload_core.agents import bounded_family
 from offload_core.envelope import Envelope
+from offload_stats import welcome_delay
 
 # Time series kept per minute, by event type.
 SERIES_BY_TYPE = {
@@ -83,8 +84,12 @@ def increments(envelope: Envelope) -> Increments:
     else:
         raise ValueError(f"stats does not count {envelope.type}")
     minute = epoch_minute(envelope.occurred_at)
+    points: tuple[tuple[str, int, int], ...] = ((SERIES_BY_TYPE[envelope.type], minute, 1),)
+    if envelope.type == "mail.sent" and "accepted_at" in data:  # version 2 on
+        delay = welcome_delay.delay_seconds(data["accepted_at"], envelope.occurred_at)
+        points += ((welcome_delay.series_name(welcome_delay.bucket_of(delay)), minute, 1),)
     return Increments(
         dedupe_id(envelope),
         tuple((family, key, 1) for family, key in counters_of_one),
-        ((SERIES_BY_TYPE[envelope.type], minute, 1),),
+        points,
     )

@@ -39,6 +39,48 @@ def _list(key: str) -> dict[str, Any]:
     }
 
 
+def _minutes() -> dict[str, Any]:
+    return {
+        "name": "minutes",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 1, "maximum": 1440},
+    }
+
+
+def _welcome_delay() -> dict[str, Any]:
+    seconds = {"type": ["number", "null"], "minimum": 0}
+    point = {
+        "type": "object",
+        "required": ["minute", "mails", "p50_seconds", "p95_seconds"],
+        "properties": {
+            "minute": {"type": "string"},
+            "mails": {"type": "integer", "minimum": 0},
+            "p50_seconds": seconds,
+            "p95_seconds": seconds,
+        },
+    }
+    return {
+        "description": (
+            "Time from an accepted signup to its welcome email, per minute of sending, oldest"
+            " first: the mails that carried their signup's acceptance time, and the median and"
+            " 95th percentile of their delays (null in a minute without one)."
+        ),
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["minutes", "points"],
+                    "properties": {
+                        "minutes": {"type": "integer"},
+                        "points": {"type": "array", "items": point},
+                    },
+                }
+            }
+        },
+    }
+
+
 def document() -> dict[str, Any]:
     counts = {"type": "object", "additionalProperties": {"type": "integer"}}
     return {
@@ -112,12 +154,7 @@ def document() -> dict[str, Any]:
                             "required": False,
                             "schema": {"type": "string", "enum": list(SERIES)},
                         },
-                        {
-                            "name": "minutes",
-                            "in": "query",
-                            "required": False,
-                            "schema": {"type": "integer", "minimum": 1, "maximum": 1440},
-                        },
+                        _minutes(),
                     ],
                     "responses": {
                         "200": {
@@ -148,6 +185,13 @@ def document() -> dict[str, Any]:
                         },
                         "400": _PROBLEM,
                     },
+                }
+            },
+            "/api/v1/stats/welcome-delay": {
+                "get": {
+                    "operationId": "welcomeDelay",
+                    "parameters": [_minutes()],
+                    "responses": {"200": _welcome_delay(), "400": _PROBLEM},
                 }
             },
         },

@@ -6,7 +6,18 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from offload_stats import welcome_delay
 from offload_stats.store import StatsStore
+
+
+def _minutes(minutes: int, now: float | None) -> range:
+    """The last `minutes` epoch minutes, the current one included."""
+    last = int((now if now is not None else time.time()) // 60)
+    return range(last - minutes + 1, last + 1)
+
+
+def minute_label(minute: int) -> str:
+    return datetime.fromtimestamp(minute * 60, UTC).strftime("%Y-%m-%dT%H:%MZ")
 
 
 def summary(store: StatsStore) -> dict[str, Any]:
@@ -35,10 +46,19 @@ def timeseries(
     store: StatsStore, metric: str, minutes: int, now: float | None = None
 ) -> list[dict[str, Any]]:
     """One point per minute for the last `minutes` minutes (the current one included), zeros filled in."""
-    last = int((now if now is not None else time.time()) // 60)
-    first = last - minutes + 1
-    values = store.series(metric, first, last)
-    return [
-        {"minute": datetime.fromtimestamp(m * 60, UTC).strftime("%Y-%m-%dT%H:%MZ"), "count": values.get(m, 0)}
-        for m in range(first, last + 1)
+    window = _minutes(minutes, now)
+    values = store.series(metric, window[0], window[-1])
+    return [{"minute": minute_label(m), "count": values.get(m, 0)} for m in window]
+
+
+def welcome_delays(
+    store: StatsStore, minutes: int, now: float | None = None
+) -> list[welcome_delay.MinuteDelays]:
+    """Time from accepted signup to welcome email, per minute of sending, for the last
+    `minutes` minutes (the current one included)."""
+    window = _minutes(minutes, now)
+    buckets = [
+        store.series(welcome_delay.series_name(b), window[0], window[-1])
+        for b in range(welcome_delay.BUCKETS)
     ]
+    return [welcome_delay.summarize(m, [counts.get(m, 0) for counts in buckets]) for m in window]
