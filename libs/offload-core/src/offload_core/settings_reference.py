@@ -21,6 +21,7 @@ TABLES = (
     ("stats", "offload_stats.config", "StatsConfig"),
     ("stats API (gunicorn)", "offload_stats.config", "StatsServerConfig"),
     ("autoscaler", "offload_autoscaler.main", "AutoscalerSettings"),
+    ("external scaler (KEDA)", "offload_autoscaler.external_main", "ExternalScalerSettings"),
 )
 
 

@@ -120,6 +120,7 @@ class ManagementApiSource:
                     unacked=unacked,
                     publish_rate=sum(_rate(i, "publish") for i in items),
                     ack_rate=sum(_rate(i, "ack", added_on_first=True) for i in items),
+                    consumers=int(max(_number(i, "consumers") for i in items)),
                 )
                 return Observation(float(flow.ready + flow.unacked), unacked, flow=flow)
             if trigger.mode != "MessageRate":

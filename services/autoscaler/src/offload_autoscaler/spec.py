@@ -292,6 +292,12 @@ class Trigger:
         )
 
 
+def trigger_from_metadata(metadata: dict[str, Any], path: str = "metadata") -> Trigger:
+    """A trigger from its metadata alone (what KEDA hands an external scaler), checked as
+    in a ScaledObject; errors name the key under `path`."""
+    return read_declared(Trigger, _Reader(metadata, path)).validate(path)
+
+
 @dataclass(frozen=True)
 class _TriggerRef:
     """The keys around a trigger's metadata."""

@@ -53,6 +53,9 @@ class QueueFlow:
     unacked: int
     publish_rate: float  # messages per second, message_stats.publish_details.rate
     ack_rate: float  # messages per second, message_stats.ack_details.rate
+    # Consumers on the queue (the largest over the queues matched): the replicas, for the
+    # external scaler, which KEDA does not tell how many the target has.
+    consumers: int = 0
 
 
 @dataclass(frozen=True)
