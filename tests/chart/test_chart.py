@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from offload_autoscaler.external_scaler import trigger_of
 from offload_autoscaler.spec import parse_config
 from offload_testkit.k8s_tools import checkov, kubeconform_schema_locations, tool
 
@@ -222,8 +223,7 @@ def test_leader_election_adds_its_own_lease_and_standby_replicas():
 
 def test_expected_wait_seconds_switches_a_runner_to_the_wait_time_mode(monkeypatch):
     """With mailer.autoscaling.expectedWaitSeconds the mailer's trigger is ExpectedWaitTime
-    (the autoscaler's parser accepts it); the stats runner, left at 0, keeps QueueLength.
-    KEDA has no such mode: asking for it with engine=keda fails the render, saying so."""
+    (the autoscaler's parser accepts it); the stats runner, left at 0, keeps QueueLength."""
     docs = render(mailer__autoscaling__expectedWaitSeconds="5", mailer__autoscaling__initialThroughput="8")
     config = by_kind(docs, "ConfigMap")["r-offload-autoscaler"]
     monkeypatch.setenv("OFFLOAD_MANAGEMENT_URL", "http://u:p@rabbitmq:15672")
@@ -231,11 +231,55 @@ def test_expected_wait_seconds_switches_a_runner_to_the_wait_time_mode(monkeypat
     [mailer], [stats] = specs["mailer"].triggers, specs["stats-runner"].triggers
     assert (mailer.mode, mailer.value, mailer.initial_throughput) == ("ExpectedWaitTime", 5, 8.0)
     assert (stats.mode, stats.value) == ("QueueLength", 1000)
-    keda = helm(
-        "template", "r", str(CHART), "--set", "autoscaling.engine=keda",
-        "--set", "mailer.autoscaling.expectedWaitSeconds=5",
-    )  # fmt: skip
-    assert keda.returncode != 0 and "expectedWaitSeconds needs autoscaling.engine=offload" in keda.stderr
+    assert "r-offload-external-scaler" not in by_kind(docs, "Deployment")  # our autoscaler has the mode
+
+
+def test_with_keda_expected_wait_is_an_external_trigger_served_by_the_release():
+    """KEDA has no ExpectedWaitTime mode: the mailer's trigger is `type: external`, pointed at
+    the release's external scaler, with metadata the scaler itself accepts (its own parser)
+    and no credentials; the scaler reads the management URL from the broker's Secret. The
+    stats runner keeps KEDA's rabbitmq trigger. Control: without expectedWaitSeconds there is
+    no scaler and no external trigger."""
+    docs = render("keda-expected-wait-values.yaml")
+    objects = by_kind(docs, "ScaledObject")
+    [trigger] = objects["r-offload-mailer"]["spec"]["triggers"]
+    assert trigger["type"] == "external" and "authenticationRef" not in trigger
+    metadata = trigger["metadata"]
+    assert metadata["scalerAddress"] == f"r-offload-external-scaler.{NAMESPACE}.svc:9090"
+    accepted = trigger_of(metadata, "http://u:p@rabbitmq:15672")
+    assert (accepted.mode, accepted.value, accepted.initial_throughput) == ("ExpectedWaitTime", 5.0, 8.0)
+    assert accepted.queue_regex == r"^mailer\.signups\.(high|low)$"
+    [stats] = objects["r-offload-stats-runner"]["spec"]["triggers"]
+    assert stats["type"] == "rabbitmq"
+    scaler = by_kind(docs, "Deployment")["r-offload-external-scaler"]
+    [container] = scaler["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["offload-external-scaler"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["OFFLOAD_EXTERNAL_SCALER_MANAGEMENT_URL"]["valueFrom"] == {
+        "secretKeyRef": {"name": "r-offload-rabbitmq", "key": "monitoring-url"}
+    }
+    assert by_kind(docs, "Service")["r-offload-external-scaler"]["spec"]["ports"][0]["port"] == 9090
+    # Only KEDA's operator reaches the scaler's gRPC port; the scaler reaches the management API.
+    policies = by_kind(docs, "NetworkPolicy")
+    [grpc_in] = [
+        r for r in policies["r-offload-external-scaler"]["spec"]["ingress"] if r["ports"][0]["port"] == 9090
+    ]
+    assert grpc_in["from"][0]["podSelector"] == {"matchLabels": {"app": "keda-operator"}}
+    [management] = [
+        r
+        for r in policies["r-offload-rabbitmq"]["spec"]["ingress"]
+        if r["ports"] == [{"protocol": "TCP", "port": 15672}]
+    ]
+    components = [p.get("podSelector", {}).get("matchLabels", {}) for p in management["from"]]
+    assert {"app.kubernetes.io/component": "external-scaler"}.items() <= components[-1].items()
+    # Control: QueueLength through KEDA alone.
+    plain = render("keda-values.yaml")
+    assert "r-offload-external-scaler" not in by_kind(plain, "Deployment")
+    assert all(
+        t["type"] == "rabbitmq"
+        for o in by_kind(plain, "ScaledObject").values()
+        for t in o["spec"]["triggers"]
+    )
 
 
 def test_the_rendered_autoscaler_config_is_accepted_by_the_autoscaler(monkeypatch):

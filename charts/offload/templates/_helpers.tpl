@@ -360,3 +360,25 @@ a list of (name, queueRegex, autoscaling values).
     {{- toYaml . | nindent 4 }}
 {{- end }}
 {{- end }}
+
+{{/* "true" when KEDA drives a runner by expected wait: KEDA has no such mode, so the
+autoscaler image serves it as KEDA's external scaler (templates/keda/external-scaler.yaml). */}}
+{{- define "offload.externalScalerEnabled" -}}
+{{- if eq .Values.autoscaling.engine "keda" }}
+{{- range $runner := include "offload.scaledRunners" . | fromYamlArray }}
+{{- if gt ($runner.autoscaling.expectedWaitSeconds | default 0 | float64) 0.0 }}true{{ end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret and key holding the RabbitMQ management URL with the monitoring (or
+administrator) credentials: KEDA's TriggerAuthentication and the external scaler read it. */}}
+{{- define "offload.managementUrlSecretRef" -}}
+{{- if .Values.rabbitmq.builtin }}
+name: {{ include "offload.rabbitmqSecret" . }}
+key: {{ if include "offload.rabbitmqMonitoringUser" . }}monitoring-url{{ else }}management-url{{ end }}
+{{- else }}
+name: {{ .Values.rabbitmq.external.existingSecret }}
+key: {{ .Values.rabbitmq.external.managementUrlKey }}
+{{- end }}
+{{- end }}

@@ -149,6 +149,11 @@ def test_keda_calls_against_a_real_queue(scaler, amqp_url, amqp_vhost):
     stream = scaler.StreamIsActive(work, timeout=10)
     assert next(stream).result is True
     stream.cancel()
+    # StreamMetricSpec is KEDA's optional push of changed specs: UNIMPLEMENTED makes KEDA
+    # fall back to GetMetricSpec (ours never changes for given metadata).
+    with pytest.raises(grpc.RpcError) as unimplemented:
+        next(scaler.StreamMetricSpec(work, timeout=10))
+    assert unimplemented.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
 
 def test_unusable_metadata_and_unreadable_queues_are_errors_never_zero(scaler, amqp_vhost):

@@ -12,7 +12,9 @@ ExpectedWaitTime`, `value` in seconds, `activationValue`, `initialThroughput`,
   the HPA's `ceil(metric / target)` asks for exactly the replicas needed, through its own
   tolerance, behavior and [min, max];
 - IsActive (and StreamIsActive): `wait_time.is_active`; KEDA's executor then takes the
-  target between 0 and 1.
+  target between 0 and 1;
+- StreamMetricSpec is left unimplemented: the spec never changes for given metadata, and
+  KEDA falls back to GetMetricSpec on UNIMPLEMENTED.
 
 Differences from the in-process mode, each forced by the protocol:
 

@@ -10,13 +10,18 @@ from offload_stats.counting import SERIES
 _PROBLEM = problems.openapi_response("Invalid parameter")
 
 
-def _limit() -> dict[str, Any]:
+def _whole_number(name: str, maximum: int) -> dict[str, Any]:
+    """An optional query parameter: a whole number from 1 to `maximum`."""
     return {
-        "name": "limit",
+        "name": name,
         "in": "query",
         "required": False,
-        "schema": {"type": "integer", "minimum": 1, "maximum": 100},
+        "schema": {"type": "integer", "minimum": 1, "maximum": maximum},
     }
+
+
+def _limit() -> dict[str, Any]:
+    return _whole_number("limit", 100)
 
 
 def _list(key: str) -> dict[str, Any]:
@@ -40,12 +45,7 @@ def _list(key: str) -> dict[str, Any]:
 
 
 def _minutes() -> dict[str, Any]:
-    return {
-        "name": "minutes",
-        "in": "query",
-        "required": False,
-        "schema": {"type": "integer", "minimum": 1, "maximum": 1440},
-    }
+    return _whole_number("minutes", 1440)
 
 
 def _welcome_delay() -> dict[str, Any]:
