@@ -57,8 +57,6 @@ def welcome_delays(
     """Time from accepted signup to welcome email, per minute of sending, for the last
     `minutes` minutes (the current one included)."""
     window = _minutes(minutes, now)
-    buckets = [
-        store.series(welcome_delay.series_name(b), window[0], window[-1])
-        for b in range(welcome_delay.BUCKETS)
-    ]
-    return [welcome_delay.summarize(m, [counts.get(m, 0) for counts in buckets]) for m in window]
+    names = [welcome_delay.series_name(b) for b in range(welcome_delay.BUCKETS)]
+    buckets = store.series_many(names, window[0], window[-1])
+    return [welcome_delay.summarize(m, [buckets[name].get(m, 0) for name in names]) for m in window]

@@ -43,6 +43,11 @@ class StatsStore(Protocol):
 
     def series(self, name: str, first_minute: int, last_minute: int) -> dict[int, int]: ...
 
+    def series_many(
+        self, names: Sequence[str], first_minute: int, last_minute: int
+    ) -> dict[str, dict[int, int]]:
+        """Several series over the same minutes in one read: name -> minute -> value."""
+
     def ping(self) -> bool: ...
 
 
@@ -142,12 +147,21 @@ class SqliteStatsStore:
         return dict(rows)
 
     def series(self, name: str, first_minute: int, last_minute: int) -> dict[int, int]:
+        return self.series_many([name], first_minute, last_minute)[name]
+
+    def series_many(
+        self, names: Sequence[str], first_minute: int, last_minute: int
+    ) -> dict[str, dict[int, int]]:
+        found: dict[str, dict[int, int]] = {name: {} for name in names}
+        marks = ", ".join("?" * len(names))
         with self._lock:
             rows = self._db.execute(
-                "SELECT minute, value FROM series WHERE name = ? AND minute BETWEEN ? AND ?",
-                (name, first_minute, last_minute),
+                f"SELECT name, minute, value FROM series WHERE name IN ({marks}) AND minute BETWEEN ? AND ?",
+                (*names, first_minute, last_minute),
             ).fetchall()
-        return dict(rows)
+        for name, minute, value in rows:
+            found[name][minute] = value
+        return found
 
     def ping(self) -> bool:
         with self._lock:
@@ -215,15 +229,22 @@ class RedisStatsStore:
         return {str(k): int(v) for k, v in self._redis.hgetall(self._prefix + "c:" + family).items()}
 
     def series(self, name: str, first_minute: int, last_minute: int) -> dict[int, int]:
+        return self.series_many([name], first_minute, last_minute)[name]
+
+    def series_many(
+        self, names: Sequence[str], first_minute: int, last_minute: int
+    ) -> dict[str, dict[int, int]]:
+        """One pipeline: an HMGET per series and day."""
         by_day: dict[int, list[int]] = {}
         for minute in range(first_minute, last_minute + 1):
             by_day.setdefault(series_day(minute), []).append(minute)
+        reads = [(name, minutes) for name in names for minutes in by_day.values()]
         pipeline = self._redis.pipeline(transaction=False)
-        for day, minutes in by_day.items():
-            pipeline.hmget(f"{self._prefix}ts:{name}:{day}", [str(m) for m in minutes])
-        found: dict[int, int] = {}
-        for minutes, values in zip(by_day.values(), pipeline.execute(), strict=True):
-            found.update({m: int(v) for m, v in zip(minutes, values, strict=True) if v is not None})
+        for name, minutes in reads:
+            pipeline.hmget(f"{self._prefix}ts:{name}:{series_day(minutes[0])}", [str(m) for m in minutes])
+        found: dict[str, dict[int, int]] = {name: {} for name in names}
+        for (name, minutes), values in zip(reads, pipeline.execute(), strict=True):
+            found[name].update({m: int(v) for m, v in zip(minutes, values, strict=True) if v is not None})
         return found
 
     def ping(self) -> bool:
