@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from offload_testkit import processes
 from offload_testkit.processes import PORTS, free_port, port_range
 
 
@@ -33,3 +34,23 @@ def test_control_one_process_draws_from_the_whole_range(monkeypatch):
     monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
     monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT", raising=False)
     assert port_range() == PORTS
+
+
+def test_a_port_is_not_handed_out_twice_before_its_server_takes_it(monkeypatch):
+    """Every pick is free when made; nothing binds them here, as in a cluster whose nodes'
+    ports are all picked before any node starts. In a range of 40 ports, 40 picks are all
+    different. The control forgets each pick at once: the same 40 picks then repeat some
+    (40 random draws from 40 ports: all distinct has a chance of 40!/40**40, about 1e-16)."""
+    monkeypatch.setattr(processes, "port_range", lambda: (PORTS[0], PORTS[0] + 39))
+    picks = [free_port() for _ in range(40)]
+    assert len(set(picks)) == 40
+    monkeypatch.setattr(processes, "_HANDED_OUT", _Forgetful())
+    forgetful = [free_port() for _ in range(40)]
+    assert len(set(forgetful)) < 40
+
+
+class _Forgetful(list):
+    """A handed-out record that keeps nothing."""
+
+    def append(self, _port: int) -> None:
+        pass

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -30,9 +32,18 @@ def port_range(worker: str | None = None) -> tuple[int, int]:
     return (PORTS[0] + index * width, PORTS[0] + (index + 1) * width - 1)
 
 
+# Ports this process handed out lately. A port is free when picked but taken only once its
+# server starts: a test that picks several (a broker cluster: four per node, all picked
+# before any node starts) could otherwise be handed the same free port twice.
+_HANDED_OUT: deque[int] = deque(maxlen=1024)
+_HANDING_OUT = threading.Lock()
+
+
 def free_port(*, other_than: list[int] | None = None) -> int:
-    port = get_port(port_range(), other_than)
-    assert port is not None
+    with _HANDING_OUT:
+        port = get_port(port_range(), [*_HANDED_OUT, *(other_than or [])])
+        assert port is not None
+        _HANDED_OUT.append(port)
     return port
 
 
